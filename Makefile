@@ -1,0 +1,30 @@
+# Two commands for a fresh machine with Python >= 3.11 and make:
+#   make demo   - builds .venv on first use, then runs the nightly merge on the shipped demo returns
+#   make test   - builds .venv on first use, then runs the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m pipeline demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline tests benchmarks tools
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py --files 15 200 2000
+
+clean:
+	rm -rf $(VENV) outbox/*.xlsx outbox/*.json outbox/history outbox/templates outbox/feedback demo/inbox

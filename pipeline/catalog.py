@@ -1,0 +1,363 @@
+"""The plan catalog and the department registry, loaded from the YAML files under schemas/.
+
+The catalog is the plan tree (基本目標 → 施策の方向性 → 施策 → 事業) and the assignments: every
+(事業, 担当課) pair that reports a rating, with the office that returns it. Nothing here knows the
+size of the R6 plan: a larger plan is a larger YAML file. A broken file raises CatalogError
+naming the file and the entry.
+
+    >>> cat = load_catalog("R6")
+    >>> cat.projects["31-34"].label, cat.projects["10"].measure_code
+    ('31～34', '(3)②')
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import CatalogError
+from pipeline.normalize import CIRCLED, RATINGS, department_key, parse_project
+
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+@dataclass(frozen=True)
+class Goal:
+    number: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Direction:
+    goal: int
+    number: int
+    name: str
+
+    @property
+    def code(self) -> str:
+        return f"({self.number})"
+
+
+@dataclass(frozen=True)
+class Measure:
+    goal: int
+    direction: int
+    number: int
+    name: str
+
+    @property
+    def code(self) -> str:
+        return f"({self.direction}){CIRCLED[self.number - 1]}"
+
+
+@dataclass(frozen=True)
+class Project:
+    key: str  # "9", or "31-34" for a group reported as one row
+    label: str  # as printed: "9", "31～34"
+    name: str
+    content: str
+    goal: int
+    direction: int
+    measure: int
+    order: int
+
+    @property
+    def measure_code(self) -> str:
+        return f"({self.direction}){CIRCLED[self.measure - 1]}"
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        first, _, last = self.key.partition("-")
+        return tuple(range(int(first), int(last or first) + 1))
+
+
+@dataclass(frozen=True)
+class Assignment:
+    project: str  # Project.key
+    department: str  # 担当課 as published
+    office: str  # the office that receives and returns the template for it
+    order: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.project, self.department)
+
+
+@dataclass(frozen=True)
+class Office:
+    name: str
+    aliases: tuple[str, ...] = ()
+    senders: tuple[str, ...] = ()
+
+
+@dataclass
+class Catalog:
+    path: Path
+    year: str  # "R6"
+    year_label: str  # "令和6年度"
+    year_western: int  # 2024
+    plan: str
+    title: str
+    ratings: dict[str, str]
+    rating_note: str
+    goals: list[Goal]
+    directions: list[Direction]
+    measures: list[Measure]
+    projects: dict[str, Project]
+    assignments: list[Assignment]
+    offices: dict[str, Office]
+    routes: dict[str, str]
+    version: str = ""
+    _by_number: dict[int, str] = field(default_factory=dict, repr=False)
+    _office_keys: dict[str, str] = field(default_factory=dict, repr=False)
+
+    # Look-ups -------------------------------------------------------------------------
+
+    def project_for(self, value: object) -> Project | None:
+        """The project a 事業No. cell names: 9, "９", "31～34"; a single number inside a group
+        (e.g. 32) is not accepted, because the group reports as one row."""
+        key = parse_project(value)
+        return self.projects.get(key) if key else None
+
+    def measure_of(self, project: Project) -> Measure:
+        return next(
+            m
+            for m in self.measures
+            if (m.goal, m.direction, m.number) == (project.goal, project.direction, project.measure)
+        )
+
+    def assignments_of(self, project_key: str) -> list[Assignment]:
+        return [a for a in self.assignments if a.project == project_key]
+
+    def assignments_for_office(self, office: str) -> list[Assignment]:
+        return [a for a in self.assignments if a.office == office]
+
+    def office_named(self, text: str) -> str | None:
+        """The canonical office for a name or alias, in any width or spacing."""
+        return self._office_keys.get(department_key(text))
+
+    def office_for_label(self, text: str) -> str | None:
+        """The office that answers for a 担当課 text, by the registry's rule (see departments.yaml)."""
+        key = department_key(text)
+        for label, office in self.routes.items():
+            if department_key(label) == key:
+                return office
+        m = re.fullmatch(r"\((.+)\)", key)
+        if m:
+            return self.office_named(m[1])
+        m = re.fullmatch(r"(.+?)\((.+)\)", key)
+        if m:
+            return self.office_named(m[1]) or self.office_named(m[2])
+        return self.office_named(key)
+
+    def match_assignment(self, project_key: str, text: str) -> tuple[Assignment | None, str]:
+        """Find the assignment a row's 担当課 means.
+
+        Returns (assignment, how): how is "exact", "normalised" (same text but for width or
+        spacing), "office" (the office's own name where the plan prints e.g. 地域福祉課(関係各課)),
+        "not-assigned" (a known office that has no assignment for the project) or "unknown".
+        """
+        candidates = self.assignments_of(project_key)
+        key = department_key(text)
+        for a in candidates:
+            if a.department == text:
+                return a, "exact"
+        for a in candidates:
+            if department_key(a.department) == key:
+                return a, "normalised"
+        office = self.office_for_label(text)
+        if office is None:
+            return None, "unknown"
+        by_office = [a for a in candidates if a.office == office]
+        if len(by_office) == 1:
+            return by_office[0], "office"
+        return None, "not-assigned"
+
+    def suggest_departments(self, text: str, limit: int = 3) -> list[str]:
+        """The nearest known office names and 担当課 texts, for an error message."""
+        names = list(self.offices) + sorted({a.department for a in self.assignments})
+        keyed = {department_key(n): n for n in names}
+        close = difflib.get_close_matches(department_key(text), list(keyed), n=limit, cutoff=0.4)
+        return [keyed[k] for k in close]
+
+    def goal_of(self, project_key: str) -> int:
+        return self.projects[project_key].goal
+
+
+def _require(mapping: Any, key: str, path: Path, entry: str, kind: type = str) -> Any:
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise CatalogError(path, entry, f"'{key}' がありません。")
+    value = mapping[key]
+    if kind is str and not (isinstance(value, str) and value.strip()):
+        raise CatalogError(path, entry, f"'{key}' は空でない文字列にしてください(今は {value!r})。")
+    if kind is int and not (isinstance(value, int) and value > 0):
+        raise CatalogError(path, entry, f"'{key}' は正の整数にしてください(今は {value!r})。")
+    if kind is list and not (isinstance(value, list) and value):
+        raise CatalogError(path, entry, f"'{key}' は1件以上のリストにしてください。")
+    return value
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogError(path, "ファイル", "ファイルが見つかりません。") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CatalogError(path, "ファイル", f"YAML として読めません: {exc}") from None
+
+
+def load_registry(path: Path) -> tuple[dict[str, Office], dict[str, str]]:
+    data = _read_yaml(path)
+    offices: dict[str, Office] = {}
+    for i, entry in enumerate(_require(data, "offices", path, "offices", list)):
+        name = _require(entry, "name", path, f"offices[{i}]")
+        if name in offices:
+            raise CatalogError(path, f"offices[{i}] {name}", "同じ課が2回登録されています。")
+        aliases = tuple(entry.get("aliases") or ())
+        senders = tuple(str(s).lower() for s in entry.get("senders") or ())
+        offices[name] = Office(name, aliases, senders)
+    routes = dict((data or {}).get("routes") or {})
+    for label, office in routes.items():
+        if office not in offices:
+            raise CatalogError(path, f"routes.{label}", f"課「{office}」は offices にありません。")
+    return offices, routes
+
+
+def load_catalog(year: str = "R6", schemas_dir: Path | None = None) -> Catalog:
+    """Load and check `schemas/plan-<year>.yaml` with `schemas/departments.yaml`."""
+    return _load(year.upper(), (schemas_dir or SCHEMAS_DIR).resolve())
+
+
+@cache
+def _load(year: str, schemas_dir: Path) -> Catalog:
+    path = schemas_dir / f"plan-{year.lower()}.yaml"
+    offices, routes = load_registry(schemas_dir / "departments.yaml")
+    data = _read_yaml(path)
+    fy = _require(data, "fiscal_year", path, "fiscal_year", dict)
+    if _require(fy, "code", path, "fiscal_year").upper() != year:
+        raise CatalogError(path, "fiscal_year.code", f"ファイル名の年度 {year} と一致しません。")
+    ratings = _require(data, "ratings", path, "ratings", dict)
+    if sorted(ratings) != list(RATINGS):
+        raise CatalogError(path, "ratings", "評価基準は A・B・C・D の4つを定義してください。")
+
+    catalog = Catalog(
+        path=path,
+        year=year,
+        year_label=_require(fy, "label", path, "fiscal_year"),
+        year_western=_require(fy, "western", path, "fiscal_year", int),
+        plan=_require(data, "plan", path, "plan"),
+        title=str(data.get("title") or data["plan"]),
+        ratings={k: str(v) for k, v in ratings.items()},
+        rating_note=str(data.get("rating_note") or ""),
+        goals=[],
+        directions=[],
+        measures=[],
+        projects={},
+        assignments=[],
+        offices=offices,
+        routes=routes,
+    )
+    for name, office in offices.items():
+        for alias in (name, *office.aliases):
+            catalog._office_keys[department_key(alias)] = name
+
+    def numbered(items: list[Any], entry: str) -> None:
+        numbers = [_require(x, "number", path, f"{entry}[{i}]", int) for i, x in enumerate(items)]
+        if numbers != list(range(1, len(items) + 1)):
+            raise CatalogError(path, entry, f"番号は 1 から順に付けてください(今は {numbers})。")
+
+    goals = _require(data, "goals", path, "goals", list)
+    numbered(goals, "goals")
+    for g in goals:
+        gentry = f"基本目標 {g['number']}"
+        catalog.goals.append(Goal(g["number"], _require(g, "name", path, gentry)))
+        directions = _require(g, "directions", path, gentry, list)
+        numbered(directions, f"{gentry} の施策の方向性")
+        for d in directions:
+            dentry = f"{gentry} ({d['number']})"
+            catalog.directions.append(Direction(g["number"], d["number"], _require(d, "name", path, dentry)))
+            measures = _require(d, "measures", path, dentry, list)
+            numbered(measures, f"{dentry} の施策")
+            if len(measures) > len(CIRCLED):
+                raise CatalogError(path, dentry, f"施策は {len(CIRCLED)} までです。")
+            for m in measures:
+                measure = Measure(g["number"], d["number"], m["number"], _require(m, "name", path, dentry))
+                mentry = f"{gentry} {measure.code}"
+                catalog.measures.append(measure)
+                for p in _require(m, "projects", path, mentry, list):
+                    _add_project(catalog, p, measure, path, mentry)
+    if not catalog.assignments:
+        raise CatalogError(path, "goals", "担当課の割り当てが1件もありません。")
+    catalog._by_number = {n: p.key for p in catalog.projects.values() for n in p.numbers}
+    catalog.version = _version(data, catalog)
+    return catalog
+
+
+def _add_project(catalog: Catalog, p: Any, measure: Measure, path: Path, mentry: str) -> None:
+    raw = _require(p, "number", path, mentry, object)
+    key = parse_project(raw)
+    pentry = f"事業No.{raw}"
+    if key is None:
+        raise CatalogError(path, pentry, "事業No. は数字か 31～34 のような範囲にしてください。")
+    if key in catalog.projects:
+        raise CatalogError(path, pentry, "同じ事業No. が2回あります。")
+    project = Project(
+        key=key,
+        label=key.replace("-", "～"),
+        name=_require(p, "name", path, pentry),
+        content=_require(p, "content", path, pentry),
+        goal=measure.goal,
+        direction=measure.direction,
+        measure=measure.number,
+        order=len(catalog.projects),
+    )
+    for n in project.numbers:
+        if any(n in q.numbers for q in catalog.projects.values()):
+            raise CatalogError(path, pentry, f"事業No.{n} が他の事業と重なっています。")
+    catalog.projects[key] = project
+    seen: set[str] = set()
+    for i, a in enumerate(_require(p, "assignments", path, pentry, list)):
+        dept = _require(a, "department", path, f"{pentry} assignments[{i}]")
+        if dept in seen:
+            raise CatalogError(path, f"{pentry} {dept}", "同じ担当課が2回あります。")
+        seen.add(dept)
+        office = a.get("office") or catalog.office_for_label(dept)
+        if office not in catalog.offices:
+            near = "、".join(catalog.suggest_departments(dept)) or "なし"
+            raise CatalogError(
+                path,
+                f"{pentry} {dept}",
+                f"返送する課が分かりません。departments.yaml に課を登録するか office: を書いてください"
+                f"(近い名前: {near})。",
+            )
+        catalog.assignments.append(Assignment(key, dept, office, len(catalog.assignments)))
+
+
+def _version(data: Any, catalog: Catalog) -> str:
+    """A hash of what templates depend on: the plan tree and who returns what.
+
+    Documentation fields (repairs, notes) are left out, so editing a note does not invalidate
+    the templates already sent out.
+    """
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in ("repairs", "notes")}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    payload = {
+        "plan": strip(data),
+        "offices": [(a.project, a.department, a.office) for a in catalog.assignments],
+    }
+    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]

@@ -1,0 +1,332 @@
+"""Data problems as values: `Issue`, the registry of issue codes, and per-file reports.
+
+Pure data, no file I/O and no pandas. Every stage builds Issues through `make_issue`, so
+each code has exactly one severity and one Japanese message template, and the README's
+code table is tested against `CODES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Code:
+    """One stable issue code: its severity, a short Japanese title and a message template."""
+
+    severity: str
+    title: str
+    template: str
+    level: str = "row"  # "row": excludes one row; "file": rejects the file; "note": informs only
+
+
+# Issue code registry. Codes are contracts (other tools read them): never rename one.
+# Templates use str.format fields; unknown fields render as-is (see make_issue).
+CODES: dict[str, Code] = {
+    # --- validation of a returned workbook (issue 3) --------------------------------
+    "rating-invalid": Code(
+        ERROR,
+        "事業評価が不正",
+        "事業評価「{value}」は使えません。A・B・C・D のいずれか1文字を選んでください"
+        "(A ほぼ達成 / B ある程度達成・要改善 / C 大きな課題 / D 未実施)。",
+    ),
+    "required-missing": Code(
+        ERROR, "必須項目が空欄", "「{column}」が空欄です。この欄は必ず記入してください。"
+    ),
+    "project-unknown": Code(
+        ERROR,
+        "事業No.が計画にない",
+        "事業No.「{value}」は計画にありません。テンプレートに印刷された事業No.(1～47、または 31～34)"
+        "をそのまま使ってください。",
+    ),
+    "measure-invalid": Code(
+        ERROR,
+        "施策No.を読み取れない",
+        "施策No.「{value}」を読み取れません。(1)② のように、施策の方向性の番号と施策の丸数字で記入してください。",
+    ),
+    "measure-mismatch": Code(
+        ERROR,
+        "施策No.が事業と合わない",
+        "施策No.「{value}」は事業No.{project} の施策({expected})と一致しません。"
+        "施策No.を {expected} に直すか、事業No.を確認してください。",
+    ),
+    "assignment-unknown": Code(
+        ERROR,
+        "担当課が事業に割り当てられていない",
+        "担当課「{value}」は事業No.{project} の担当ではありません。{hint}",
+    ),
+    "department-unknown": Code(
+        ERROR,
+        "担当課名が登録にない",
+        "担当課「{value}」は課の一覧にありません。{hint}",
+    ),
+    "duplicate-row": Code(
+        ERROR,
+        "同じ事業・担当課の行が重複",
+        "事業No.{project}・担当課「{value}」の行がこのファイルに2回以上あります({first} 行目と重複)。"
+        "1行にまとめてください。",
+    ),
+    "catalog-cell-changed": Code(
+        ERROR,
+        "テンプレートの印刷済みセルが変更された",
+        "このセルは計画から印刷された欄で、変更できません(元の値「{expected}」、今の値「{value}」)。"
+        "元に戻すか、新しいテンプレートに記入し直してください。",
+    ),
+    "template-mismatch": Code(
+        ERROR,
+        "別年度・別課・旧版のテンプレート",
+        "このテンプレートは {found} 用です(今回は {expected})。地域福祉課から配布された今年度のテンプレートに"
+        "記入し直してください。",
+        level="file",
+    ),
+    "header-not-found": Code(
+        ERROR,
+        "見出し行が見つからない",
+        "どのシートにも評価表の見出し(施策No.・事業No.・担当課・事業評価 など)が見つかりません。"
+        "配布したテンプレートに記入して送ってください。",
+        level="file",
+    ),
+    "column-missing": Code(
+        ERROR,
+        "必要な列がない",
+        "シート「{sheet}」に「{column}」の列がありません。列を削除せず、テンプレートのまま送ってください。",
+        level="file",
+    ),
+    "column-extra": Code(
+        WARNING,
+        "使わない列",
+        "列「{value}」は評価表の列ではないため読み飛ばしました。",
+    ),
+    "office-mismatch": Code(
+        ERROR,
+        "他の課の行",
+        "担当課「{value}」の行は {office} のテンプレートには含まれません。{value} の分は担当の課から提出してください。",
+    ),
+    "text-too-long": Code(
+        ERROR,
+        "文字数が多すぎる",
+        "「{column}」が {length:,} 文字あります。Excel の1セルの上限 32,767 文字以内にしてください。",
+    ),
+    "value-normalised": Code(
+        WARNING,
+        "表記を直して読み込んだ",
+        "「{value}」を「{normalised}」として読み込みました。次回からは「{normalised}」と記入してください。",
+    ),
+    "no-rows": Code(
+        ERROR,
+        "評価の行がない",
+        "シートに評価の行がありません。テンプレートの各行に記入して送ってください。",
+        level="file",
+    ),
+    "file-unreadable": Code(
+        ERROR,
+        "ファイルを読めない",
+        "ファイルをブックとして読めません({detail})。Excel で開けることを確認し、.xlsx 形式で保存し直して"
+        "送ってください。",
+        level="file",
+    ),
+    # --- merge (issue 4) ---------------------------------------------------------------
+    "row-superseded": Code(
+        WARNING,
+        "新しい提出で置き換え",
+        "事業No.{project}・担当課「{value}」の評価は、より新しいファイル「{newer}」の内容で置き換えました。",
+        level="note",
+    ),
+    "row-kept-older": Code(
+        WARNING,
+        "新しい行に誤りがあるため前回の値を使用",
+        "事業No.{project}・担当課「{value}」は新しいファイルの行に誤りがあるため、前回受理した"
+        "「{older}」の値を集約に使っています。誤りを直して再提出してください。",
+        level="note",
+    ),
+}
+
+FILE_STATUSES = ("accepted", "partial", "rejected", "superseded", "ignored")
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in one place. `cell` is an Excel address such as "G12"."""
+
+    code: str
+    severity: str
+    message: str
+    file: str = ""
+    sheet: str = ""
+    cell: str = ""
+    column: str = ""
+    value: str = ""
+    row: int | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
+
+    @property
+    def is_file_level(self) -> bool:
+        return CODES[self.code].level == "file"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class _Fields(dict[str, Any]):
+    """str.format_map mapping that leaves unknown fields visible instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def make_issue(
+    code: str,
+    *,
+    file: str = "",
+    sheet: str = "",
+    cell: str = "",
+    column: str = "",
+    value: object = "",
+    row: int | None = None,
+    **fields: Any,
+) -> Issue:
+    """Build an Issue from the registry: severity and message come from `CODES[code]`.
+
+    >>> make_issue("required-missing", sheet="記入シート", cell="F5", column="事業評価").message
+    '「事業評価」が空欄です。この欄は必ず記入してください。'
+    """
+    spec = CODES[code]
+    text = "" if value is None else str(value)
+    shown = text if len(text) <= 60 else text[:57] + "…"
+    values = _Fields(fields, value=shown, column=column, sheet=sheet, file=file, cell=cell)
+    values.setdefault("hint", "")
+    return Issue(
+        code=code,
+        severity=spec.severity,
+        message=spec.template.format_map(values),
+        file=file,
+        sheet=sheet,
+        cell=cell,
+        column=column,
+        value=shown,
+        row=row,
+    )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One valid evaluation: a (project, 担当課) assignment with the department's answer."""
+
+    project: str  # catalog project key: "9" or "31-34"
+    department: str  # the assignment's 担当課 as published in the catalog
+    result: str  # 事業実績・評価理由
+    rating: str  # A, B, C or D
+    outlook: str  # 今後の事業計画・展望
+    file: str = ""  # the FileReport name it came from
+    sheet: str = ""
+    row: int = 0
+    received: str = ""  # ISO 8601 time of the file (mtime, or the e-mail's Date)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.project, self.department)
+
+
+@dataclass
+class FileReport:
+    """What one input file gave: its status, its valid rows and its issues."""
+
+    name: str  # as shown to people: "file.xlsx" or "mail.eml › file.xlsx"
+    path: str = ""
+    status: str = "accepted"
+    issues: list[Issue] = field(default_factory=list)
+    rows: list[Evaluation] = field(default_factory=list)
+    office: str = ""  # receiving office, from template metadata or the rows
+    received: str = ""  # ISO 8601 time used for newest-wins
+    sha256: str = ""
+    sender: str = ""
+    subject: str = ""
+    kind: str = ""  # "template", "table" (a non-template workbook), "" when not read
+    # offices whose rows the file holds (a template: its office; a table: one or several)
+    offices: set[str] = field(default_factory=set)
+    # (sheet, excel row) of each row excluded by an error → the (project, 担当課) it was for
+    excluded: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.is_error]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if not i.is_error]
+
+    def settle_status(self) -> None:
+        """Derive the status from the issues: a file-level error rejects, row errors make it partial."""
+        if self.status in ("ignored", "superseded"):
+            return
+        if any(i.is_error and i.is_file_level for i in self.issues) or (
+            self.errors and not self.rows
+        ):
+            self.status = "rejected"
+            self.rows = []
+        elif self.errors:
+            self.status = "partial"
+        else:
+            self.status = "accepted"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "status": self.status,
+            "office": self.office,
+            "received": self.received,
+            "sha256": self.sha256,
+            "sender": self.sender,
+            "subject": self.subject,
+            "rows": len(self.rows),
+            "issues": [
+                {
+                    "code": i.code,
+                    "severity": i.severity,
+                    "sheet": i.sheet,
+                    "cell": i.cell,
+                    "column": i.column,
+                    "value": i.value,
+                    "message": i.message,
+                }
+                for i in self.issues
+            ],
+        }
+
+
+@dataclass
+class ValidationReport:
+    """The result of validating a set of files: one FileReport per file, in input order."""
+
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def issues(self) -> list[Issue]:
+        return [i for f in self.files for i in f.issues]
+
+    @property
+    def valid(self) -> bool:
+        return not any(i.is_error for i in self.issues)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.valid else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {s: sum(1 for f in self.files if f.status == s) for s in FILE_STATUSES}
+        return {
+            "valid": self.valid,
+            "errors": sum(1 for i in self.issues if i.is_error),
+            "warnings": sum(1 for i in self.issues if not i.is_error),
+            "statuses": counts,
+            "files": [f.to_dict() for f in self.files],
+        }
