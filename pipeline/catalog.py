@@ -25,8 +25,7 @@ import yaml
 
 from pipeline.errors import CatalogError
 from pipeline.normalize import CIRCLED, RATINGS, department_key, parse_project
-
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+from schemas import SCHEMAS_DIR
 
 
 @dataclass(frozen=True)

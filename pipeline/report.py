@@ -130,6 +130,219 @@ CODES: dict[str, Code] = {
         "送ってください。",
         level="file",
     ),
+    # --- e-mail intake (issue 6) -------------------------------------------------------
+    "email-no-attachment": Code(
+        ERROR,
+        "メールに Excel ファイルがない",
+        "メールに Excel ファイルが添付されていません{detail}。評価表(.xlsx)を添付したメールを"
+        "保存し直すか、添付ファイルだけを受付フォルダに置いてください。",
+        level="file",
+    ),
+    "email-unreadable": Code(
+        ERROR,
+        "メールを読めない",
+        "「{value}」をメールとして読めません({detail})。メールソフトから .eml または .msg 形式で"
+        "保存し直すか、添付の Excel ファイルだけを受付フォルダに置いてください。",
+        level="file",
+    ),
+    "email-date-missing": Code(
+        WARNING,
+        "メールの送信日時が読めない",
+        "メールの送信日時を読み取れません({detail})。代わりにファイルの更新日時を受信日時として"
+        "使います。同じ課から複数の提出がある場合は、どれが最新か確認してください。",
+        level="note",
+    ),
+    "zip-unsafe": Code(
+        ERROR,
+        "安全に開けない ZIP ファイル",
+        "ZIP ファイル「{value}」は安全に開けないため読み込みませんでした({detail})。"
+        "Excel ファイルを圧縮せずにそのまま添付して送り直してください。",
+        level="file",
+    ),
+    "zip-unreadable": Code(
+        ERROR,
+        "ZIP ファイルを読めない",
+        "ZIP ファイル「{value}」を開けません({detail})。ファイルが壊れている可能性があります。"
+        "Excel ファイルを圧縮せずにそのまま添付して送り直してください。",
+        level="file",
+    ),
+    "zip-encrypted": Code(
+        ERROR,
+        "パスワード付き ZIP",
+        "ZIP ファイル「{value}」はパスワード付きのため開けません({detail})。パスワードを付けずに、"
+        "Excel ファイルをそのまま添付して送り直してください。",
+        level="file",
+    ),
+    "zip-no-workbook": Code(
+        ERROR,
+        "ZIP に Excel ファイルがない",
+        "ZIP ファイル「{value}」の中に Excel ファイルがありません{detail}。評価表(.xlsx)を入れて"
+        "送り直してください。",
+        level="file",
+    ),
+    # --- hostile inputs: the gate (issue 5) ---
+    # File-level codes come from pipeline.gate (before any parser runs) and pipeline.sandbox;
+    # the cell-/row- codes are raised by the reader from the gate's SheetFacts.
+    "file-empty": Code(
+        ERROR,
+        "ファイルが空",
+        "ファイルの中身が空(0 バイト)です。保存が終わってから、もう一度ファイルを添付して送ってください。",
+        level="file",
+    ),
+    "file-too-large": Code(
+        ERROR,
+        "ファイルが大きすぎる",
+        "ファイルが大きすぎます({detail})。不要なシート・画像・空の行を削除して保存し直して送ってください。",
+        level="file",
+    ),
+    "file-not-workbook": Code(
+        ERROR,
+        "Excel ブックではない",
+        "このファイルは Excel ブックではありません({detail})。ファイル名を .xlsx に変えるだけでは変換されません。"
+        "Excel で開き、「名前を付けて保存」で「Excel ブック (*.xlsx)」を選んで保存し直してください。",
+        level="file",
+    ),
+    "file-corrupt": Code(
+        ERROR,
+        "ファイルが壊れている",
+        "ファイルが壊れています({detail})。送信の途中で壊れた可能性があります。元のファイルが Excel で開けることを"
+        "確認し、Excel で .xlsx 形式で保存し直してから、もう一度添付して送ってください。",
+        level="file",
+    ),
+    "file-zip-bomb": Code(
+        ERROR,
+        "展開後の大きさが異常",
+        "ファイルの中身を展開すると異常に大きくなります({detail})。データのない行・列や不要なシートを削除し、"
+        "Excel で .xlsx 形式で保存し直して送ってください。",
+        level="file",
+    ),
+    "file-too-many-members": Code(
+        ERROR,
+        "ファイル内部の部品が多すぎる",
+        "ファイル内部の部品が多すぎます({detail})。不要なシート・画像を削除し、Excel で .xlsx 形式で保存し直して"
+        "送ってください。",
+        level="file",
+    ),
+    "file-bad-member-name": Code(
+        ERROR,
+        "ファイル内部に不正な名前",
+        "ファイルの内部に Excel が作らない不正な名前があります({detail})。このファイルは使えません。"
+        "元のブックを Excel で開き、.xlsx 形式で保存し直して送ってください。",
+        level="file",
+    ),
+    "file-unsafe-xml": Code(
+        ERROR,
+        "危険な記述を含む",
+        "ファイルに Excel が作らない危険な記述(DTD・外部参照の宣言)があります({detail})。このファイルは使えません。"
+        "元のブックを Excel で開き、.xlsx 形式で保存し直して送ってください。",
+        level="file",
+    ),
+    "file-encrypted": Code(
+        ERROR,
+        "パスワード付きファイル",
+        "ファイルにパスワードが設定されているため読めません。パスワードを外したコピーを送ってください"
+        "(Excel の「ファイル」→「情報」→「ブックの保護」→「パスワードを使用して暗号化」でパスワードを消して保存)。",
+        level="file",
+    ),
+    "file-legacy-xls": Code(
+        ERROR,
+        "古い Excel 形式(.xls)",
+        "古い Excel 形式(.xls)のファイルです。Excel で開き、「名前を付けて保存」で「Excel ブック (*.xlsx)」を"
+        "選んで保存し直して送ってください。",
+        level="file",
+    ),
+    "file-xlsb": Code(
+        ERROR,
+        "Excel バイナリ形式(.xlsb)",
+        "Excel バイナリ形式(.xlsb)のファイルです。Excel で開き、「名前を付けて保存」で「Excel ブック (*.xlsx)」を"
+        "選んで保存し直して送ってください。",
+        level="file",
+    ),
+    "sheet-too-large": Code(
+        ERROR,
+        "シートが大きすぎる",
+        "シート「{sheet}」が大きすぎるため読み込めません({detail})。離れた場所のセル、書式だけが設定された空の行・列、"
+        "不要なデータを削除して保存し直して送ってください。",
+        level="file",
+    ),
+    "reader-crashed": Code(
+        ERROR,
+        "読み込み処理が異常終了",
+        "ファイルの読み込み中に処理が異常終了しました({detail})。Excel で開いて .xlsx 形式で保存し直して"
+        "送ってください。それでも同じ場合は地域福祉課に連絡してください。",
+        level="file",
+    ),
+    "file-vanished": Code(
+        ERROR,
+        "処理中にファイルが消えた",
+        "ファイルが処理の途中で消えたか、読めなくなりました({detail})。受付フォルダを確認し、必要ならもう一度"
+        "送ってもらってください。",
+        level="file",
+    ),
+    "file-macros": Code(
+        WARNING,
+        "マクロを含む",
+        "ファイルにマクロ(VBA など)が含まれています。マクロは実行せず、セルの値だけを読み込みました。"
+        "次回はマクロを含まない Excel ブック (*.xlsx) で保存して送ってください。",
+        level="note",
+    ),
+    "content-hidden": Code(
+        WARNING,
+        "非表示のシート",
+        "シート「{sheet}」が非表示({value})になっています。見えない内容は確認漏れの原因になるため、"
+        "不要なら削除し、必要なら再表示して保存してください。",
+        level="note",
+    ),
+    "external-links": Code(
+        WARNING,
+        "ほかのブックへのリンク",
+        "ほかのブックへのリンク(外部参照)が含まれています。リンク先は開かず、保存されていた値だけを読み込みました。"
+        "値として貼り付けてリンクを解除してから送ってください。",
+        level="note",
+    ),
+    "cell-dde": Code(
+        ERROR,
+        "外部プログラムを起動する数式",
+        "セル {cell} に外部プログラムを起動する数式(DDE)「{value}」があります。この数式を削除し、"
+        "値を直接入力して送ってください。",
+    ),
+    "cell-formula": Code(
+        WARNING,
+        "数式の計算結果を使用",
+        "セル {cell} は数式です。保存されていた計算結果「{value}」を値として読み込みました。",
+    ),
+    "cell-formula-no-cache": Code(
+        ERROR,
+        "数式に計算結果がない",
+        "セル {cell} の数式に計算結果が保存されていません。Excel で開いて値として貼り付けて保存し直してください。",
+    ),
+    "cell-error-value": Code(
+        ERROR,
+        "エラー値",
+        "セル {cell} がエラー値「{value}」になっています。数式や参照先を直して、正しい値にしてから送ってください。",
+    ),
+    "cell-uncalculated": Code(
+        WARNING,
+        "数式の結果が未計算の可能性",
+        "このファイルは Excel 以外のソフト({value})で作成・保存されているため、セル {cell} などの数式の計算結果が"
+        "古いか 0 のままの可能性があります。Excel で開いて保存し直すか、値として貼り付けて送ってください。",
+    ),
+    "cell-merged": Code(
+        WARNING,
+        "結合セル",
+        "セル {cell} は結合セル({value})の一部です。結合を解除し、それぞれのセルに値を入力してください。",
+    ),
+    "row-hidden": Code(
+        WARNING,
+        "非表示の行",
+        "シート「{sheet}」の {value} 行目が非表示になっています。非表示の行も読み込みましたので、再表示して"
+        "内容を確認してください。",
+    ),
+    "cell-control-chars": Code(
+        WARNING,
+        "制御文字を削除",
+        "セル {cell} に見えない制御文字があったため、取り除いて読み込みました。",
+    ),
     # --- merge (issue 4) ---------------------------------------------------------------
     "row-superseded": Code(
         WARNING,

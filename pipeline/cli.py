@@ -1,0 +1,254 @@
+"""The `pipeline` command: a thin click shell over pipeline.runner.
+
+Each command parses options, calls one library function, renders its report and exits with a
+code that follows from it. Heavy imports (pandas, pandera, openpyxl, xlsxwriter) happen inside
+the commands, so `pipeline --help` stays fast.
+
+Exit codes: 0 no errors, 1 errors found in the inputs, 2 usage error, 3 could not run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.errors import PipelineError
+from pipeline.settings import DEFAULT_FILE, Settings, load_settings
+
+STATUS_JA = {
+    "accepted": "受理",
+    "partial": "一部受理",
+    "rejected": "不受理",
+    "superseded": "置換済",
+    "ignored": "対象外",
+}
+SEVERITY_JA = {"error": "エラー", "warning": "警告"}
+
+
+class CommandFailed(click.ClickException):
+    """A PipelineError shown to the user: Japanese message, exit code 3."""
+
+    exit_code = 3
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"エラー: {self.message}", err=True)
+
+
+def _settings(ctx: click.Context, **options: Any) -> Settings:
+    try:
+        return load_settings(ctx.obj.get("settings")).with_options(**options)
+    except PipelineError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
+def _progress(label: str) -> Any:
+    """A progress bar on a terminal for long inboxes; nothing when output is redirected (cron)."""
+
+    def wrap(files: Iterable[Path]) -> Iterable[Path]:
+        files = list(files)
+        if len(files) < 30 or not sys.stderr.isatty():
+            return files
+        return _bar(files, label)
+
+    return wrap
+
+
+def _bar(files: list[Path], label: str) -> Iterable[Path]:
+    with click.progressbar(files, label=label, file=sys.stderr, show_pos=True) as bar:
+        yield from bar
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--settings",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"設定ファイル(既定: カレントフォルダーの {DEFAULT_FILE})。",
+)
+@click.version_option(package_name="welfare-plan-pipeline")
+@click.pass_context
+def cli(ctx: click.Context, settings: Path | None) -> None:
+    """地域福祉計画 評価表の配布・検証・集約ツール。
+
+    \b
+    毎年の流れ:
+      1. templates  担当課ごとの記入テンプレートを作る
+      2. (各課が記入してメールで返送 → inbox/ に保存)
+      3. validate   返送ファイルを点検し、差し戻し用の写しを作る
+      4. merge      inbox/ の全ファイルを集約ブックにまとめる(毎晩)
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["settings"] = settings
+
+
+@cli.command()
+@click.option("--year", default=None, help="年度コード(既定: 設定ファイル、R6)。")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="出力フォルダー(既定: outbox/templates)。")
+@click.option("--deadline", default=None, help="提出期限 YYYY-MM-DD(記入要領に印刷)。")
+@click.pass_context
+def templates(ctx: click.Context, year: str | None, out: Path | None, deadline: str | None) -> None:
+    """担当課ごとの記入テンプレート(.xlsx)を作ります。
+
+    \b
+    例: python -m pipeline templates --year R6 --deadline 2025-05-30
+    """
+    from pipeline.runner import run_templates
+
+    s = _settings(ctx, year=year, deadline=deadline)
+    target = out or s.outbox / "templates"
+    try:
+        paths = run_templates(s, target)
+    except PipelineError as exc:
+        raise CommandFailed(str(exc)) from None
+    for p in paths:
+        click.echo(f"作成: {p}")
+    click.echo(f"{len(paths)} 課分のテンプレートを {target} に作成しました。")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--year", default=None, help="年度コード(既定: 設定ファイル、R6)。")
+@click.option("--json", "as_json", is_flag=True, help="結果を JSON で出力します(ライブラリの戻り値と同じ)。")
+@click.option("--feedback", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="差し戻し用の写しの出力先(既定: outbox/feedback)。")
+@click.option("--no-feedback", is_flag=True, help="差し戻し用の写しを作りません。")
+@click.pass_context
+def validate(ctx: click.Context, paths: tuple[Path, ...], year: str | None, as_json: bool,
+             feedback: Path | None, no_feedback: bool) -> None:
+    """返送されたファイル(フォルダーは中まで)を点検します。
+
+    \b
+    例: python -m pipeline validate inbox/ --feedback outbox/feedback
+    終了コード: 0 エラーなし(警告のみ可) / 1 エラーあり / 2 使い方の誤り / 3 実行できない
+    """
+    from pipeline.runner import run_validate
+
+    s = _settings(ctx, year=year)
+    folder = None if no_feedback else (feedback or s.outbox / "feedback")
+    try:
+        report, written = run_validate(list(paths), s, folder, _progress("点検中"))
+    except PipelineError as exc:
+        raise CommandFailed(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_files(report.files))
+        if written:
+            click.echo(f"\n差し戻し用の写し {len(written)} 件: {folder}")
+    ctx.exit(report.exit_code)
+
+
+@cli.command()
+@click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="受信フォルダー(既定: 設定ファイル、inbox)。")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="出力フォルダー(既定: 設定ファイル、outbox)。")
+@click.option("--year", default=None, help="年度コード(既定: 設定ファイル、R6)。")
+@click.pass_context
+def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str | None) -> None:
+    """受信フォルダーの全ファイルを点検し、集約ブックにまとめます(毎晩の処理)。
+
+    \b
+    例: python -m pipeline merge --inbox inbox --outbox outbox
+    終了コード: 0 全て正常 / 1 一部のファイルにエラー / 2 使い方の誤り / 3 実行できない(実行中・書込不可など)
+    """
+    from pipeline.runner import run_merge
+
+    s = _settings(ctx, inbox=inbox, outbox=outbox, year=year)
+    try:
+        run = run_merge(s, _progress("読み込み中"))
+    except PipelineError as exc:
+        raise CommandFailed(str(exc)) from None
+    click.echo(render_merge(run))
+    ctx.exit(run.exit_code)
+
+
+@cli.command()
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="出力フォルダー(既定: outbox)。")
+@click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), default=Path("demo/inbox"),
+              show_default=True, help="デモ用の返送ファイルを置くフォルダー。")
+@click.pass_context
+def demo(ctx: click.Context, outbox: Path | None, inbox: Path) -> None:
+    """デモ: テンプレートを作り、公表済みの令和6年度実績で各課の返送を再現して集約します。
+
+    \b
+    例: python -m pipeline demo
+    """
+    from pipeline.runner import run_demo
+
+    s = _settings(ctx, outbox=outbox)
+    try:
+        run = run_demo(s, inbox, _progress("読み込み中"))
+    except PipelineError as exc:
+        raise CommandFailed(str(exc)) from None
+    click.echo(render_merge(run))
+    ctx.exit(run.exit_code)
+
+
+# --- Rendering ---------------------------------------------------------------------------------
+
+
+def render_files(files: list[Any]) -> str:
+    """One line per file with its status, then a table of issues (file, sheet, cell, code, message)."""
+    lines = []
+    for f in files:
+        counts = f"行 {len(f.rows)}" + (f"、エラー {len(f.errors)}" if f.errors else "") + (
+            f"、警告 {len(f.warnings)}" if f.warnings else ""
+        )
+        lines.append(f"{f.status:<10} {STATUS_JA.get(f.status, f.status)}\t{f.name}\t({counts})")
+    issues = [(f.name, i) for f in files for i in f.issues]
+    if issues:
+        lines.append("")
+        lines.append("ファイル\tシート\tセル\tコード\t重要度\t内容")
+        for name, i in issues:
+            lines.append(f"{name}\t{i.sheet}\t{i.cell}\t{i.code}\t{SEVERITY_JA[i.severity]}\t{i.message}")
+    return "\n".join(lines)
+
+
+def render_merge(run: Any) -> str:
+    """The one-screen Japanese summary at the end of a merge."""
+    r = run.report
+    st = r["statuses"]
+    lines = [
+        f"{run.catalog.year_label} {run.catalog.plan} 集約結果",
+        f"ファイル: 受理 {st['accepted']} / 一部受理 {st['partial']} / 不受理 {st['rejected']}"
+        f" / 置換済 {st['superseded']} / 対象外 {st['ignored']}",
+        f"評価行: {r['rows']} / {r['assignments']}(エラー {r['errors']} 件、警告 {r['warnings']} 件)",
+    ]
+    for goal in run.catalog.goals:
+        c = r["goals"][str(goal.number)]
+        lines.append(f"  基本目標{goal.number} {goal.name}: A {c['A']}  B {c['B']}  C {c['C']}  D {c['D']}")
+    outstanding = [o for o in r["offices"] if o["status"] != "受理"]
+    if outstanding:
+        lines.append("未完了の担当課: " + "、".join(f"{o['office']}({o['status']}、残り {o['missing']})" for o in outstanding))
+    else:
+        lines.append("全ての担当課の評価がそろいました。")
+    for notice in run.notices:
+        lines.append("注意: " + notice)
+    bad = [f for f in run.files if f.errors]
+    for f in bad[:10]:
+        lines.append(f"  要確認: {f.name} ({STATUS_JA.get(f.status, f.status)}、エラー {len(f.errors)} 件)")
+    if len(bad) > 10:
+        lines.append(f"  ほか {len(bad) - 10} ファイル(詳細は実行レポート)")
+    lines.append(f"集約ブック: {run.master}")
+    lines.append(f"集計ブック: {run.summary}")
+    lines.append(f"実行レポート: {run.report_path}")
+    if run.feedback:
+        lines.append(f"差し戻し用の写し: {len(run.feedback)} 件({run.feedback[0].parent})")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Entry point: make printing safe on a cp932 console, then run the CLI."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+    cli(prog_name="pipeline")

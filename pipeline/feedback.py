@@ -1,0 +1,620 @@
+"""Write the 差し戻し copy: the department's own workbook with every issue marked on it.
+
+One job: given the original bytes of a returned workbook and its Issues, write an annotated
+copy (issue cells filled red/yellow with a Japanese comment, plus a first sheet 「エラー一覧」
+listing every issue with a link to its cell). The original file is never touched: we only
+get its bytes, and the copy is written atomically next to nothing but itself.
+
+What survives the openpyxl round trip (measured in tests/test_feedback.py, openpyxl 3.1.5):
+  kept    cell values, fills, fonts, number formats, wrap; column widths; merged cells; freeze
+          panes; print area / print titles / page setup; sheet protection (flags and hash);
+          workbook structure lock; hidden and veryHidden sheets; defined names; data
+          validations in the main sheet XML (incl. a list on another sheet, prompt, error
+          alert, imeMode); charts; comment text; the VBA project of an .xlsm (keep_vba).
+  re-added data validations Excel stored as an x14 extension (openpyxl drops them on load):
+          we read them from the source XML and add them back as ordinary validations.
+  lost    pictures (openpyxl needs Pillow, which we do not ship), shapes and text boxes,
+          form controls, conditional formats stored as extensions (e.g. 2010 data bars),
+          sparklines/slicers and other worksheet extensions, comment formatting.
+Nothing is lost silently: after saving, the copy's XML is compared with the source's, and
+every measured loss becomes a ※ line at the top of エラー一覧.
+
+If openpyxl cannot load the bytes at all, the copy is a new workbook holding only エラー一覧
+(its title line says so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import posixpath
+import re
+import tempfile
+import unicodedata
+import warnings
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from defusedxml import ElementTree as DefusedET
+from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+from openpyxl.comments import Comment
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles.fills import Fill
+from openpyxl.utils.cell import get_column_letter, range_boundaries
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.xml.functions import fromstring, tostring
+
+from pipeline.errors import OutputError
+from pipeline.report import ERROR, Issue
+
+FEEDBACK_SHEET = "エラー一覧"
+AUTHOR = "地域福祉課 点検"
+
+# Excel's own "bad" / "neutral" cell-style colours, which staff already read as error / caution.
+ERROR_FILL = PatternFill(fill_type="solid", fgColor="FFFFC7CE", bgColor="FFFFC7CE")
+WARNING_FILL = PatternFill(fill_type="solid", fgColor="FFFFEB9C", bgColor="FFFFEB9C")
+_OUR_FILL_RGB = {"FFFFC7CE", "FFFFEB9C"}
+
+_SEVERITY_LABEL = {ERROR: "エラー"}  # anything else is a warning
+_HEADERS = ("No.", "シート", "セル", "重要度", "コード", "内容")
+# Hidden column of エラー一覧: the cell's fill before we painted it, so that a re-sent copy can
+# be restored before it is annotated again (a fixed cell must not stay red).
+_RESTORE_COL = 8
+_RESTORE_HEADER = "_元の塗りつぶし"
+_EXCEL_CELL_MAX = 32_767
+# A comment block we wrote: Excel-style "author:" line, then one "[code] message" per line.
+_OUR_BLOCK_HEAD = f"{AUTHOR}:"
+_OUR_LINE = re.compile(r"^\[[a-z0-9-]+\] ")
+
+_NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_NS_X14 = "http://schemas.microsoft.com/office/spreadsheetml/2009/9/main"
+_NS_XM = "http://schemas.microsoft.com/office/excel/2006/main"
+_NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_NS_PKG = "http://schemas.openxmlformats.org/package/2006/relationships"
+_EXT_DV = "{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}"  # x14:dataValidations
+_EXT_CF = "{78C0D931-6437-407d-A8EE-F0AAD7539E65}"  # x14:conditionalFormattings
+
+
+def write_feedback(data: bytes, name: str, issues: list[Issue], out_path: Path) -> Path:
+    """Write the annotated copy of `data` (a workbook called `name`) and return its path.
+
+    The path is `out_path`, except when the copy cannot carry macros (openpyxl could not load
+    the workbook) and `out_path` ends in .xlsm: Excel refuses a macro-free workbook named
+    .xlsm, so the copy is written with .xlsx instead. Raises OutputError when it cannot be
+    written (folder missing, disk full, target open in Excel).
+    """
+    out_path = Path(out_path)
+    keep_vba = Path(name).suffix.lower() in (".xlsm", ".xltm")
+    wb = _load(data, keep_vba)
+    if wb is None:
+        wb = Workbook()
+        _build_summary(wb, name, issues, placed={}, restore={}, notes=[], fallback=True)
+        if out_path.suffix.lower() == ".xlsm":
+            out_path = out_path.with_suffix(".xlsx")
+        _atomic_write(out_path, _save(wb))
+        return out_path
+
+    _undo_previous_feedback(wb)
+    notes = []
+    if any(feat.comments for feat in _safe_inventory(data).values()):
+        notes.append("既存のコメントは文字だけを引き継いでいます(文字の太さ・色・大きさは元のブックと異なります)。")
+    placed, restore = _annotate(wb, issues)
+    _readd_extension_validations(wb, data)
+    _build_summary(wb, name, issues, placed, restore, notes, fallback=False)
+    copy = _save(wb)
+
+    # Measure what the round trip lost by comparing the XML of source and copy; anything lost
+    # gets a ※ line. Re-saving the loaded workbook is unsafe (openpyxl closes image streams on
+    # save), so the copy itself is re-opened and its summary rebuilt with the notes.
+    losses = _losses(_safe_inventory(data), _safe_inventory(copy))
+    if losses:
+        wb = _load(copy, keep_vba)
+        if wb is not None:
+            _build_summary(wb, name, issues, placed, restore, notes + losses, fallback=False)
+            copy = _save(wb)
+    _atomic_write(out_path, copy)
+    return out_path
+
+
+# --- loading and saving -------------------------------------------------------------------
+
+
+def _load(data: bytes, keep_vba: bool) -> Workbook | None:
+    """Load for editing, or None when openpyxl cannot read the bytes."""
+    try:
+        # openpyxl warns about every extension it drops; _losses reports those to the
+        # department instead, so the console stays quiet.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_workbook(io.BytesIO(data), keep_vba=keep_vba, rich_text=False)
+    except Exception:  # any parser failure means "cannot annotate this workbook"
+        return None
+
+
+def _save(wb: Workbook) -> bytes:
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    """Write next to the target and rename, so a reader never sees half a workbook."""
+    tmp_name = ""
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=".~feedback-", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        if tmp_name:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+        raise OutputError(
+            f"差し戻し用のファイル {path} を書き込めません({exc.strerror or exc})。"
+            "フォルダーがあるか、同じ名前のファイルを Excel で開いていないか確認してください。"
+        ) from exc
+
+
+# --- annotating cells -------------------------------------------------------------------
+
+
+@dataclass
+class _Target:
+    sheet: str
+    coordinate: str  # the anchor cell we painted (top-left of a merged range)
+    link: str  # the address the エラー一覧 links to, as given (without "$")
+
+
+def _resolve(wb: Workbook, issue: Issue) -> _Target | None:
+    """Where an issue points in this workbook, or None for file-level / unusable addresses."""
+    if not issue.sheet or not issue.cell or issue.sheet == FEEDBACK_SHEET:
+        return None
+    if issue.sheet not in wb.sheetnames or not isinstance(wb[issue.sheet], Worksheet):
+        return None
+    ref = issue.cell.replace("$", "").strip().upper()
+    try:
+        min_col, min_row, _max_col, _max_row = range_boundaries(ref)
+    except (ValueError, TypeError):
+        return None
+    if min_col is None or min_row is None or min_row > 1_048_576 or min_col > 16_384:
+        return None
+    ws = wb[issue.sheet]
+    coordinate = f"{get_column_letter(min_col)}{min_row}"
+    # A value can only live in the top-left cell of a merged range; paint that one.
+    for merged in ws.merged_cells.ranges:
+        if coordinate in merged:
+            coordinate = merged.start_cell.coordinate
+            break
+    return _Target(issue.sheet, coordinate, ref)
+
+
+def _annotate(wb: Workbook, issues: list[Issue]) -> tuple[dict[int, _Target], dict[tuple[str, str], str]]:
+    """Fill and comment every issue cell. Returns issue index → target, and original fills."""
+    placed: dict[int, _Target] = {}
+    by_cell: dict[tuple[str, str], list[Issue]] = {}
+    for index, issue in enumerate(issues):
+        target = _resolve(wb, issue)
+        if target is None:
+            continue
+        placed[index] = target
+        by_cell.setdefault((target.sheet, target.coordinate), []).append(issue)
+
+    originals: dict[tuple[str, str], str] = {}
+    for (sheet, coordinate), cell_issues in by_cell.items():
+        cell = wb[sheet][coordinate]
+        originals[(sheet, coordinate)] = tostring(cell.fill.to_tree()).decode("utf-8")
+        # Assigning only .fill keeps the cell's font, number format, alignment and lock state.
+        cell.fill = ERROR_FILL if any(i.severity == ERROR for i in cell_issues) else WARNING_FILL
+        lines = [_clean(f"[{i.code}] {i.message}") for i in cell_issues]
+        text = "\n".join([_OUR_BLOCK_HEAD, *lines])
+        if cell.comment is not None and cell.comment.text.strip():
+            text = cell.comment.text.rstrip() + "\n\n" + text  # the department's note stays first
+        cell.comment = Comment(text[:_EXCEL_CELL_MAX], AUTHOR, height=_comment_height(lines), width=300)
+    return placed, originals
+
+
+def _comment_height(lines: list[str]) -> float:
+    # ~300pt wide holds about 40 half-width units of 11pt text per line, lines ~15pt high.
+    rows = 1 + sum(max(1, math.ceil(_display_width(line) / 40)) for line in lines)
+    return float(min(max(150, rows * 15 + 10), 600))
+
+
+def _undo_previous_feedback(wb: Workbook) -> None:
+    """If this is our own copy sent back, remove our old marks before marking it again.
+
+    Removes the old エラー一覧 and our comment blocks that nobody edited, and restores the fills
+    we painted (only where the cell still has our colour: a colour the department chose stays).
+    """
+    if FEEDBACK_SHEET not in wb.sheetnames:
+        return
+    old = wb[FEEDBACK_SHEET]
+    restore: dict[tuple[str, str], str] = {}
+    if isinstance(old, Worksheet):
+        for row in old.iter_rows(min_row=1, max_col=_RESTORE_COL, values_only=True):
+            sheet, coordinate, saved = row[1], row[2], row[_RESTORE_COL - 1]
+            if isinstance(sheet, str) and isinstance(coordinate, str) and isinstance(saved, str):
+                restore.setdefault((sheet, coordinate), saved)
+    wb.remove(old)
+
+    for (sheet, coordinate), saved in restore.items():
+        if sheet not in wb.sheetnames or not isinstance(wb[sheet], Worksheet):
+            continue
+        try:
+            cell = wb[sheet][coordinate]
+            if isinstance(cell, Cell) and _is_our_fill(cell.fill) and len(saved) < 4000:
+                cell.fill = Fill.from_tree(fromstring(saved))
+        except Exception:  # a damaged hidden cell only costs the restore, never the copy
+            continue
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                if cell.comment is not None:
+                    _strip_our_block(cell)
+
+
+def _is_our_fill(fill: object) -> bool:
+    color = getattr(getattr(fill, "fgColor", None), "rgb", None)
+    return getattr(fill, "fill_type", None) == "solid" and isinstance(color, str) and color.upper() in _OUR_FILL_RGB
+
+
+def _strip_our_block(cell: Cell) -> None:
+    text = cell.comment.text
+    head = text.rfind(_OUR_BLOCK_HEAD)
+    if head < 0:
+        return
+    tail = [line for line in text[head + len(_OUR_BLOCK_HEAD) :].splitlines() if line.strip()]
+    if not all(_OUR_LINE.match(line) for line in tail):
+        return  # someone wrote into our block: keep every word of it
+    kept = text[:head].rstrip()
+    cell.comment = Comment(kept, cell.comment.author or AUTHOR) if kept else None
+
+
+# --- the エラー一覧 sheet -----------------------------------------------------------------
+
+
+def _build_summary(
+    wb: Workbook,
+    name: str,
+    issues: list[Issue],
+    placed: dict[int, _Target],
+    restore: dict[tuple[str, str], str],
+    notes: list[str],
+    *,
+    fallback: bool,
+) -> None:
+    if FEEDBACK_SHEET in wb.sheetnames:
+        wb.remove(wb[FEEDBACK_SHEET])
+    if fallback:
+        ws = wb.active
+        ws.title = FEEDBACK_SHEET
+    else:
+        ws = wb.create_sheet(FEEDBACK_SHEET, 0)
+
+    errors = sum(1 for i in issues if i.severity == ERROR)
+    title = f"差し戻し {name}: エラー {errors} 件・警告 {len(issues) - errors} 件"
+    _put_text(ws.cell(1, 1), title).font = Font(bold=True, size=14)
+    if fallback:
+        guide = "元のブックを読み込めなかったため、この一覧だけをお送りします。元のブックで該当箇所を直してください。"
+    else:
+        guide = "赤はエラー(必ず修正)、黄は警告(確認)です。「セル」をクリックすると該当のセルへ移動します。"
+    _put_text(ws.cell(2, 1), guide)
+    row = 3
+    for note in notes:
+        _put_text(ws.cell(row, 1), "※ " + note).font = Font(bold=True, color="FF9C0006")
+        row += 1
+
+    header_row = row + 1
+    for col, header in enumerate(_HEADERS, start=1):
+        cell = _put_text(ws.cell(header_row, col), header)
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill(fill_type="solid", fgColor="FFD9D9D9")
+    _put_text(ws.cell(header_row, _RESTORE_COL), _RESTORE_HEADER)
+
+    link_style = _hyperlink_style_name(wb)
+    widths = [len(h) * 2 for h in _HEADERS]
+    for number, issue in enumerate(issues, start=1):
+        r = header_row + number
+        target = placed.get(number - 1)
+        label = _SEVERITY_LABEL.get(issue.severity, "警告")
+        values = (str(number), issue.sheet, issue.cell, label, issue.code, issue.message)
+        ws.cell(r, 1, number)
+        for col, value in enumerate(values[1:], start=2):
+            _put_text(ws.cell(r, col), value)
+        for col, value in enumerate(values):
+            widths[col] = max(widths[col], _display_width(value))
+        if target is not None:
+            link = ws.cell(r, 3)
+            link.hyperlink = Hyperlink(ref=link.coordinate, location=f"{_quote_sheet(target.sheet)}!{target.link}")
+            link.style = link_style
+            saved = restore.get((target.sheet, target.coordinate))
+            if saved:
+                _put_text(ws.cell(r, _RESTORE_COL), saved)
+        ws.cell(r, 4).fill = ERROR_FILL if issue.severity == ERROR else WARNING_FILL
+        ws.cell(r, 6).alignment = Alignment(wrap_text=True, vertical="top")
+        for col in range(1, 6):
+            ws.cell(r, col).alignment = Alignment(vertical="top")
+
+    # Widths in Excel character units: a full-width character counts 2. 内容 wraps at 80.
+    for col, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(col)].width = min(width + 2, 80 if col == 6 else 40)
+    ws.column_dimensions[get_column_letter(_RESTORE_COL)].hidden = True
+    # Explicit heights for wrapped messages: LibreOffice never grows rows by itself.
+    for number, issue in enumerate(issues, start=1):
+        lines = max(1, math.ceil(_display_width(issue.message) / 78))
+        if lines > 1:
+            ws.row_dimensions[header_row + number].height = 15 * lines + 4
+
+    last = header_row + len(issues)
+    ws.freeze_panes = ws.cell(header_row + 1, 1).coordinate
+    if issues:
+        ws.auto_filter.ref = f"A{header_row}:F{last}"
+    ws.print_title_rows = f"{header_row}:{header_row}"
+    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+
+    # Open on the list, with only it selected: several tabSelected sheets would open "grouped",
+    # and an edit would then go to every grouped sheet.
+    for sheet in wb.worksheets:
+        for view in sheet.views.sheetView:
+            view.tabSelected = False
+    for chart_sheet in wb.chartsheets:
+        for view in chart_sheet.sheetViews.sheetView:
+            view.tabSelected = False
+    ws.sheet_view.tabSelected = True
+    wb.active = wb.sheetnames.index(FEEDBACK_SHEET)
+    for view in wb.views:
+        view.firstSheet = 0
+
+
+def _put_text(cell: Cell, text: object) -> Cell:
+    """Write department-derived text so that it can never become a formula.
+
+    openpyxl turns any str starting with "=" into a formula; forcing data_type "s" stores it
+    as text. quotePrefix (Excel's leading apostrophe) keeps it text after F2+Enter too, for the
+    other characters Excel or a CSV export would treat as a formula start.
+    """
+    value = _clean("" if text is None else str(text))
+    cell.value = value
+    cell.data_type = "s"
+    if value.lstrip(" \u3000\u00a0\u200b\ufeff").startswith(("=", "+", "-", "@", "\t", "\r")):
+        cell.quotePrefix = True
+    return cell
+
+
+def _clean(text: str) -> str:
+    """Drop control characters XML cannot hold and cut to Excel's per-cell limit."""
+    return ILLEGAL_CHARACTERS_RE.sub("", text)[:_EXCEL_CELL_MAX]
+
+
+def _quote_sheet(sheet: str) -> str:
+    return "'" + sheet.replace("'", "''") + "'"
+
+
+def _display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "FWA" else 1 for ch in str(text))
+
+
+def _hyperlink_style_name(wb: Workbook) -> str:
+    """The workbook's own built-in hyperlink style if it has one.
+
+    Japanese Excel saves it as "ハイパーリンク" (builtinId 8); adding a second style with the
+    same builtinId under the English name could make Excel repair the file.
+    """
+    for style in wb._named_styles:
+        if getattr(style, "builtinId", None) == 8:
+            return style.name
+    return "Hyperlink"
+
+
+# --- what the round trip keeps: inventories of source and copy ------------------------------
+
+
+class _DV(NamedTuple):
+    """A data validation, normalised so that the same rule compares equal in any writer."""
+
+    type: str
+    operator: str
+    formula1: str
+    formula2: str
+    sqref: str
+    allowBlank: bool
+    showDropDown: bool
+    showInputMessage: bool
+    showErrorMessage: bool
+    errorStyle: str
+    errorTitle: str
+    error: str
+    promptTitle: str
+    prompt: str
+    imeMode: str
+
+
+@dataclass
+class _Features:
+    validations: Counter[_DV] = field(default_factory=Counter)
+    extension_validations: list[_DV] = field(default_factory=list)
+    conditional_formats: int = 0
+    drawing: Counter[str] = field(default_factory=Counter)  # 画像 / グラフ / 図形 / コントロール
+    controls: int = 0
+    comments: int = 0
+    extensions: set[str] = field(default_factory=set)
+
+
+def _safe_inventory(data: bytes) -> dict[str, _Features]:
+    try:
+        return _inventory(data)
+    except Exception:  # an inventory we cannot take only means we cannot compare
+        return {}
+
+
+def _inventory(data: bytes) -> dict[str, _Features]:
+    """Per sheet name, the features openpyxl might drop, read from the package XML."""
+    result: dict[str, _Features] = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = set(archive.namelist())
+        workbook_part = next(
+            (t for t, kind in _rels(archive, "", names).values() if kind.endswith("/officeDocument")),
+            "xl/workbook.xml",
+        )
+        workbook = _parse(archive, workbook_part)
+        sheet_rels = _rels(archive, workbook_part, names)
+        for sheet in workbook.iter(f"{{{_NS_MAIN}}}sheet"):
+            target = sheet_rels.get(sheet.get(f"{{{_NS_R}}}id", ""))
+            if target is None or target[0] not in names:
+                continue
+            result[sheet.get("name", "")] = _sheet_features(archive, target[0], names)
+    return result
+
+
+def _sheet_features(archive: zipfile.ZipFile, part: str, names: set[str]) -> _Features:
+    features = _Features()
+    root = _parse(archive, part)
+    for dv in root.iter(f"{{{_NS_MAIN}}}dataValidation"):
+        features.validations[_dv_key(dv, _NS_MAIN, dv.get("sqref", ""))] += 1
+    for dv in root.iter(f"{{{_NS_X14}}}dataValidation"):
+        sqref = dv.findtext(f"{{{_NS_XM}}}sqref") or ""
+        key = _dv_key(dv, _NS_X14, sqref)
+        features.validations[key] += 1
+        features.extension_validations.append(key)
+    features.conditional_formats = sum(1 for _ in root.iter(f"{{{_NS_MAIN}}}cfRule")) + sum(
+        1 for _ in root.iter(f"{{{_NS_X14}}}cfRule")
+    )
+    features.controls = sum(1 for _ in root.iter(f"{{{_NS_MAIN}}}control"))
+    ext_list = root.find(f"{{{_NS_MAIN}}}extLst")
+    if ext_list is not None:
+        features.extensions = {
+            ext.get("uri", "") for ext in ext_list if ext.get("uri", "") not in (_EXT_DV, _EXT_CF)
+        }
+    for target, kind in _rels(archive, part, names).values():
+        if target not in names:
+            continue
+        if kind.endswith("/comments"):
+            features.comments += sum(1 for _ in _parse(archive, target).iter(f"{{{_NS_MAIN}}}comment"))
+        elif kind.endswith("/drawing"):
+            for anchor in _parse(archive, target):
+                for child in anchor:
+                    kind_name = _DRAWING_KINDS.get(child.tag.rsplit("}", 1)[-1])
+                    if kind_name:
+                        features.drawing[kind_name] += 1
+    return features
+
+
+_DRAWING_KINDS = {
+    "pic": "画像",
+    "graphicFrame": "グラフ",
+    "sp": "図形",
+    "grpSp": "図形",
+    "cxnSp": "図形",
+    "AlternateContent": "コントロール",
+}
+
+
+def _dv_key(element: object, ns: str, sqref: str) -> _DV:
+    get = element.get  # type: ignore[attr-defined]
+
+    def formula(tag: str) -> str:
+        node = element.find(f"{{{ns}}}{tag}")  # type: ignore[attr-defined]
+        if node is None:
+            return ""
+        if ns == _NS_X14:  # x14 wraps the formula in <xm:f>
+            return (node.findtext(f"{{{_NS_XM}}}f") or "").strip()
+        return (node.text or "").strip()
+
+    def flag(attr: str) -> bool:
+        return get(attr, "0") in ("1", "true")
+
+    return _DV(
+        type=get("type", "none"),
+        operator=get("operator", "between"),
+        formula1=formula("formula1"),
+        formula2=formula("formula2"),
+        sqref=" ".join(sorted(sqref.split())),
+        allowBlank=flag("allowBlank"),
+        showDropDown=flag("showDropDown"),
+        showInputMessage=flag("showInputMessage"),
+        showErrorMessage=flag("showErrorMessage"),
+        errorStyle=get("errorStyle", "stop"),
+        errorTitle=get("errorTitle", ""),
+        error=get("error", ""),
+        promptTitle=get("promptTitle", ""),
+        prompt=get("prompt", ""),
+        imeMode=get("imeMode", "noControl"),
+    )
+
+
+def _parse(archive: zipfile.ZipFile, part: str):
+    return DefusedET.fromstring(archive.read(part))
+
+
+def _rels(archive: zipfile.ZipFile, part: str, names: set[str]) -> dict[str, tuple[str, str]]:
+    """Relationship id → (resolved part name, type) for `part` ("" for the package root)."""
+    folder, base = posixpath.split(part)
+    rels_part = posixpath.join(folder, "_rels", base + ".rels") if part else "_rels/.rels"
+    if rels_part not in names:
+        return {}
+    result = {}
+    for rel in _parse(archive, rels_part).iter(f"{{{_NS_PKG}}}Relationship"):
+        if rel.get("TargetMode") == "External":
+            continue
+        target = rel.get("Target", "")
+        resolved = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+        result[rel.get("Id", "")] = (resolved, rel.get("Type", ""))
+    return result
+
+
+def _readd_extension_validations(wb: Workbook, data: bytes) -> None:
+    """Add back the x14 data validations openpyxl dropped while loading."""
+    for sheet, features in _safe_inventory(data).items():
+        if not features.extension_validations or sheet not in wb.sheetnames:
+            continue
+        ws = wb[sheet]
+        if not isinstance(ws, Worksheet):
+            continue
+        for key in features.extension_validations:
+            fields = key._asdict()
+            fields["formula2"] = fields["formula2"] or None
+            for text_field in ("errorTitle", "error", "promptTitle", "prompt"):
+                fields[text_field] = fields[text_field] or None
+            try:
+                ws.add_data_validation(DataValidation(**fields))
+            except (TypeError, ValueError):  # an unknown enum value: _losses will report it
+                continue
+
+
+def _losses(source: dict[str, _Features], copy: dict[str, _Features]) -> list[str]:
+    """Japanese ※ lines for every feature the copy has less of than the source."""
+    lines: list[str] = []
+    for sheet, before in source.items():
+        if sheet == FEEDBACK_SHEET:
+            continue
+        after = copy.get(sheet, _Features())
+        missing_dv = sum((before.validations - after.validations).values())
+        if missing_dv:
+            lines.append(
+                f"元のブックの入力規則の一部(シート「{sheet}」の {missing_dv} 件)はこの写しに含まれません。"
+                "この写しで直すときは、テンプレートの選択肢どおりに入力してください。"
+            )
+        if before.conditional_formats > after.conditional_formats:
+            lines.append(f"シート「{sheet}」の条件付き書式の一部はこの写しに含まれません(表示だけの違いです)。")
+        for kind, count in sorted((before.drawing - after.drawing).items()):
+            lines.append(f"シート「{sheet}」の{kind} {count} 個はこの写しに含まれません。元のブックを参照してください。")
+        if before.controls > after.controls:
+            lines.append(f"シート「{sheet}」のボタン等のコントロールはこの写しに含まれません。")
+        if before.extensions - after.extensions:
+            lines.append(f"シート「{sheet}」の Excel 拡張機能(スパークライン等)の一部はこの写しに含まれません。")
+        if before.comments > after.comments:
+            lines.append(f"シート「{sheet}」の既存のコメントの一部はこの写しに含まれません。")
+    return lines

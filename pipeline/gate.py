@@ -1,0 +1,841 @@
+"""The pre-parse gate: check a returned workbook's raw bytes before any spreadsheet library sees them.
+
+openpyxl and calamine have no zip-bomb, cell-count or extent guard, and calamine aborts the whole
+process on a 2 KB file with two far-apart cells (see docs on hostile inputs,
+shared/research/anchors-reliability.md §2). So every file first goes through
+`inspect_workbook`, which only ever looks at bytes:
+
+* magic bytes: empty, text/CSV/PDF/HTML renamed .xlsx, OLE2 (encrypted package or legacy .xls);
+* the zip structure: member count and names, overlapping entries, declared sizes and ratios;
+* every member inflated by our own bounded loop, counting the bytes actually produced against
+  the declared size and CRC (a lying header is found while inflating, never trusted);
+* every XML part scanned as a byte stream for `<!DOCTYPE` / `<!ENTITY` (never expanded);
+* each worksheet scanned once with a regex tokenizer for cells, formulas, error values, merged
+  ranges and hidden rows, computing the real extent (the `<dimension>` tag is ignored).
+
+The result is a `GateResult` with file-level Issues and, when the file passed, one `SheetFacts`
+per sheet for the reader, which raises the row-level codes (cell-formula, cell-error-value, ...).
+The gate is a fast, explainable first line; the parse itself still runs in `pipeline.sandbox`.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+from xml.parsers import expat
+
+from pipeline.report import ERROR, Issue, make_issue
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits. The zip ones are Apache POI's ZipSecureFile defaults (min ratio 1 %, 100 KiB grace)."""
+
+    max_file_bytes: int = 50 * 2**20
+    max_members: int = 1000
+    max_entry_bytes: int = 200 * 2**20  # inflated size of one zip member
+    max_total_bytes: int = 500 * 2**20  # inflated total
+    min_inflate_ratio: float = 0.01  # compressed/uncompressed below this ...
+    ratio_grace_bytes: int = 100 * 2**10  # ... for members larger than this inflated
+    max_cells: int = 2_000_000  # <c> elements per sheet
+    max_rows: int = 100_000  # real extent (row index of last non-empty cell)
+    max_cols: int = 200
+    timeout_s: float = 10.0  # sandbox
+    memory_bytes: int = 1024 * 2**20  # sandbox RLIMIT_AS
+
+
+@dataclass
+class SheetFacts:
+    """What the streaming scan of one worksheet XML learnt.
+
+    Readers must bound their iteration by `max_row`/`max_col` (the real extent), never by the
+    declared `<dimension>` or by openpyxl's `ws.max_row`, which styled empty cells inflate.
+    """
+
+    name: str  # sheet name as in workbook.xml
+    state: str  # "visible" | "hidden" | "veryHidden"
+    cells: int = 0  # number of <c> elements with a value or formula
+    max_row: int = 0  # real extent of non-empty cells (1-based), 0 if empty
+    max_col: int = 0
+    formulas: dict[str, str] = field(default_factory=dict)  # "G12" -> formula text (without '=')
+    no_cache: set[str] = field(default_factory=set)  # formula cells with no cached <v>
+    errors: dict[str, str] = field(default_factory=dict)  # "G12" -> "#REF!" (t="e")
+    merged: list[str] = field(default_factory=list)  # merged ranges "A5:A7"
+    hidden_rows: set[int] = field(default_factory=set)  # rows with hidden="1"
+
+
+@dataclass
+class GateResult:
+    """The gate's verdict on one file."""
+
+    kind: str  # "xlsx" | "xlsm" | "" (rejected / not a workbook)
+    issues: list[Issue] = field(default_factory=list)
+    sheets: dict[str, SheetFacts] = field(default_factory=dict)  # by sheet name, only when passed
+    application: str = ""  # docProps/app.xml <Application>, "" if absent
+    external_links: bool = False
+    # workbook.xml <calcPr fullCalcOnLoad="1">: written by XlsxWriter/openpyxl, whose cached
+    # formula results are placeholders (0) even though <Application> says "Microsoft Excel".
+    calc_on_load: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not any(i.severity == ERROR for i in self.issues)
+
+
+class _Reject(Exception):
+    """Internal: stop inspecting, the file is rejected with this issue."""
+
+    def __init__(self, code: str, detail: str = "", sheet: str = "") -> None:
+        super().__init__(code, detail)
+        self.code, self.detail, self.sheet = code, detail, sheet
+
+
+META_SHEET = "_meta"  # our templates' own veryHidden metadata sheet: not "hidden content"
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ZIP_MAGIC = b"PK\x03\x04"
+_CHUNK = 1 << 20
+# Parts we parse as XML for metadata: tiny in any real file, so a cap keeps expat cheap.
+_META_CAP = 16 * 2**20
+
+
+
+def _fmt_bytes(n: int) -> str:
+    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n:,} バイト"
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def inspect_workbook(data: bytes, name: str, limits: Limits = Limits()) -> GateResult:
+    """Check the raw bytes of a file named `name` (used for messages/suffix) before any parser sees them.
+
+    Never raises for bad input: anything unexpected inside the gate itself becomes a
+    `file-unreadable` rejection, so one hostile file cannot stop the nightly run.
+    """
+    insp = _Inspector(data, name, limits)
+    try:
+        return insp.run()
+    except _Reject as r:
+        issue = make_issue(r.code, file=name, sheet=r.sheet, value=r.detail, detail=r.detail)
+        return GateResult(
+            kind="",
+            issues=[issue, *insp.warnings],
+            application=insp.application,
+            external_links=insp.external_links,
+        )
+    except Exception as exc:
+        issue = make_issue("file-unreadable", file=name, detail=f"{type(exc).__name__}")
+        return GateResult(kind="", issues=[issue])
+
+
+# --- magic-byte sniffing -----------------------------------------------------------------------
+
+
+def _sniff_non_zip(data: bytes) -> str:
+    """Say in Japanese what a non-zip, non-OLE file looks like, for the file-not-workbook message."""
+    head = data[:4096]
+    low = head.lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n").lower()
+    if head.startswith(b"%PDF"):
+        return "PDF ファイル"
+    if head.startswith(b"PK\x05\x06"):
+        return "空の ZIP ファイル"
+    if head.startswith(b"{\\rtf"):
+        return "RTF 文書"
+    if b"progid=\"excel.sheet\"" in low or b"urn:schemas-microsoft-com:office:spreadsheet" in low:
+        return "Excel 2003 XML 形式"
+    if low.startswith((b"<!doctype html", b"<html", b"<table", b"<meta")) or b"<html" in low[:512]:
+        return "HTML ファイル"
+    if low.startswith(b"<?xml") or low.startswith(b"<"):
+        return "XML ファイル"
+    text = head[:-4] if len(head) == 4096 else head  # a cut multi-byte char at the end is not binary
+    for enc in ("utf-8", "cp932", "utf-16"):
+        try:
+            s = text.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if s and sum(ch.isprintable() or ch in "\r\n\t" for ch in s) >= 0.95 * len(s):
+            return "CSV またはテキストファイル" if ("," in s or "\t" in s) else "テキストファイル"
+    return "形式不明のファイル"
+
+
+def _inspect_ole(data: bytes) -> _Reject:
+    """OLE2/CFB: an encrypted OOXML package, a legacy .xls, or some other Office file."""
+    import olefile  # BSD; imported lazily: only OLE2 files need it
+
+    try:
+        ole = olefile.OleFileIO(io.BytesIO(data))  # BytesIO: short bytes would be taken as a path
+        try:
+            streams = {"/".join(p).lower() for p in ole.listdir(streams=True, storages=True)}
+        finally:
+            ole.close()
+    except Exception as exc:
+        return _Reject("file-corrupt", f"OLE2 構造が不正: {type(exc).__name__}")
+    tops = {s.split("/")[0] for s in streams}
+    if {"encryptioninfo", "encryptedpackage"} & tops:
+        return _Reject("file-encrypted", "パスワード付きブック")
+    if {"workbook", "book"} & tops:
+        return _Reject("file-legacy-xls", "Excel 97-2003 形式")
+    if "worddocument" in tops:
+        return _Reject("file-not-workbook", "Word 文書(.doc)")
+    if "powerpoint document" in tops:
+        return _Reject("file-not-workbook", "PowerPoint 文書(.ppt)")
+    return _Reject("file-not-workbook", "Excel ブックではない OLE2 ファイル")
+
+
+# --- bounded inflation -------------------------------------------------------------------------
+
+_LOCAL = struct.Struct("<4s5HL2L2H")  # local file header, 30 bytes
+
+
+def _data_span(data: bytes, info: zipfile.ZipInfo) -> tuple[int, int]:
+    """Check a member's local header against the central directory; return (data start, data end)."""
+    off = info.header_offset
+    if off < 0 or off + _LOCAL.size > len(data):
+        raise _Reject("file-corrupt", f"{info.filename}: ヘッダーの位置が不正")
+    sig, _ver, flags, method, _t, _d, crc, csize, usize, nlen, xlen = _LOCAL.unpack_from(data, off)
+    if sig != _ZIP_MAGIC:
+        raise _Reject("file-corrupt", f"{info.filename}: ヘッダーが見つからない")
+    lname = data[off + 30 : off + 30 + nlen]
+    if lname != info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace"):
+        raise _Reject("file-corrupt", f"{info.filename}: 名前が目次と一致しない")
+    if method != info.compress_type:
+        raise _Reject("file-corrupt", f"{info.filename}: 圧縮方式が目次と一致しない")
+    if not flags & 0x08 and (csize, usize) != (0xFFFFFFFF, 0xFFFFFFFF):
+        # No data descriptor: the local sizes must agree with the central directory, otherwise
+        # readers that trust the local header (stream readers) see a different file than we do.
+        if (csize, usize, crc) != (info.compress_size, info.file_size, info.CRC):
+            raise _Reject("file-corrupt", f"{info.filename}: サイズ情報が目次と一致しない")
+    start = off + 30 + nlen + xlen
+    end = start + info.compress_size
+    if end > len(data):
+        raise _Reject("file-corrupt", f"{info.filename}: データが途中で切れている")
+    return start, end
+
+
+def _inflate(data: bytes, info: zipfile.ZipInfo, start: int, end: int, budget: int) -> Iterator[bytes]:
+    """Yield a member's bytes in chunks, counting what is really produced.
+
+    Stops with file-corrupt as soon as the output exceeds the declared size (a lying header),
+    and with file-zip-bomb past `budget` (whatever the header says); checks length and CRC at the end.
+    """
+    declared = info.file_size
+    produced = 0
+    crc = 0
+    if info.compress_type == zipfile.ZIP_STORED:
+        for pos in range(start, end, _CHUNK):
+            chunk = data[pos : min(pos + _CHUNK, end)]
+            produced += len(chunk)
+            if produced > budget:
+                raise _Reject("file-zip-bomb", f"{info.filename}: 展開後 {_fmt_bytes(produced)} 超")
+            crc = zlib.crc32(chunk, crc)
+            yield chunk
+    elif info.compress_type == zipfile.ZIP_DEFLATED:
+        d = zlib.decompressobj(-15)
+        pos = start
+        pending = b""
+        while True:
+            if not pending and pos < end:
+                pending = data[pos : min(pos + _CHUNK, end)]
+                pos += len(pending)
+            if not pending and d.eof:
+                break
+            try:
+                # max_length bounds memory per step regardless of the compression ratio.
+                chunk = d.decompress(pending, _CHUNK)
+            except zlib.error as exc:
+                raise _Reject("file-corrupt", f"{info.filename}: 圧縮データが壊れている ({exc})") from None
+            pending = d.unconsumed_tail
+            if chunk:
+                produced += len(chunk)
+                if produced > declared:
+                    raise _Reject("file-corrupt", f"{info.filename}: 宣言より大きく展開される(サイズ偽装)")
+                if produced > budget:
+                    raise _Reject("file-zip-bomb", f"{info.filename}: 展開後 {_fmt_bytes(produced)} 超")
+                crc = zlib.crc32(chunk, crc)
+                yield chunk
+            elif d.eof or (not pending and pos >= end):
+                break
+        if not d.eof:
+            raise _Reject("file-corrupt", f"{info.filename}: 圧縮データが途中で切れている")
+    else:
+        raise _Reject("file-corrupt", f"{info.filename}: Excel が使わない圧縮方式 ({info.compress_type})")
+    if produced != declared:
+        raise _Reject("file-corrupt", f"{info.filename}: 宣言 {declared:,} バイトに対し実際 {produced:,} バイト")
+    if crc != info.CRC:
+        raise _Reject("file-corrupt", f"{info.filename}: CRC 不一致")
+
+
+# --- unsafe XML: DTD / entity declarations -----------------------------------------------------
+
+_DTD_ASCII = re.compile(rb"<!(?i:doctype|entity)")
+_DTD_TEXT = re.compile(r"<!(?i:doctype|entity)")
+_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._\-]+)["']""")
+# XML encodings in which the ASCII bytes of "<!DOCTYPE" are always themselves (so a byte scan is exact).
+_ASCII_SAFE = {
+    "utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1", "windows-1252", "cp1252",
+    "shift_jis", "shift-jis", "sjis", "cp932", "windows-31j", "euc-jp",
+}  # fmt: skip
+
+
+class _DtdScanner:
+    """Streaming search for DTD/entity declarations in one member, across chunk boundaries.
+
+    Decides from the first bytes whether the member is XML at all (binary parts such as images
+    or vbaProject.bin are skipped) and in which encoding family, so UTF-16 parts cannot hide a DTD.
+    """
+
+    KEEP = 16  # longest pattern ("<!DOCTYPE" in UTF-16) minus one, rounded up
+
+    def __init__(self, member: str) -> None:
+        self.member = member
+        self.mode = ""  # "" undecided, "ascii", "text" (decoder), "binary"
+        self.tail = b""
+        self.decoder = None
+        self.tail_text = ""
+
+    def feed(self, chunk: bytes) -> None:
+        if self.mode == "":
+            self._decide(chunk)
+        if self.mode == "ascii":
+            buf = self.tail + chunk
+            if _DTD_ASCII.search(buf):
+                raise _Reject("file-unsafe-xml", f"{self.member}: DOCTYPE/ENTITY 宣言")
+            self.tail = buf[-self.KEEP :]
+        elif self.mode == "text":
+            text = self.tail_text + self.decoder.decode(chunk)
+            if _DTD_TEXT.search(text):
+                raise _Reject("file-unsafe-xml", f"{self.member}: DOCTYPE/ENTITY 宣言")
+            self.tail_text = text[-self.KEEP :]
+
+    def _decide(self, chunk: bytes) -> None:
+        import codecs
+
+        utf16 = {b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16", b"<\x00": "utf-16-le", b"\x00<": "utf-16-be"}
+        if chunk[:2] in utf16 and not chunk.startswith(b"\xff\xfe\x00\x00"):
+            self.mode = "text"
+            self.decoder = codecs.getincrementaldecoder(utf16[chunk[:2]])("replace")
+            return
+        if chunk.startswith((b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\x4c\x6f\xa7\x94", b"+/v")):
+            raise _Reject("file-unsafe-xml", f"{self.member}: Excel が使わない文字コード")
+        body = chunk[3:] if chunk.startswith(b"\xef\xbb\xbf") else chunk
+        stripped = body.lstrip(b" \t\r\n")
+        if stripped and not stripped.startswith(b"<"):
+            self.mode = "binary"
+            return
+        m = _ENCODING.match(body)
+        if m and m.group(1).decode("ascii").lower() not in _ASCII_SAFE:
+            raise _Reject("file-unsafe-xml", f"{self.member}: Excel が使わない文字コード {m.group(1).decode()}")
+        self.mode = "ascii"
+
+
+# --- small metadata parts (workbook.xml, rels, app.xml) ----------------------------------------
+
+
+def _local(name: str) -> str:
+    return name.rsplit(" ", 1)[-1]
+
+
+class _MetaParser:
+    """Collect elements of a small XML part with expat; DTDs are refused here too (belt and braces)."""
+
+    def __init__(self) -> None:
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self.texts: dict[str, str] = {}
+        self._stack: list[str] = []
+        p = expat.ParserCreate(namespace_separator=" ")
+        p.buffer_text = True
+        p.StartElementHandler = self._start
+        p.EndElementHandler = self._end
+        p.CharacterDataHandler = self._chars
+        p.StartDoctypeDeclHandler = self._dtd
+        p.EntityDeclHandler = self._dtd
+        self.parser = p
+
+    def _dtd(self, *args: object) -> None:
+        raise _Reject("file-unsafe-xml", "DOCTYPE/ENTITY 宣言")
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        local = _local(name)
+        self._stack.append(local)
+        self.elements.append((local, {_attr(k): v for k, v in attrs.items()}))
+
+    def _end(self, name: str) -> None:
+        self._stack.pop()
+
+    def _chars(self, text: str) -> None:
+        if self._stack and len(self.texts.get(self._stack[-1], "")) < 1000:
+            self.texts[self._stack[-1]] = self.texts.get(self._stack[-1], "") + text
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        self.parser.Parse(chunk, final)
+
+
+def _attr(name: str) -> str:
+    """Attribute key without namespace, except r:id which keeps a marker (it differs from id)."""
+    if " " in name:
+        ns, local = name.rsplit(" ", 1)
+        return "r:" + local if "relationships" in ns else local
+    return name
+
+
+# --- worksheet scanning ------------------------------------------------------------------------
+
+_P = rb"(?:[A-Za-z_][\w.\-]*:)?"  # optional namespace prefix: OpenXML SDK files write <x:c>
+_ATTRS = rb"""((?:[^>"']++|"[^"]*+"|'[^']*+')*+)"""  # quoted values may legally contain '>'
+_TOKEN = re.compile(rb"<(/?)" + _P + rb"(c|row|f|v|is|mergeCell|hyperlink)(?=[\s/>])" + _ATTRS + rb">")
+_ATTR = re.compile(rb"""(?:^|\s)([\w:.\-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_REF = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})")
+_ENTITY = re.compile(r"&(#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6}|amp|lt|gt|quot|apos);")
+_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+_TEXT_CAP = 64 * 1024
+_CARRY_CAP = 8 * 2**20  # formula/value text kept per cell; Excel's own formula limit is 8,192
+
+
+def _unescape(text: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        g = m.group(1)
+        if g[0] == "#":
+            try:
+                return chr(int(g[2:], 16) if g[1] in "xX" else int(g[1:]))
+            except (ValueError, OverflowError):
+                return m.group(0)
+        return _NAMED[g]
+
+    return _ENTITY.sub(sub, text) if "&" in text else text
+
+
+def _attrs(raw: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in _ATTR.finditer(raw):
+        key = m.group(1).decode("ascii", "replace")
+        if key not in out:
+            val = m.group(2) if m.group(2) is not None else m.group(3)
+            out[key] = _unescape(val.decode("utf-8", "replace"))
+    return out
+
+
+def col_letters(col: int) -> str:
+    out = ""
+    while col:
+        col, rem = divmod(col - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+def _col_index(letters: str) -> int:
+    n = 0
+    for ch in letters.upper():
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def _parse_ref(ref: str, sheet: str) -> tuple[int, int]:
+    m = _REF.fullmatch(ref)
+    if not m or int(m.group(2)) == 0:
+        raise _Reject("file-corrupt", f"シート「{sheet}」: 不正なセル番地 {ref[:20]!r}", sheet=sheet)
+    return int(m.group(2)), _col_index(m.group(1))
+
+
+class _SheetScanner:
+    """One pass over a worksheet's XML bytes with a regex tokenizer (expat callbacks are ~10x slower).
+
+    Positions follow the readers' rules: `r` when present, otherwise one past the previous row/cell.
+    A regex that also matches tags inside comments or CDATA can only over-count, never miss a cell.
+    """
+
+    def __init__(self, facts: SheetFacts, limits: Limits) -> None:
+        self.f = facts
+        self.limits = limits
+        self.tags = 0  # every <c>, empty or not: the max_cells limit
+        self.area = 0  # cells covered by merged ranges / hyperlinks (openpyxl materialises them)
+        self.row = 0
+        self.col = 0
+        self.carry = b""
+        self.shared: dict[str, tuple[str, str]] = {}  # si -> (master address, formula text)
+        self._cell_reset()
+
+    def _cell_reset(self) -> None:
+        self.in_cell = False
+        self.addr = ""
+        self.ctype = ""
+        self.has_v = self.has_f = self.has_is = False
+        self.v_text: list[bytes] = []
+        self.f_text: list[bytes] = []
+        self.f_attrs: dict[str, str] = {}
+        self.capture: list[bytes] | None = None
+        self.captured = 0
+
+    def feed(self, chunk: bytes) -> None:
+        buf = self.carry + chunk
+        cut = buf.rfind(b"<")  # attribute values cannot contain '<': everything before is whole tags
+        if cut <= 0:
+            if len(buf) > _CARRY_CAP:
+                # One tag or text run longer than anything Excel writes (a cell holds 32,767
+                # characters): refuse rather than buffer it.
+                raise _Reject("sheet-too-large", "1つの要素が長すぎる", self.f.name)
+            self.carry = buf
+            return
+        self._scan(buf, cut)
+        self.carry = buf[cut:]
+
+    def close(self) -> None:
+        if self.carry:
+            self._scan(self.carry + b" ", len(self.carry))
+            self.carry = b""
+
+    def _text(self, seg: bytes) -> None:
+        if self.capture is not None and self.captured < _TEXT_CAP:
+            self.capture.append(seg[: _TEXT_CAP - self.captured])
+            self.captured += len(seg)
+
+    def _scan(self, buf: bytes, end: int) -> None:
+        last = 0
+        for m in _TOKEN.finditer(buf, 0, end):
+            if self.capture is not None and m.start() > last:
+                self._text(buf[last : m.start()])
+            last = m.end()
+            closing, tag, raw = m.group(1), m.group(2), m.group(3)
+            if closing:
+                if tag == b"c":
+                    self._end_cell()
+                elif tag in (b"f", b"v"):
+                    self.capture = None
+                continue
+            empty = raw.endswith(b"/")
+            if tag == b"c":
+                self._start_cell(raw, empty)
+            elif tag == b"row":
+                self._row(raw)
+            elif not self.in_cell:
+                if tag in (b"mergeCell", b"hyperlink"):
+                    self._range(tag, raw)
+            elif tag == b"v":
+                self.has_v = True
+                if not empty:
+                    self.capture, self.captured = self.v_text, 0
+            elif tag == b"f":
+                self.has_f = True
+                self.f_attrs = _attrs(raw)
+                if not empty:
+                    self.capture, self.captured = self.f_text, 0
+            elif tag == b"is":
+                self.has_is = True
+        if self.capture is not None and end > last:
+            self._text(buf[last:end])
+
+    def _row(self, raw: bytes) -> None:
+        if self.in_cell:  # unclosed <c>: malformed, but count what we saw
+            self._end_cell()
+        a = _attrs(raw) if raw.strip() else {}
+        r = a.get("r")
+        if r is not None:
+            if not r.isdigit() or len(r) > 7 or int(r) == 0:
+                raise _Reject("file-corrupt", f"シート「{self.f.name}」: 不正な行番号 {r[:20]!r}", self.f.name)
+            self.row = int(r)
+        else:
+            self.row += 1
+        self.col = 0
+        if a.get("hidden") in ("1", "true"):
+            self.f.hidden_rows.add(self.row)
+
+    def _start_cell(self, raw: bytes, empty: bool) -> None:
+        if self.in_cell:
+            self._end_cell()
+        self.tags += 1
+        if self.tags > self.limits.max_cells:
+            raise _Reject(
+                "sheet-too-large",
+                f"セルが {self.limits.max_cells:,} 個を超えている(書式だけの空セルを含む)",
+                self.f.name,
+            )
+        a = _attrs(raw)
+        ref = a.get("r")
+        if ref is not None:
+            self.row, self.col = _parse_ref(ref, self.f.name)
+        else:
+            self.row = max(self.row, 1)
+            self.col += 1
+        self.in_cell = True
+        self.addr = f"{col_letters(self.col)}{self.row}"
+        self.ctype = a.get("t", "n")
+        if empty:
+            self._end_cell()
+
+    def _end_cell(self) -> None:
+        if not self.in_cell:
+            return
+        f = self.f
+        if self.has_v or self.has_f or self.has_is:
+            f.cells += 1
+            if self.row > f.max_row:
+                f.max_row = self.row
+                if self.row > self.limits.max_rows:
+                    raise _Reject(
+                        "sheet-too-large",
+                        f"{self.addr} にデータがあり、{self.limits.max_rows:,} 行を超えている",
+                        f.name,
+                    )
+            if self.col > f.max_col:
+                f.max_col = self.col
+                if self.col > self.limits.max_cols:
+                    raise _Reject(
+                        "sheet-too-large",
+                        f"{self.addr} にデータがあり、{self.limits.max_cols:,} 列を超えている",
+                        f.name,
+                    )
+        if self.has_f:
+            text = _unescape(b"".join(self.f_text).decode("utf-8", "replace"))
+            fa = self.f_attrs
+            if fa.get("t") == "shared" and "si" in fa:
+                if text:
+                    self.shared[fa["si"]] = (self.addr, text)
+                else:
+                    text = _translate(*self.shared.get(fa["si"], ("", "")), self.addr)
+            f.formulas[self.addr] = text
+            v = b"".join(self.v_text)
+            # openpyxl writes <v/> for formulas; only a string result may legitimately be empty.
+            if not self.has_v or (not v.strip() and self.ctype not in ("str", "s", "inlineStr")):
+                f.no_cache.add(self.addr)
+        if self.ctype == "e" and self.has_v:
+            f.errors[self.addr] = _unescape(b"".join(self.v_text).decode("utf-8", "replace")).strip()
+        self._cell_reset()
+
+    def _range(self, tag: bytes, raw: bytes) -> None:
+        ref = _attrs(raw).get("ref", "")
+        if not ref:
+            return
+        parts = ref.split(":")
+        if len(parts) > 2:
+            raise _Reject("file-corrupt", f"シート「{self.f.name}」: 不正な範囲 {ref[:30]!r}", self.f.name)
+        (r1, c1), (r2, c2) = _parse_ref(parts[0], self.f.name), _parse_ref(parts[-1], self.f.name)
+        # openpyxl creates one object per cell of a merged range or hyperlink range, so their
+        # area counts against the cell limit and their corners against the extent.
+        if max(r1, r2) > self.limits.max_rows or max(c1, c2) > self.limits.max_cols:
+            raise _Reject("sheet-too-large", f"範囲 {ref} が大きすぎる", self.f.name)
+        self.area += (abs(r2 - r1) + 1) * (abs(c2 - c1) + 1)
+        if self.area > self.limits.max_cells:
+            raise _Reject("sheet-too-large", "結合セル・リンクの範囲が大きすぎる", self.f.name)
+        if tag == b"mergeCell":
+            self.f.merged.append(ref)
+
+
+def _translate(origin: str, text: str, dest: str) -> str:
+    """Text of a shared-formula dependent: the master's formula shifted to `dest` (as Excel shows it)."""
+    if not text:
+        return ""
+    try:
+        from openpyxl.formula.translate import Translator
+
+        return Translator("=" + text, origin=origin).translate_formula(dest)[1:]
+    except Exception:
+        return text
+
+
+# --- the inspector -----------------------------------------------------------------------------
+
+
+class _Inspector:
+    def __init__(self, data: bytes, name: str, limits: Limits) -> None:
+        self.data = data
+        self.name = name
+        self.limits = limits
+        self.warnings: list[Issue] = []
+        self.application = ""
+        self.external_links = False
+        self.calc_on_load = False
+        self.inflated = 0
+
+    def run(self) -> GateResult:
+        data, lim = self.data, self.limits
+        if len(data) == 0:
+            raise _Reject("file-empty")
+        if len(data) > lim.max_file_bytes:
+            raise _Reject("file-too-large", f"{_fmt_bytes(len(data))}、上限 {_fmt_bytes(lim.max_file_bytes)}")
+        if data.startswith(_OLE_MAGIC):
+            raise _inspect_ole(data)
+        if not data.startswith(_ZIP_MAGIC):
+            raise _Reject("file-not-workbook", _sniff_non_zip(data))
+        infos = self._open_zip()
+        by_name = {i.filename: i for i in infos}
+        lower = {n.lower() for n in by_name}
+        if "xl/workbook.bin" in lower:
+            raise _Reject("file-xlsb", "xl/workbook.bin")
+        if "xl/workbook.xml" not in by_name:
+            if "mimetype" in lower or "content.xml" in lower:
+                raise _Reject("file-not-workbook", "OpenDocument(.ods など)")
+            if "word/document.xml" in lower:
+                raise _Reject("file-not-workbook", "Word 文書(.docx)")
+            if "ppt/presentation.xml" in lower:
+                raise _Reject("file-not-workbook", "PowerPoint 文書(.pptx)")
+            raise _Reject("file-not-workbook", "Excel ブックではない ZIP ファイル")
+
+        macros = any(n.endswith("vbaproject.bin") or n.startswith("xl/macrosheets/") for n in lower)
+        self.external_links = any(n.startswith("xl/externallinks/") for n in lower)
+
+        # Metadata first (they tell which members are worksheets), then everything else once.
+        meta = {n: _MetaParser() for n in ("xl/workbook.xml", "xl/_rels/workbook.xml.rels", "docProps/app.xml")}
+        done: set[str] = set()
+        for n, parser in meta.items():
+            if n in by_name:
+                self._read(by_name[n], parser)
+                done.add(n)
+        sheets, targets = self._sheets(meta)
+        ct = by_name.get("[Content_Types].xml")
+        ctp = _MetaParser()
+        if ct is not None:
+            self._read(ct, ctp)
+            done.add(ct.filename)
+            macros = macros or any("macroenabled" in a.get("ContentType", "").lower() for _, a in ctp.elements)
+        app = meta["docProps/app.xml"].texts.get("Application", "")
+        self.application = app.strip()[:200]
+        for local, a in meta["xl/workbook.xml"].elements:
+            if local == "calcPr" and a.get("fullCalcOnLoad") in ("1", "true"):
+                self.calc_on_load = True
+
+        scanners: dict[str, _SheetScanner] = {}
+        for sheet_name, target in targets.items():
+            scanners[target] = _SheetScanner(sheets[sheet_name], lim)
+        for info in infos:
+            if info.filename in done:
+                continue
+            scanner = scanners.get(info.filename)
+            if scanner is None and re.fullmatch(r"xl/(worksheets|macrosheets|dialogsheets)/[^/]+\.xml", info.filename, re.I):
+                # A worksheet part no sheet points to: still bounded, since a reader might find it.
+                scanner = _SheetScanner(SheetFacts(name=info.filename, state="veryHidden"), lim)
+            self._read(info, scanner)
+
+        if macros:
+            self.warnings.append(make_issue("file-macros", file=self.name))
+        if self.external_links:
+            self.warnings.append(make_issue("external-links", file=self.name))
+        for facts in sheets.values():
+            if facts.state != "visible" and facts.name != META_SHEET:
+                self.warnings.append(make_issue("content-hidden", file=self.name, sheet=facts.name, value=facts.state))
+        return GateResult(
+            kind="xlsm" if macros else "xlsx",
+            issues=list(self.warnings),
+            sheets=sheets,
+            application=self.application,
+            external_links=self.external_links,
+            calc_on_load=self.calc_on_load,
+        )
+
+    def _open_zip(self) -> list[zipfile.ZipInfo]:
+        data, lim = self.data, self.limits
+        # Each central-directory entry starts with this signature, so the count bounds how many
+        # ZipInfo objects zipfile would build: refuse 50,000-member files before building them.
+        if data.count(b"PK\x01\x02") > lim.max_members:
+            raise _Reject("file-too-many-members", f"上限 {lim.max_members:,} 個")
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(data))
+            infos = zf.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError, struct.error, UnicodeDecodeError) as exc:
+            raise _Reject("file-corrupt", f"ZIP 構造が不正: {exc}"[:120]) from None
+        if len(infos) > lim.max_members:
+            raise _Reject("file-too-many-members", f"{len(infos):,} 個、上限 {lim.max_members:,} 個")
+        seen: set[str] = set()
+        for info in infos:
+            n = info.orig_filename
+            if (
+                n.startswith(("/", "\\"))
+                or re.match(r"^[A-Za-z]:", n)
+                or "\\" in n
+                or "\x00" in n
+                or any(part in ("..", ".") for part in n.split("/"))
+            ):
+                raise _Reject("file-bad-member-name", repr(n)[:80])
+            # Two members with the same name: zipfile reads the last, other readers the first,
+            # so the gate could be checking a different part than the parser gets.
+            if n.lower() in seen:
+                raise _Reject("file-bad-member-name", f"同じ名前が2つ: {n!r}"[:80])
+            seen.add(n.lower())
+            if info.flag_bits & 0x1:
+                raise _Reject("file-encrypted", f"{n}: ZIP の暗号化")
+        total = sum(i.file_size for i in infos)
+        for info in infos:
+            self._check_declared(info)
+        if total > lim.max_total_bytes:
+            raise _Reject("file-zip-bomb", f"展開後の合計 {_fmt_bytes(total)}、上限 {_fmt_bytes(lim.max_total_bytes)}")
+        # Overlapping entries share compressed bytes (the "better zip bomb"); Excel never writes them.
+        spans = sorted((_data_span(data, i) + (i.header_offset, i.filename) for i in infos), key=lambda s: s[2])
+        for a, b in zip(spans, spans[1:], strict=False):
+            if b[2] < a[1]:
+                raise _Reject("file-zip-bomb", f"{b[3]}: ほかの部品とデータが重なっている")
+        self.spans = {s[3]: (s[0], s[1]) for s in spans}
+        return infos
+
+    def _check_declared(self, info: zipfile.ZipInfo) -> None:
+        lim = self.limits
+        if info.file_size > lim.max_entry_bytes:
+            raise _Reject(
+                "file-zip-bomb",
+                f"{info.filename}: 展開後 {_fmt_bytes(info.file_size)}、上限 {_fmt_bytes(lim.max_entry_bytes)}",
+            )
+        if info.file_size > lim.ratio_grace_bytes and info.compress_size < lim.min_inflate_ratio * info.file_size:
+            raise _Reject(
+                "file-zip-bomb",
+                f"{info.filename}: 圧縮率 1/{info.file_size // max(info.compress_size, 1):,}",
+            )
+
+    def _read(self, info: zipfile.ZipInfo, consumer: _MetaParser | _SheetScanner | None) -> None:
+        start, end = self.spans[info.filename]
+        budget = min(self.limits.max_entry_bytes, self.limits.max_total_bytes - self.inflated)
+        if isinstance(consumer, _MetaParser):
+            budget = min(budget, _META_CAP)
+        dtd = _DtdScanner(info.filename)
+        produced = 0
+        try:
+            for chunk in _inflate(self.data, info, start, end, budget):
+                produced += len(chunk)
+                dtd.feed(chunk)  # before any parser sees the chunk
+                if isinstance(consumer, _SheetScanner) and dtd.mode != "ascii":
+                    # Our tokenizer reads ASCII-compatible XML; Excel writes nothing else here.
+                    raise _Reject("file-corrupt", f"{info.filename}: シートが Excel の XML 形式でない")
+                if consumer is not None and dtd.mode != "binary":
+                    consumer.feed(chunk)
+            if isinstance(consumer, _MetaParser):
+                consumer.feed(b"", True)
+            elif consumer is not None and dtd.mode != "binary":
+                consumer.close()
+        except expat.ExpatError as exc:
+            raise _Reject("file-corrupt", f"{info.filename}: XML が不正 ({exc})"[:120]) from None
+        finally:
+            self.inflated += produced
+
+    def _sheets(self, meta: dict[str, _MetaParser]) -> tuple[dict[str, SheetFacts], dict[str, str]]:
+        """Sheet names, states and worksheet parts, from workbook.xml and its relationships."""
+        rels = {}
+        for local, a in meta["xl/_rels/workbook.xml.rels"].elements:
+            if local == "Relationship" and a.get("TargetMode", "") != "External":
+                rels[a.get("Id", "")] = (a.get("Type", ""), a.get("Target", ""))
+        sheets: dict[str, SheetFacts] = {}
+        targets: dict[str, str] = {}
+        seen: set[str] = set()
+        for local, a in meta["xl/workbook.xml"].elements:
+            if local != "sheet":
+                continue
+            name = a.get("name", "")
+            if name.lower() in seen:
+                raise _Reject("file-corrupt", f"シート名「{name}」が重複している")
+            seen.add(name.lower())
+            state = a.get("state", "visible")
+            sheets[name] = SheetFacts(name=name, state=state if state in ("hidden", "veryHidden") else "visible")
+            rtype, target = rels.get(a.get("r:id", ""), ("", ""))
+            # Every sheet part is scanned whatever its declared type: a reader may not trust the type.
+            if target:
+                target = unquote(target)
+                path = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+                if path not in self.spans:
+                    raise _Reject("file-corrupt", f"シート「{name}」の部品 {path} がない", sheet=name)
+                if path in targets.values():
+                    raise _Reject("file-corrupt", f"シート「{name}」がほかのシートと同じ部品を指している", sheet=name)
+                targets[name] = path
+        return sheets, targets

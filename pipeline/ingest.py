@@ -1,0 +1,337 @@
+"""The one module that opens input files: finds them, reads their bytes, unwraps e-mails and zips,
+passes every workbook through the gate, and parses the survivors in a contained child process.
+
+Nothing here judges the data; it returns raw cell values with their positions, and a FileReport
+for what could not be read. Inputs are opened read-only and never modified, moved or deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from pipeline import gate, mail
+from pipeline.report import FileReport, Issue, make_issue
+from pipeline.settings import LimitSettings
+
+WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".xlsb"}  # the gate rejects the legacy two with a code
+ENVELOPE_SUFFIXES = {".eml", ".msg", ".zip"}
+SILENT_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
+
+
+@dataclass
+class Source:
+    """One workbook to validate, with where it came from."""
+
+    name: str  # shown to people: "file.xlsx" or "mail.eml › file.xlsx"
+    path: Path  # the inbox file it was read from
+    data: bytes
+    received: str  # ISO 8601, local time: the file's mtime or the e-mail's Date
+    sender: str = ""
+    subject: str = ""
+    notes: list[Issue] = field(default_factory=list)  # warnings about the envelope it came in
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def report(self, **kwargs: Any) -> FileReport:
+        return FileReport(
+            name=self.name,
+            path=str(self.path),
+            received=self.received,
+            sha256=self.sha256,
+            sender=self.sender,
+            subject=self.subject,
+            issues=list(self.notes),
+            **kwargs,
+        )
+
+
+@dataclass
+class RawSheet:
+    """A worksheet's values as read: rows[0] is Excel row 1, rows[r][0] is column A."""
+
+    name: str
+    state: str  # visible, hidden, veryHidden
+    rows: list[list[Any]]
+    facts: gate.SheetFacts | None = None
+    merged: list[str] = field(default_factory=list)
+
+
+def local_time(timestamp: float | datetime) -> str:
+    """An aware local ISO time; all received times share one offset so they compare as strings."""
+    moment = timestamp if isinstance(timestamp, datetime) else datetime.fromtimestamp(timestamp)
+    return moment.astimezone().isoformat(timespec="seconds")
+
+
+def find_files(paths: Iterable[Path]) -> list[Path]:
+    """Every file under the given files and folders, recursively, in a stable order.
+
+    Excel's owner files (~$…) and system files (Thumbs.db, dot files) are skipped silently.
+    """
+    found: list[Path] = []
+    for p in paths:
+        candidates = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        for q in candidates:
+            if q.name.startswith(("~$", ".")) or q.name.lower() in SILENT_NAMES:
+                continue
+            found.append(q)
+    return found
+
+
+def open_inputs(files: Iterable[Path], limits: LimitSettings) -> Iterator[Source | FileReport]:
+    """Sources to validate, and finished reports for files that are not workbooks or can't be read."""
+    for path in files:
+        suffix = path.suffix.lower()
+        if suffix not in WORKBOOK_SUFFIXES | ENVELOPE_SUFFIXES:
+            yield FileReport(name=path.name, path=str(path), status="ignored")
+            continue
+        try:
+            size = path.stat().st_size
+            if size > limits.max_file_mib * 2**20:
+                report = FileReport(name=path.name, path=str(path))
+                report.issues.append(
+                    make_issue("file-too-large", file=path.name, value=f"{size / 2**20:.1f} MiB",
+                               detail=f"上限 {limits.max_file_mib} MiB")
+                )
+                report.settle_status()
+                yield report
+                continue
+            data = path.read_bytes()
+            received = local_time(path.stat().st_mtime)
+        except OSError as exc:
+            report = FileReport(name=path.name, path=str(path))
+            report.issues.append(make_issue("file-vanished", file=path.name, detail=type(exc).__name__))
+            report.settle_status()
+            yield report
+            continue
+        if suffix in WORKBOOK_SUFFIXES:
+            yield Source(path.name, path, data, received)
+        else:
+            yield from _unwrap(path, data, received, limits)
+
+
+def _unwrap(path: Path, data: bytes, received: str, limits: LimitSettings) -> Iterator[Source | FileReport]:
+    """Workbooks inside an e-mail or zip. A message that yields none is reported on its own;
+    warnings about the message itself (e.g. no Date header) travel with each attachment."""
+    envelope = mail.read_envelope(data, path.name, _zip_limits(limits))
+    when = local_time(envelope.received) if envelope.received else received
+    if not envelope.attachments or any(i.is_error for i in envelope.issues):
+        report = FileReport(
+            name=path.name,
+            path=str(path),
+            received=when,
+            sha256=hashlib.sha256(data).hexdigest(),
+            sender=envelope.sender,
+            subject=envelope.subject,
+            issues=list(envelope.issues),
+        )
+        report.settle_status()
+        yield report
+        return
+    for att in envelope.attachments:
+        yield Source(
+            f"{path.name} › {att.name}",
+            path,
+            att.data,
+            when,
+            envelope.sender,
+            envelope.subject,
+            notes=list(envelope.issues),
+        )
+
+
+def _zip_limits(limits: LimitSettings) -> mail.ZipLimits:
+    return mail.ZipLimits(
+        max_members=limits.max_members,
+        max_member_bytes=limits.max_file_mib * 2**20,
+        max_total_bytes=limits.max_total_mib * 2**20,
+    )
+
+
+def reload(report: FileReport, limits: LimitSettings) -> bytes | None:
+    """The bytes a report was made from, read again (for the feedback copy), or None when the file
+    changed or vanished since: we never annotate anything but what we validated."""
+    try:
+        data = Path(report.path).read_bytes()
+    except OSError:
+        return None
+    candidates = [data]
+    if Path(report.path).suffix.lower() in ENVELOPE_SUFFIXES:
+        candidates = [a.data for a in mail.read_envelope(data, Path(report.path).name, _zip_limits(limits)).attachments]
+    return next((d for d in candidates if hashlib.sha256(d).hexdigest() == report.sha256), None)
+
+
+def gate_limits(limits: LimitSettings) -> gate.Limits:
+    return gate.Limits(
+        max_file_bytes=limits.max_file_mib * 2**20,
+        max_members=limits.max_members,
+        max_entry_bytes=limits.max_entry_mib * 2**20,
+        max_total_bytes=limits.max_total_mib * 2**20,
+        max_cells=limits.max_cells,
+        max_rows=limits.max_rows,
+        max_cols=limits.max_cols,
+        timeout_s=limits.parse_timeout_s,
+        memory_bytes=limits.parse_memory_mib * 2**20,
+    )
+
+
+# --- The contained reader ---------------------------------------------------------------------
+# calamine is a native library: a hostile file can abort the process (SIGABRT) or allocate without
+# bound. The gate rejects the cases we know; this child process contains the ones we don't. One
+# child serves every file of a run (starting a process per file would cost more than the parse),
+# and is replaced when a file kills it.
+
+
+def _parse(data: bytes) -> list[tuple[str, str, list[list[Any]], list[str]]]:
+    import python_calamine as pc  # imported in the child only
+
+    book = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
+    out = []
+    for meta in book.sheets_metadata:
+        if meta.typ != pc.SheetTypeEnum.WorkSheet:
+            continue
+        sheet = book.get_sheet_by_name(meta.name)
+        if meta.visible == pc.SheetVisibleEnum.Visible:
+            state = "visible"
+        elif meta.visible == pc.SheetVisibleEnum.Hidden:
+            state = "hidden"
+        else:
+            state = "veryHidden"
+        rows = sheet.to_python(skip_empty_area=False)
+        merged = [_range(m) for m in (sheet.merged_cell_ranges or [])]
+        out.append((meta.name, state, rows, merged))
+    return out
+
+
+def _range(m: Any) -> str:
+    (r1, c1), (r2, c2) = m
+    return f"{column_letter(c1 + 1)}{r1 + 1}:{column_letter(c2 + 1)}{r2 + 1}"
+
+
+def column_letter(n: int) -> str:
+    """1 → A, 27 → AA."""
+    s = ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+def _serve(conn: Connection, memory_bytes: int) -> None:
+    if memory_bytes and sys.platform != "win32":
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except EOFError:
+            return
+        try:
+            conn.send(("ok", _parse(data)))
+        except MemoryError:
+            conn.send(("memory", "MemoryError"))
+        except Exception as exc:  # any parser failure is reported as a value, never raised
+            conn.send(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
+
+
+class ContainedReader:
+    """Parse workbooks in a child process bounded in time and memory.
+
+    >>> with ContainedReader(timeout_s=10, memory_bytes=2**30) as reader:
+    ...     sheets = reader.read(data)          # doctest: +SKIP
+    """
+
+    def __init__(self, timeout_s: float, memory_bytes: int) -> None:
+        self.timeout_s = timeout_s
+        self.memory_bytes = memory_bytes
+        method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+        self._ctx = multiprocessing.get_context(method)
+        self._proc: Any = None
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> ContainedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> Connection:
+        if self._conn is None:
+            parent, child = self._ctx.Pipe()
+            self._proc = self._ctx.Process(target=_serve, args=(child, self.memory_bytes), daemon=True)
+            self._proc.start()
+            child.close()
+            self._conn = parent
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._proc is not None:
+            self._proc.join(timeout=2)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join()
+            self._proc = None
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join()
+            self._proc = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def read(self, data: bytes) -> tuple[str, Any]:
+        """("ok", sheets) or (kind, detail) with kind in crash, timeout, memory, error."""
+        conn = self._start()
+        try:
+            conn.send_bytes(data)
+            if not conn.poll(self.timeout_s):
+                self._kill()
+                return ("timeout", f"{self.timeout_s:g} 秒以内に読み終わりませんでした")
+            result: tuple[str, Any] = conn.recv()
+        except (EOFError, OSError, BrokenPipeError):
+            code = self._proc.exitcode if self._proc is not None else None
+            self._kill()
+            return ("crash", f"読み取り処理が異常終了しました (exit {code})")
+        if result[0] == "memory":
+            self._kill()  # the child's heap may be in any state after a MemoryError
+        return result
+
+
+def read_workbook(
+    source: Source, reader: ContainedReader, limits: gate.Limits
+) -> tuple[list[RawSheet], gate.GateResult, FileReport]:
+    """Gate, then parse. Returns the sheets (empty when rejected), the gate's result and a report
+    that already holds the gate's issues."""
+    report = source.report()
+    checked = gate.inspect_workbook(source.data, source.name, limits)
+    report.issues.extend(checked.issues)
+    if not checked.ok:
+        return [], checked, report
+    kind, payload = reader.read(source.data)
+    if kind != "ok":
+        # a parser exception means a damaged file; a dead, stuck or exhausted reader is reported apart
+        code = "file-unreadable" if kind == "error" else "reader-crashed"
+        report.issues.append(make_issue(code, file=source.name, detail=str(payload)))
+        return [], checked, report
+    sheets = [
+        RawSheet(name, state, rows, checked.sheets.get(name), merged)
+        for name, state, rows, merged in payload
+    ]
+    return sheets, checked, report
+

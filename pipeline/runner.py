@@ -1,0 +1,289 @@
+"""One run of each command as a library call: validate, merge, templates, demo.
+
+The CLI is a thin shell over these functions; each works from Python too:
+
+    >>> from pipeline.runner import run_merge
+    >>> from pipeline.settings import Settings
+    >>> run = run_merge(Settings(inbox=Path("inbox"), outbox=Path("outbox")))   # doctest: +SKIP
+    >>> run.exit_code, run.report["rows"]                                      # doctest: +SKIP
+    (0, 69)
+
+Order of a merge: lock → sweep stale temporaries → read and validate → merge (pure) → write the
+master, the summary, the feedback copies and the run report, each atomically. A failure before
+the last replace leaves every previous output as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline import ingest
+from pipeline.catalog import Catalog, load_catalog
+from pipeline.errors import InputError, LockedError, OutputError
+from pipeline.merge import MergeResult, merge_files
+from pipeline.report import FileReport, Issue, ValidationReport
+from pipeline.settings import Settings
+from pipeline.validate import validate_sources
+
+LOCK_NAME = ".merge.lock"
+REPORT_NAME = "run-report.json"
+HISTORY_DIR = "history"
+FEEDBACK_DIR = "feedback"
+
+Progress = Callable[[Iterable[Path]], Iterable[Path]]
+
+
+def _no_progress(files: Iterable[Path]) -> Iterable[Path]:
+    return files
+
+
+# --- validate ---------------------------------------------------------------------------------
+
+
+def run_validate(
+    paths: list[Path], settings: Settings, feedback_dir: Path | None = None, progress: Progress = _no_progress
+) -> tuple[ValidationReport, list[Path]]:
+    """Validate files and folders; write annotated copies for files with issues when asked."""
+    catalog = load_catalog(settings.year, settings.schemas)
+    for p in paths:
+        if not p.exists():
+            raise InputError(f"{p} が見つかりません。ファイルかフォルダーのパスを確認してください。")
+    files = ingest.find_files(paths)
+    reports = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits)
+    written = write_feedback_copies(reports, feedback_dir, settings) if feedback_dir else []
+    return ValidationReport(reports), written
+
+
+def write_feedback_copies(reports: list[FileReport], folder: Path, settings: Settings) -> list[Path]:
+    """An annotated copy of each readable workbook that has issues (差し戻し用)."""
+    from pipeline.feedback import write_feedback
+
+    written: list[Path] = []
+    used: set[str] = set()
+    for report in reports:
+        if not report.issues or not report.kind:
+            continue  # nothing to say, or never parsed (hostile files are not re-opened)
+        data = ingest.reload(report, settings.limits)
+        if data is None:
+            continue
+        name = report.name.split(" › ")[-1]
+        stem, dot, suffix = name.rpartition(".")
+        candidate, n = name, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{stem}_{n}.{suffix}" if dot else f"{name}_{n}"
+        used.add(candidate)
+        folder.mkdir(parents=True, exist_ok=True)
+        written.append(write_feedback(data, name, report.issues, folder / candidate))
+    return written
+
+
+# --- merge ------------------------------------------------------------------------------------
+
+
+@dataclass
+class MergeRun:
+    """Everything a merge produced; `report` is what run-report.json holds."""
+
+    catalog: Catalog
+    files: list[FileReport]
+    result: MergeResult
+    issues: list[Issue]
+    report: dict[str, Any]
+    master: Path
+    summary: Path
+    report_path: Path
+    feedback: list[Path] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # e.g. the master was open in Excel
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(i.is_error for f in self.files for i in f.issues) else 0
+
+
+def _check_folders(settings: Settings) -> None:
+    inbox, outbox = settings.inbox, settings.outbox
+    if not inbox.is_dir():
+        raise InputError(f"受信フォルダー {inbox} がありません。設定ファイルの [paths] inbox か --inbox を確認してください。")
+    try:
+        next(iter(os.scandir(inbox)), None)
+    except OSError as exc:
+        raise InputError(f"受信フォルダー {inbox} を読めません ({type(exc).__name__})。アクセス権を確認してください。") from None
+    try:
+        outbox.mkdir(parents=True, exist_ok=True)
+        probe = outbox / f".~probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"出力フォルダー {outbox} に書き込めません ({type(exc).__name__})。空き容量とアクセス権を確認してください。") from None
+
+
+def run_merge(settings: Settings, progress: Progress = _no_progress) -> MergeRun:
+    """The nightly merge. Raises PipelineError subclasses (exit 3) when it cannot run at all."""
+    from filelock import FileLock, Timeout
+
+    catalog = load_catalog(settings.year, settings.schemas)
+    _check_folders(settings)
+    lock = FileLock(str(settings.outbox / LOCK_NAME), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise LockedError(
+            f"別の集約処理が実行中です({settings.outbox / LOCK_NAME})。終わってからもう一度実行してください。"
+        ) from None
+    try:
+        return _merge_locked(catalog, settings, progress)
+    finally:
+        lock.release()
+
+
+def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress) -> MergeRun:
+    from pipeline import atomic, master
+
+    outbox = settings.outbox
+    for folder in (outbox, outbox / HISTORY_DIR, outbox / FEEDBACK_DIR):
+        if folder.is_dir():
+            atomic.sweep_temporaries(folder)
+    files = ingest.find_files([settings.inbox])
+    reports = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits)
+    result = merge_files(catalog, reports)
+    issues = [i for f in reports for i in f.issues] + result.notes
+    # The master shows the newest input time, not the clock: the same inbox gives the same cells.
+    generated = max((f.received for f in reports if f.received), default="")
+    notices: list[str] = []
+
+    def written(target: Path, path: Path, what: str) -> Path:
+        if path != target:
+            notices.append(
+                f"{what} {target.name} が開かれていたため(Excel など)、{path.name} に書き出しました。"
+            )
+        return path
+
+    try:
+        master_target = outbox / master.master_name(catalog)
+        master_path = written(
+            master_target,
+            atomic.write_atomically(
+                master_target,
+                lambda tmp: master.write_master(tmp, catalog, result, reports, issues, generated=generated),
+            ),
+            "集約ブック",
+        )
+        summary_target = outbox / master.summary_name(catalog)
+        summary_path = written(
+            summary_target,
+            atomic.write_atomically(
+                summary_target, lambda tmp: master.write_summary(tmp, catalog, result, generated=generated)
+            ),
+            "集計ブック",
+        )
+        feedback = write_feedback_copies(reports, outbox / FEEDBACK_DIR, settings)
+    except OSError as exc:
+        raise OutputError(
+            f"出力の書き込みに失敗しました({type(exc).__name__}: {exc})。前回の出力はそのまま残っています。"
+            "空き容量とアクセス権を確認してください。"
+        ) from None
+
+    report = build_run_report(catalog, reports, result, master_path, summary_path, notices)
+    report_path = outbox / REPORT_NAME
+    blob = json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8")
+    try:
+        atomic.write_bytes_atomically(report_path, blob)
+        history = outbox / HISTORY_DIR
+        history.mkdir(exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        atomic.write_bytes_atomically(history / f"run-report-{stamp}.json", blob)
+        _prune_history(history, settings.keep_history)
+    except OSError as exc:
+        raise OutputError(f"実行レポートを書き込めません({type(exc).__name__}: {exc})。") from None
+    return MergeRun(catalog, reports, result, issues, report, master_path, summary_path, report_path, feedback, notices)
+
+
+def _prune_history(history: Path, keep: int) -> None:
+    old = sorted(history.glob("run-report-*.json"))[:-keep] if keep > 0 else []
+    for p in old:
+        p.unlink(missing_ok=True)
+
+
+def build_run_report(
+    catalog: Catalog,
+    files: list[FileReport],
+    result: MergeResult,
+    master_path: Path,
+    summary_path: Path,
+    notices: list[str],
+) -> dict[str, Any]:
+    """run-report.json: the contract keys (fiscal_year, rows, goals, master, files) and more."""
+    notes_by_file: dict[str, list[Issue]] = {}
+    for n in result.notes:
+        notes_by_file.setdefault(n.file, []).append(n)
+    out_files = []
+    for f in files:
+        entry = f.to_dict()
+        entry["issues"] += [
+            {k: v for k, v in i.to_dict().items() if k in ("code", "severity", "sheet", "cell", "column", "value", "message")}
+            for i in notes_by_file.get(f.name, [])
+        ]
+        out_files.append(entry)
+    statuses = {s: sum(1 for f in files if f.status == s) for s in ("accepted", "partial", "rejected", "superseded", "ignored")}
+    return {
+        "fiscal_year": catalog.year,
+        "rows": len(result.rows),
+        "goals": result.goal_counts(catalog),
+        "master": str(master_path),
+        "summary": str(summary_path),
+        "catalog_version": catalog.version,
+        "assignments": len(catalog.assignments),
+        "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "exit_code": 1 if any(i.is_error for f in files for i in f.issues) else 0,
+        "statuses": statuses,
+        "errors": sum(1 for f in files for i in f.issues if i.is_error),
+        "warnings": sum(1 for f in files for i in f.issues if not i.is_error),
+        "offices": [
+            {
+                "office": o.office,
+                "assignments": o.assignments,
+                "received": o.received,
+                "valid": o.valid,
+                "missing": o.missing,
+                "status": o.status,
+                "last_file": o.last_file,
+                "last_time": o.last_time,
+                "senders": o.senders,
+            }
+            for o in result.offices
+        ],
+        "notices": notices,
+        "files": out_files,
+    }
+
+
+# --- templates and the demo -------------------------------------------------------------------
+
+
+def run_templates(settings: Settings, out_dir: Path) -> list[Path]:
+    from pipeline.templates import write_templates
+
+    catalog = load_catalog(settings.year, settings.schemas)
+    try:
+        return write_templates(catalog, out_dir, deadline=settings.deadline, contact=settings.contact)
+    except OSError as exc:
+        raise OutputError(f"テンプレートを {out_dir} に書き込めません({type(exc).__name__}: {exc})。") from None
+
+
+def run_demo(settings: Settings, demo_inbox: Path, progress: Progress = _no_progress) -> MergeRun:
+    """Templates → filled in with the published R6 answers, as each department would → merge."""
+    from pipeline.demo import DEMO_RESULTS, fill_returns
+
+    templates_dir = settings.outbox / "templates"
+    run_templates(settings, templates_dir)
+    catalog = load_catalog(settings.year, settings.schemas)
+    fill_returns(catalog, templates_dir, DEMO_RESULTS, demo_inbox)
+    return run_merge(settings.with_options(inbox=demo_inbox), progress)
+

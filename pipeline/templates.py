@@ -1,0 +1,481 @@
+"""Write the yearly evaluation templates: one protected .xlsx per office that returns a template.
+
+Each template holds only that office's rows of the plan, pre-filled from the catalog and locked,
+with three yellow input columns (事業実績・評価理由 / 事業評価 / 今後の事業計画・展望), a 記入要領
+sheet, and a very hidden `_meta` sheet that lets the reader recognise the file (kind, year, office,
+catalog version, and a hash of the pre-filled cells). openpyxl, not xlsxwriter, because only
+openpyxl can set the IME mode on a validated column and lock the workbook structure
+(shared/research/anchors-ecosystem.md §2.2).
+
+    >>> from pipeline.catalog import load_catalog
+    >>> template_name(load_catalog("R6"), "地域福祉課")
+    'R6_地域福祉計画評価_地域福祉課.xlsx'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.workbook.protection import WorkbookProtection
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
+
+from pipeline.catalog import Catalog
+from pipeline.errors import OutputError
+from pipeline.normalize import RATINGS
+
+TEMPLATE_SHEET = "記入シート"
+GUIDE_SHEET = "記入要領"
+META_SHEET = "_meta"
+TEMPLATE_KIND = "welfare-plan-evaluation-template"
+TEMPLATE_VERSION = "1"
+
+HEADER_ROW = 3  # 1-based: row 1 title (year + office), row 2 a short instruction line, row 3 the header
+FIRST_DATA_ROW = 4
+COLUMNS = (
+    "施策No.",
+    "事業No.",
+    "個別事業・取り組み",
+    "内容",
+    "担当課",
+    "事業実績・評価理由",
+    "事業評価",
+    "今後の事業計画・展望",
+)  # columns A..H
+INPUT_COLUMNS = ("F", "G", "H")
+RATING_COLUMN = "G"
+LETTERS = ("A", "B", "C", "D", "E", "F", "G", "H")
+
+# The _meta keys, in row order (column A key, column B value).
+META_KEYS = (
+    "kind",
+    "fiscal_year",
+    "office",
+    "catalog_version",
+    "template_version",
+    "generated",
+    "prefilled_hash",
+    "rows",
+    "header_row",
+    "first_data_row",
+)
+# The A–D choices live on _meta (column D), not on a sheet of their own: _meta is the one hidden
+# sheet the gate accepts without a "content-hidden" warning (pipeline/gate.py). The validation
+# refers to them through a defined name: a plain name reference stays in the standard
+# <dataValidation> element when Excel re-saves the file (a direct cross-sheet reference is moved
+# into the x14 extension, which openpyxl drops on reading).
+RATING_LIST_NAME = "評価選択肢"
+RATING_LIST_REF = f"'{META_SHEET}'!$D$1:$D${len(RATINGS)}"
+
+# Universal-design font shipped with Windows 10 1809 and later; Excel substitutes one if it is absent.
+FONT_NAME = "BIZ UDPゴシック"
+FONT_SIZE = 10
+INPUT_FILL = "FFF2CC"  # the light yellow that marks 入力欄 in municipal forms
+HEADER_FILL = "DDEBF7"
+COLUMN_WIDTHS = {"A": 8, "B": 7, "C": 24, "D": 48, "E": 18, "F": 60, "G": 8, "H": 60}
+LINE_HEIGHT = 14.0  # points per wrapped line at 10pt, with the font's leading
+MIN_INPUT_LINES = 4  # room to type in, so an empty row does not look like a one-line field
+MAX_ROW_HEIGHT = 409.0  # Excel's limit
+
+_THIN = Side(style="thin", color="808080")
+_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+_WINDOWS_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
+_WEEKDAYS = "月火水木金土日"
+
+
+# Contract helpers ---------------------------------------------------------------------------
+
+
+def header_labels(catalog: Catalog) -> list[str]:
+    """The eight header labels; 事業実績・評価理由 names the year being reported."""
+    labels = list(COLUMNS)
+    labels[5] = f"{COLUMNS[5]} ({catalog.year_label})"
+    return labels
+
+
+def template_name(catalog: Catalog, office: str) -> str:
+    """`R6_地域福祉計画評価_<office>.xlsx`, with characters Windows forbids in file names replaced by _."""
+    safe = _WINDOWS_UNSAFE.sub("_", office).strip(" .") or "_"
+    return f"{catalog.year}_{catalog.plan}評価_{safe}.xlsx"
+
+
+def prefilled_values(catalog: Catalog, office: str) -> list[tuple[str, str, str, str, str]]:
+    """The catalog cells A..E of each data row of an office's template, in plan order."""
+    rows = []
+    for a in sorted(catalog.assignments_for_office(office), key=lambda a: a.order):
+        p = catalog.projects[a.project]
+        rows.append((p.measure_code, p.label, p.name, p.content, a.department))
+    return rows
+
+
+def prefilled_hash(values: list[tuple[str, ...]]) -> str:
+    """sha256 hex of the pre-filled cells as canonical JSON (a list of lists of strings)."""
+    blob = json.dumps([list(v) for v in values], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def receiving_offices(catalog: Catalog) -> list[str]:
+    """Offices that receive a template (those with at least one assignment), in registry order."""
+    used = {a.office for a in catalog.assignments}
+    return [o for o in catalog.offices if o in used]
+
+
+# Small helpers shared with pipeline.demo ----------------------------------------------------
+
+
+def set_text(cell: Cell, value: str) -> None:
+    """Store text as text: openpyxl turns any string starting with '=' into a formula."""
+    cell.value = value
+    if cell.data_type == "f":
+        cell.data_type = "s"
+
+
+def display_width(text: str) -> int:
+    """Width in Excel character units: full-width (and ambiguous) characters count 2."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "FWA" else 1 for ch in text)
+
+
+def row_height(texts: Iterable[tuple[str, float]], min_lines: int = 1) -> float:
+    """Height in points that shows every (text, column width) pair wrapped, at least `min_lines`.
+
+    An estimate, because Excel's own auto-fit depends on the PC's fonts; staff can still
+    double-click the row border (the protection allows row formatting).
+    """
+    lines = min_lines
+    for text, width in texts:
+        usable = max(width - 1.5, 1.0)  # cell padding
+        n = sum(max(1, math.ceil(display_width(part) / usable)) for part in str(text).split("\n"))
+        lines = max(lines, n)
+    return min(MAX_ROW_HEIGHT, lines * LINE_HEIGHT + 4)
+
+
+def fit_data_row(ws: Worksheet, row: int) -> None:
+    """Set a data row's height from what its cells hold now (catalog text and any input)."""
+    texts = [(str(ws[f"{c}{row}"].value or ""), COLUMN_WIDTHS[c]) for c in LETTERS]
+    ws.row_dimensions[row].height = row_height(texts, MIN_INPUT_LINES)
+
+
+def wareki(day: date) -> str:
+    """A date as Japanese staff write it: 令和7年5月30日(金). 令和 only; earlier dates in 西暦."""
+    weekday = _WEEKDAYS[day.weekday()]
+    if day >= date(2019, 5, 1):
+        n = day.year - 2018
+        return f"令和{'元' if n == 1 else n}年{day.month}月{day.day}日({weekday})"
+    return f"{day.year}年{day.month}月{day.day}日({weekday})"
+
+
+def save_atomically(wb: Workbook, path: Path) -> None:
+    """Save to a temporary file beside `path`, then replace it, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Not tempfile.mkstemp: its 0600 mode would survive os.replace and hide the file from colleagues.
+    tmp = path.with_name(f".~{path.stem}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        wb.save(tmp)
+        os.replace(tmp, path)
+    except PermissionError:
+        # On Windows a file open in Excel cannot be replaced.
+        raise OutputError(
+            f"{path} に書き込めません。Excel で開いている場合は閉じてから、もう一度実行してください。"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# The workbook --------------------------------------------------------------------------------
+
+
+def write_templates(
+    catalog: Catalog,
+    out_dir: Path,
+    *,
+    deadline: date | None = None,
+    contact: str = "地域福祉課",
+    generated: datetime | None = None,
+    offices: list[str] | None = None,
+) -> list[Path]:
+    """Write one template per receiving office into `out_dir` and return their paths.
+
+    `offices` limits the run to some offices (canonical names or aliases); an office with no
+    assignment gets no template and is an error, since an empty template cannot be filled in.
+    """
+    stamp = (generated or datetime.now().astimezone()).isoformat(timespec="seconds")
+    if offices is None:
+        chosen = receiving_offices(catalog)
+    else:
+        chosen = []
+        for name in offices:
+            office = catalog.office_named(name)
+            if office is None:
+                raise ValueError(f"課「{name}」は departments.yaml に登録されていません。")
+            if not catalog.assignments_for_office(office):
+                raise ValueError(
+                    f"課「{office}」には{catalog.year_label}の担当事業がないため、テンプレートを作りません。"
+                )
+            if office not in chosen:
+                chosen.append(office)
+    out_dir = Path(out_dir)
+    paths = []
+    for office in chosen:
+        wb = build_template(catalog, office, deadline=deadline, contact=contact, generated=stamp)
+        path = out_dir / template_name(catalog, office)
+        save_atomically(wb, path)
+        paths.append(path)
+    return paths
+
+
+def build_template(
+    catalog: Catalog, office: str, *, deadline: date | None, contact: str, generated: str
+) -> Workbook:
+    """The template workbook for one office, in memory."""
+    values = prefilled_values(catalog, office)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = TEMPLATE_SHEET
+    _fill_input_sheet(catalog, ws, office, values, deadline, contact)
+    _fill_guide(catalog, wb.create_sheet(GUIDE_SHEET), office, deadline, contact)
+    _fill_meta(catalog, wb.create_sheet(META_SHEET), office, values, generated)
+    wb.defined_names[RATING_LIST_NAME] = DefinedName(RATING_LIST_NAME, attr_text=RATING_LIST_REF)
+    # Sheets cannot be added, removed, renamed or unhidden: the reader finds the data by sheet name.
+    wb.security = WorkbookProtection(lockStructure=True)
+    wb.active = 0
+    wb.properties.title = f"{catalog.year_label} {catalog.title}({office})"
+    wb.properties.creator = contact
+    return wb
+
+
+def _font(bold: bool = False, size: float = FONT_SIZE) -> Font:
+    # charset 128 (SHIFTJIS) and family 3 are what Excel itself writes for a Japanese Gothic font.
+    return Font(name=FONT_NAME, size=size, bold=bold, charset=128, family=3)
+
+
+def _fill_input_sheet(
+    catalog: Catalog,
+    ws: Worksheet,
+    office: str,
+    values: Sequence[tuple[str, ...]],
+    deadline: date | None,
+    contact: str,
+) -> None:
+    last = FIRST_DATA_ROW + len(values) - 1
+    input_fill = PatternFill("solid", fgColor=INPUT_FILL)
+
+    # Title and instruction rows are not merged: merged cells get in the way of readers and of
+    # copy-paste, and the text simply overflows into the empty cells to its right.
+    set_text(ws["A1"], f"{catalog.year_label} {catalog.title}({office})")
+    ws["A1"].font = _font(bold=True, size=14)
+    ws.row_dimensions[1].height = 24
+    due = f"提出期限: {wareki(deadline)}。" if deadline else ""
+    set_text(
+        ws["A2"],
+        f"黄色のセルに記入してください(事業評価は一覧から A～D を選択)。{due}"
+        f"記入方法は「{GUIDE_SHEET}」シートをご覧ください。",
+    )
+    ws["A2"].font = _font()
+    ws.row_dimensions[2].height = 18
+
+    header_fill = PatternFill("solid", fgColor=HEADER_FILL)
+    for letter, label in zip(LETTERS, header_labels(catalog), strict=True):
+        cell = ws[f"{letter}{HEADER_ROW}"]
+        set_text(cell, label)
+        cell.font = _font(bold=True)
+        cell.fill = header_fill
+        cell.border = _BORDER
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    ws.row_dimensions[HEADER_ROW].height = row_height(
+        ((label, COLUMN_WIDTHS[c]) for c, label in zip(LETTERS, header_labels(catalog), strict=True)), 2
+    )
+
+    for i, row_values in enumerate(values):
+        row = FIRST_DATA_ROW + i
+        for letter, value in zip(LETTERS[:5], row_values, strict=True):
+            cell = ws[f"{letter}{row}"]
+            set_text(cell, value)
+            cell.number_format = "@"  # the printed codes ("9", "(1)②") stay text if retyped elsewhere
+            cell.protection = Protection(locked=True)
+        for letter in INPUT_COLUMNS:
+            cell = ws[f"{letter}{row}"]
+            cell.protection = Protection(locked=False)
+            cell.fill = input_fill
+        for letter in LETTERS:
+            cell = ws[f"{letter}{row}"]
+            cell.font = _font()
+            cell.border = _BORDER
+            centred = letter in ("A", "B", RATING_COLUMN)
+            cell.alignment = Alignment(
+                horizontal="center" if centred else "left", vertical="top", wrap_text=True
+            )
+        fit_data_row(ws, row)
+
+    for letter, width in COLUMN_WIDTHS.items():
+        ws.column_dimensions[letter].width = width
+
+    if values:
+        _add_validations(catalog, ws, last)
+
+    # Locked cells cannot be edited and rows/columns cannot be inserted or deleted (openpyxl's
+    # defaults once `sheet` is on); row heights and column widths stay adjustable so staff can
+    # make long answers visible. No password: this guards against accidents, not people.
+    ws.protection.sheet = True
+    ws.protection.formatRows = False
+    ws.protection.formatColumns = False
+
+    ws.freeze_panes = f"A{FIRST_DATA_ROW}"
+    ws.sheet_view.zoomScale = 90
+    ws.page_setup.paperSize = ws.PAPERSIZE_A3
+    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0  # as many pages tall as needed
+    ws.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
+    ws.print_area = f"A1:H{max(last, HEADER_ROW)}"
+    ws.print_options.horizontalCentered = True
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.page_margins.top = ws.page_margins.bottom = 0.6
+    ws.oddHeader.left.text = f"{catalog.year_label} {catalog.title}"
+    ws.oddHeader.right.text = office
+    ws.oddFooter.center.text = "&P / &N"
+
+
+def rating_prompt(catalog: Catalog) -> str:
+    """The input message on 事業評価: the 評価基準, or a pointer to 記入要領 if they exceed Excel's 255."""
+    full = "一覧から選んでください。\n" + "\n".join(f"{k}: {v}" for k, v in catalog.ratings.items())
+    if len(full.encode("utf-16-le")) // 2 <= 255:
+        return full
+    return f"A・B・C・D から選んでください。評価基準は「{GUIDE_SHEET}」シートにあります。"
+
+
+def _add_validations(catalog: Catalog, ws: Worksheet, last: int) -> None:
+    rating = DataValidation(
+        type="list",
+        formula1=RATING_LIST_NAME,
+        allow_blank=True,  # an unanswered row is reported by the reader, not blocked here
+        showInputMessage=True,
+        promptTitle="事業評価(A～D)",
+        prompt=rating_prompt(catalog),
+        # openpyxl's default is showErrorMessage=False, which lets any value through silently.
+        showErrorMessage=True,
+        errorStyle="stop",
+        errorTitle="入力できない値です",
+        error="事業評価は一覧から A・B・C・D のいずれか1つを選んでください。",
+        imeMode="disabled",  # a rating is one Latin letter: no kana conversion, no full-width Ａ
+    )
+    rating.add(f"{RATING_COLUMN}{FIRST_DATA_ROW}:{RATING_COLUMN}{last}")
+    ws.add_data_validation(rating)
+    # Free-text columns: no restriction, only the IME switched to hiragana on entering the cell.
+    prose = DataValidation(allow_blank=True, imeMode="hiragana")
+    prose.add(f"F{FIRST_DATA_ROW}:F{last}")
+    prose.add(f"H{FIRST_DATA_ROW}:H{last}")
+    ws.add_data_validation(prose)
+
+
+def _fill_guide(catalog: Catalog, ws: Worksheet, office: str, deadline: date | None, contact: str) -> None:
+    due = wareki(deadline) if deadline else "別途お知らせする期限"
+    labels = header_labels(catalog)
+    lines: list[tuple[str, str, str]] = [
+        ("title", f"{catalog.year_label} {catalog.title} 記入要領", ""),
+        ("text", f"このファイルは {office} の担当分です。", ""),
+        ("head", "1. 記入していただくもの", ""),
+        ("text", f"「{TEMPLATE_SHEET}」シートの黄色のセル(F列～H列)だけに記入してください。", ""),
+        (
+            "item",
+            labels[5],
+            f"{catalog.year_label}に実施した内容(実績)と、事業評価の理由を記入してください。",
+        ),
+        ("item", COLUMNS[6], "下の評価基準により、一覧から A・B・C・D のいずれか1つを選んでください。"),
+        (
+            "item",
+            COLUMNS[7],
+            catalog.rating_note or "次年度に向けての課題、検討内容について記入してください。",
+        ),
+        (
+            "text",
+            "同じ事業を複数の担当課で担当している場合は、担当課ごとの行にそれぞれ記入してください。",
+            "",
+        ),
+        ("head", "2. 評価基準", ""),
+        *(("item", k, v) for k, v in catalog.ratings.items()),
+        ("head", "3. 提出", ""),
+        ("item", "提出期限", due),
+        ("item", "提出先", contact),
+        ("text", "記入したこのファイルを、ファイル名を変えずにメールに添付して提出先へ送ってください。", ""),
+        ("head", "4. ご注意", ""),
+        ("text", "・行や列を追加・削除しないでください。", ""),
+        ("text", "・シートの追加・削除や、シート名の変更はしないでください。", ""),
+        (
+            "text",
+            "・白いセル(施策No.～担当課)は計画の内容で、変更できません。誤りがあれば提出先にご連絡ください。",
+            "",
+        ),
+        ("text", "・セルの中で改行するときは Alt + Enter を押してください。", ""),
+        (
+            "text",
+            "・文章が長くて隠れるときは、行番号の下の境界線をダブルクリックすると行の高さが合います。",
+            "",
+        ),
+        (
+            "text",
+            "・別のファイルに貼り付けて作り直さず、このファイルに記入してください(確認用の情報が入っています)。",
+            "",
+        ),
+    ]
+    ws.column_dimensions["A"].width = 26
+    ws.column_dimensions["B"].width = 90
+    fill = PatternFill("solid", fgColor=HEADER_FILL)
+    for row, (style, first, second) in enumerate(lines, start=1):
+        a, b = ws.cell(row, 1), ws.cell(row, 2)
+        set_text(a, first)
+        a.font = _font(bold=style in ("title", "head", "item"), size=14 if style == "title" else FONT_SIZE)
+        a.alignment = Alignment(vertical="top", wrap_text=style == "item")
+        if style == "item":
+            set_text(b, second)
+            b.font = _font()
+            b.alignment = Alignment(vertical="top", wrap_text=True)
+            a.border = b.border = _BORDER
+            a.fill = fill
+            ws.row_dimensions[row].height = row_height([(first, 26), (second, 90)])
+    ws.protection.sheet = True
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+
+
+def _fill_meta(
+    catalog: Catalog, ws: Worksheet, office: str, values: Sequence[tuple[str, ...]], generated: str
+) -> None:
+    meta = {
+        "kind": TEMPLATE_KIND,
+        "fiscal_year": catalog.year,
+        "office": office,
+        "catalog_version": catalog.version,
+        "template_version": TEMPLATE_VERSION,
+        "generated": generated,
+        "prefilled_hash": prefilled_hash(list(values)),
+        "rows": str(len(values)),
+        "header_row": str(HEADER_ROW),
+        "first_data_row": str(FIRST_DATA_ROW),
+    }
+    for row, key in enumerate(META_KEYS, start=1):
+        set_text(ws.cell(row, 1), key)
+        set_text(ws.cell(row, 2), meta[key])
+        # Text format, so a person who unhides it and retypes a value keeps it a string.
+        ws.cell(row, 2).number_format = "@"
+    for row, (code, definition) in enumerate(catalog.ratings.items(), start=1):
+        set_text(ws.cell(row, 4), code)
+        set_text(ws.cell(row, 5), definition)
+    ws.protection.sheet = True
+    ws.sheet_state = "veryHidden"
