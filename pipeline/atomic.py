@@ -17,6 +17,7 @@ the caller can tell staff where tonight's file is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -149,15 +150,12 @@ def _fsync_dir(folder: Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems (network shares) refuse fsync on a directory
+        with contextlib.suppress(OSError):  # some file systems (network shares) refuse it
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
 def _unlink_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):  # if it cannot go now, sweep_temporaries removes it later
         path.unlink(missing_ok=True)
-    except OSError:
-        pass  # left for sweep_temporaries

@@ -70,6 +70,8 @@ _HEADERS = ("No.", "シート", "セル", "重要度", "コード", "内容")
 _RESTORE_COL = 8
 _RESTORE_HEADER = "_元の塗りつぶし"
 _EXCEL_CELL_MAX = 32_767
+_COMMENT_WIDTH = 400  # px, about 300 pt
+_COMMENT_MIN_HEIGHT = 200  # px, about 150 pt
 # A comment block we wrote: Excel-style "author:" line, then one "[code] message" per line.
 _OUR_BLOCK_HEAD = f"{AUTHOR}:"
 _OUR_LINE = re.compile(r"^\[[a-z0-9-]+\] ")
@@ -219,14 +221,15 @@ def _annotate(wb: Workbook, issues: list[Issue]) -> tuple[dict[int, _Target], di
         text = "\n".join([_OUR_BLOCK_HEAD, *lines])
         if cell.comment is not None and cell.comment.text.strip():
             text = cell.comment.text.rstrip() + "\n\n" + text  # the department's note stays first
-        cell.comment = Comment(text[:_EXCEL_CELL_MAX], AUTHOR, height=_comment_height(lines), width=300)
+        cell.comment = Comment(text[:_EXCEL_CELL_MAX], AUTHOR, height=_comment_height(lines), width=_COMMENT_WIDTH)
     return placed, originals
 
 
-def _comment_height(lines: list[str]) -> float:
-    # ~300pt wide holds about 40 half-width units of 11pt text per line, lines ~15pt high.
-    rows = 1 + sum(max(1, math.ceil(_display_width(line) / 40)) for line in lines)
-    return float(min(max(150, rows * 15 + 10), 600))
+def _comment_height(lines: list[str]) -> int:
+    # openpyxl sizes comment boxes in px (Excel's default is 144×79 px): 400 px ≈ 300 pt wide
+    # holds about 44 half-width units of 11pt text per line, and a line needs ~20 px.
+    rows = 1 + sum(max(1, math.ceil(_display_width(line) / 44)) for line in lines)
+    return min(max(_COMMENT_MIN_HEIGHT, rows * 20 + 10), 800)
 
 
 def _undo_previous_feedback(wb: Workbook) -> None:

@@ -146,7 +146,10 @@ def read_eml(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> Envelop
     env.subject = _decode_header_text(headers.get("subject", ""))
     env.sender_name, env.sender = _parse_from(headers.get("from", ""))
     env.received = _eml_date(headers.get("date"), ctx)
-    _collect_eml_parts(msg, ctx, depth=0, prefix="")
+    try:
+        _collect_eml_parts(msg, ctx, depth=0, prefix="")
+    except Exception as exc:  # a last resort: a damaged message must become an issue, not a crash
+        return _unreadable(env, name, _describe(exc))
     ctx.finish("email-no-attachment")
     return env
 
@@ -188,7 +191,12 @@ def read_zip(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> Envelop
     """Read a ZIP dropped directly: every workbook member (also in nested ZIPs) is an attachment."""
     env = Envelope(kind="zip")
     ctx = _Context(name, limits, env)
-    _collect_zip(data, name, ctx, depth=0, prefix="")
+    try:
+        _collect_zip(data, name, ctx, depth=0, prefix="")
+    except Exception as exc:  # a last resort: a damaged ZIP must become an issue, not a crash
+        env.attachments = []
+        env.issues = [make_issue("zip-unreadable", file=name, value=name, detail=_describe(exc))]
+        return env
     ctx.finish("zip-no-workbook")
     return env
 
@@ -844,7 +852,7 @@ def _zip_members(data: bytes, label: str, ctx: _Context, depth: int, prefix: str
         raise _ZipUnsafe("ZIP やメールの入れ子が深すぎます")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # BadZipFile, but also NotImplementedError for odd version fields
         ctx.issue("zip-unreadable", value=label, detail=f"ZIP 形式として読めません: {_describe(exc)}")
         return
     with archive:

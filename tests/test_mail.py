@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import mail
-from pipeline.mail import Attachment, Envelope, ZipLimits, read_envelope, read_eml, read_msg, read_zip
+from pipeline.mail import Attachment, Envelope, ZipLimits, read_eml, read_envelope, read_msg, read_zip
 from pipeline.report import CODES, ERROR, WARNING
 
 JST = timezone(timedelta(hours=9))
@@ -112,26 +112,25 @@ def message(headers: list[str | bytes], content_type: str, body: bytes) -> bytes
 
 
 def text_part(text: str = "お世話になっております。評価表を送付します。") -> bytes:
-    return lines('Content-Type: text/plain; charset="iso-2022-jp"', "Content-Transfer-Encoding: 7bit", "", "") + (
-        jis_ms(text) + CRLF
-    )
+    return lines(
+        'Content-Type: text/plain; charset="iso-2022-jp"', "Content-Transfer-Encoding: 7bit", "", ""
+    ) + (jis_ms(text) + CRLF)
 
 
 def file_part(disposition: str | bytes, data: bytes, content_type: str | bytes | None = None) -> bytes:
     ct = content_type or "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    return (
-        lines(
-            b"Content-Type: " + (ct if isinstance(ct, bytes) else ct.encode()),
-            "Content-Transfer-Encoding: base64",
-            b"Content-Disposition: " + (disposition if isinstance(disposition, bytes) else disposition.encode()),
-            "",
-            "",
-        )
-        + b64_body(data)
-    )
+    return lines(
+        b"Content-Type: " + (ct if isinstance(ct, bytes) else ct.encode()),
+        "Content-Transfer-Encoding: base64",
+        b"Content-Disposition: " + (disposition if isinstance(disposition, bytes) else disposition.encode()),
+        "",
+        "",
+    ) + b64_body(data)
 
 
-def simple_mail(disposition: str | bytes, data: bytes = XLSX_A, extra: list[str | bytes] | None = None) -> bytes:
+def simple_mail(
+    disposition: str | bytes, data: bytes = XLSX_A, extra: list[str | bytes] | None = None
+) -> bytes:
     ctype, body = multipart("mixed", "----=_NextPart_000_0001", [text_part(), file_part(disposition, data)])
     headers = extra or [
         "From: taro@city.koganei.lg.jp",
@@ -202,7 +201,11 @@ def test_encoded_words_split_mid_character_are_joined_before_decoding() -> None:
     sender = ew(utf8[:4], "UTF-8") + " " + ew(utf8[4:], "utf-8")
     raw = simple_mail(
         "attachment; filename=a.xlsx",
-        extra=[f'From: "{sender}" <a@b.lg.jp>', f"Subject: {subject}", "Date: Tue, 14 May 2024 09:31:05 +0900"],
+        extra=[
+            f'From: "{sender}" <a@b.lg.jp>',
+            f"Subject: {subject}",
+            "Date: Tue, 14 May 2024 09:31:05 +0900",
+        ],
     )
     env = read_eml(raw, "m.eml")
     assert env.subject == "評価表①の提出"
@@ -224,22 +227,32 @@ def test_encoded_words_split_mid_character_are_joined_before_decoding() -> None:
         + ";\r\n filename*2*="
         + pct(FILENAME.encode()[31:]),
         # Outlook / webmail: encoded-word inside quotes, folded across lines and split mid-JIS-run
-        'attachment; filename="'
-        + ew(jis_ms(FILENAME)[:12])
-        + "\r\n "
-        + ew(jis_ms(FILENAME)[12:])
-        + '"',
+        'attachment; filename="' + ew(jis_ms(FILENAME)[:12]) + "\r\n " + ew(jis_ms(FILENAME)[12:]) + '"',
         # Gmail style: UTF-8 encoded-word in quotes
         f'attachment; filename="{ew(FILENAME.encode(), "UTF-8")}"',
         # Q encoding
-        'attachment; filename="=?UTF-8?Q?' + pct(FILENAME.encode()).replace("%", "=").replace("_", "=5F") + '?="',
+        'attachment; filename="=?UTF-8?Q?'
+        + pct(FILENAME.encode()).replace("%", "=").replace("_", "=5F")
+        + '?="',
         # encoded-word split across RFC 2231 plain continuations
-        'attachment; filename*0="' + ew(FILENAME.encode(), "UTF-8")[:20] + '"; filename*1="'
-        + ew(FILENAME.encode(), "UTF-8")[20:] + '"',
+        'attachment; filename*0="'
+        + ew(FILENAME.encode(), "UTF-8")[:20]
+        + '"; filename*1="'
+        + ew(FILENAME.encode(), "UTF-8")[20:]
+        + '"',
         # Shift_JIS encoded-word, declared with a Windows alias
         f'attachment; filename="{ew(FILENAME.encode("cp932"), "Shift_JIS")}"',
     ],
-    ids=["2231-jis", "2231-jis-lang", "2231-utf8-continued", "ew-quoted-split", "ew-utf8", "ew-q", "ew-in-2231", "ew-sjis"],
+    ids=[
+        "2231-jis",
+        "2231-jis-lang",
+        "2231-utf8-continued",
+        "ew-quoted-split",
+        "ew-utf8",
+        "ew-q",
+        "ew-in-2231",
+        "ew-sjis",
+    ],
 )
 def test_attachment_filename_encodings(disposition: str) -> None:
     env = read_eml(simple_mail(disposition), "m.eml")
@@ -294,7 +307,10 @@ def test_forwarded_message_rfc822_is_walked() -> None:
     inner_type, inner_body = multipart(
         "mixed",
         "inner-boundary",
-        [text_part("評価表を提出します。"), file_part(f'attachment; filename="{ew(jis_ms(FILENAME))}"', XLSX_B)],
+        [
+            text_part("評価表を提出します。"),
+            file_part(f'attachment; filename="{ew(jis_ms(FILENAME))}"', XLSX_B),
+        ],
     )
     inner = message(
         [
@@ -396,13 +412,17 @@ def test_plain_text_mail_without_any_attachment() -> None:
     ],
 )
 def test_date_header_is_timezone_aware(date: str, expected: datetime) -> None:
-    env = read_eml(simple_mail("attachment; filename=a.xlsx", extra=["From: a@b.lg.jp", f"Date: {date}"]), "m.eml")
+    env = read_eml(
+        simple_mail("attachment; filename=a.xlsx", extra=["From: a@b.lg.jp", f"Date: {date}"]), "m.eml"
+    )
     assert env.received == expected
     assert env.received is not None and env.received.tzinfo is not None
     assert env.issues == []
 
 
-@pytest.mark.parametrize("date_header", [None, "Date: 令和6年5月14日".encode("cp932"), b"Date: ", b"Date: 32/13/2024"])
+@pytest.mark.parametrize(
+    "date_header", [None, "Date: 令和6年5月14日".encode("cp932"), b"Date: ", b"Date: 32/13/2024"]
+)
 def test_missing_or_unreadable_date_is_a_warning(date_header: bytes | None) -> None:
     headers: list[str | bytes] = ["From: a@b.lg.jp", "Subject: x"] + ([date_header] if date_header else [])
     env = read_eml(simple_mail("attachment; filename=a.xlsx", extra=headers), "m.eml")
@@ -520,9 +540,7 @@ def test_nesting_deeper_than_limit_is_unsafe() -> None:
     env = read_zip(data, "top.zip", ZipLimits(max_depth=1))
     assert "zip-unsafe" in codes(env)
     assert env.attachments == []
-    assert read_zip(data, "top.zip").attachments == [
-        Attachment("level1.zip › level0.zip › x.xlsx", XLSX_A)
-    ]
+    assert read_zip(data, "top.zip").attachments == [Attachment("level1.zip › level0.zip › x.xlsx", XLSX_A)]
 
 
 def test_zip_bomb_member_limit_counts_inflated_bytes() -> None:
@@ -557,7 +575,9 @@ def test_zip_declared_size_is_not_trusted() -> None:
     assert codes(env)[0] in ("zip-unsafe", "zip-unreadable")
 
 
-@pytest.mark.parametrize("bad", ["../評価表.xlsx", "/etc/評価表.xlsx", "a/../../b.xlsx", "C:/x.xlsx", "..\\x.xlsx"])
+@pytest.mark.parametrize(
+    "bad", ["../評価表.xlsx", "/etc/評価表.xlsx", "a/../../b.xlsx", "C:/x.xlsx", "..\\x.xlsx"]
+)
 def test_zip_with_traversal_or_absolute_name_is_rejected(bad: str) -> None:
     z = plain_zip({"ok.xlsx": XLSX_A, bad: XLSX_B})
     env = read_zip(z, "evil.zip")
@@ -706,7 +726,9 @@ def build_cfb(files: dict[str, bytes]) -> bytes:
             raw_name, len(raw_name), n.kind, 1, n.left, n.right, n.child,
             b"\0" * 16, 0, 0, 0, n.start if n.kind != 1 else 0, n.size,
         )  # fmt: skip
-    empty = struct.pack("<64sHBBIII16sIQQIQ", b"", 0, 0, 0, NOSTREAM, NOSTREAM, NOSTREAM, b"\0" * 16, 0, 0, 0, 0, 0)
+    empty = struct.pack(
+        "<64sHBBIII16sIQQIQ", b"", 0, 0, 0, NOSTREAM, NOSTREAM, NOSTREAM, b"\0" * 16, 0, 0, 0, 0, 0
+    )
     entries += empty * ((dir_bytes_len - len(entries)) // 128)
 
     header = struct.pack(
@@ -802,7 +824,9 @@ def msg_files(
         struct.pack("<II", tag, 6) + v for tag, v in fixed
     )
     if kind == "top":
-        files["__recip_version1.0_#00000000/__substg1.0_3001001F"] = "地域福祉課".encode("utf-16-le") + b"\0\0"
+        files["__recip_version1.0_#00000000/__substg1.0_3001001F"] = (
+            "地域福祉課".encode("utf-16-le") + b"\0\0"
+        )
         files["__recip_version1.0_#00000000/__properties_version1.0"] = b"\0" * 8
         for stream in ("00020102", "00030102", "00040102"):
             files[f"__nameid_version1.0/__substg1.0_{stream}"] = b""
@@ -862,7 +886,9 @@ def test_msg_unicode_with_exchange_sender_and_embedded_item() -> None:
 def test_msg_ansi_cp932_with_transport_headers() -> None:
     headers = (
         "Received: from mail.city.koganei.lg.jp\r\n"
-        "From: =?ISO-2022-JP?B?" + base64.b64encode(jis_ms("障害福祉課 ①")).decode() + "?= <shogai@city.koganei.lg.jp>\r\n"
+        "From: =?ISO-2022-JP?B?"
+        + base64.b64encode(jis_ms("障害福祉課 ①")).decode()
+        + "?= <shogai@city.koganei.lg.jp>\r\n"
         "Date: Wed, 15 May 2024 10:00:00 +0900\r\n"
         "Subject: x\r\n\r\n"
     )
@@ -985,3 +1011,27 @@ def test_rfc2231_utf8_continuations_round_trip(text: str, cuts: list[int]) -> No
         f"filename*{i}*=" + ("UTF-8''" if i == 0 else "") + pct(piece) for i, piece in enumerate(pieces)
     )
     assert mail._param(mail._split_params("attachment; " + params), "filename") == text
+
+
+SEEDS = {
+    "eml": simple_mail(f'attachment; filename="{ew(jis_ms(FILENAME))}"'),
+    "msg": build_cfb(msg_files(subject=SUBJECT, submit=SUBMIT, attachments=((FILENAME, XLSX_A),))),
+    "zip": cp932_zip({"評価表.xlsx": XLSX_A, "内.zip": plain_zip({"b.xlsx": XLSX_B})}),
+}
+
+
+@given(
+    st.sampled_from(sorted(SEEDS)),
+    st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255)), max_size=8),
+    st.integers(min_value=0),
+)
+@settings(max_examples=300, deadline=None)
+def test_damaged_input_never_raises(kind: str, flips: list[tuple[int, int]], cut: int) -> None:
+    data = bytearray(SEEDS[kind])
+    for pos, value in flips:
+        data[pos % len(data)] = value
+    data = data[: max(1, cut % (len(data) + 1))] if cut % 3 == 0 else data
+    env = read_envelope(bytes(data), f"damaged.{kind}")
+    assert isinstance(env, Envelope)
+    assert all(i.code in CODES for i in env.issues)
+    assert env.attachments or any(i.is_error for i in env.issues)
