@@ -126,6 +126,14 @@ class Catalog:
         key = parse_project(value)
         return self.projects.get(key) if key else None
 
+    def group_containing(self, value: object) -> Project | None:
+        """The group a single number belongs to (32 → 31～34), for a hint in messages."""
+        key = parse_project(value)
+        if key is None or "-" in key:
+            return None
+        group = self.projects.get(self._by_number.get(int(key), ""))
+        return group if group is not None and group.key != key else None
+
     def measure_of(self, project: Project) -> Measure:
         return next(
             m

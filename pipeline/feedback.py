@@ -104,19 +104,22 @@ def write_feedback(data: bytes, name: str, issues: list[Issue], out_path: Path) 
         _atomic_write(out_path, _save(wb))
         return out_path
 
+    source = _safe_inventory(data)
     _undo_previous_feedback(wb)
     notes = []
-    if any(feat.comments for feat in _safe_inventory(data).values()):
-        notes.append("既存のコメントは文字だけを引き継いでいます(文字の太さ・色・大きさは元のブックと異なります)。")
+    if any(feat.comments for feat in source.values()):
+        notes.append(
+            "既存のコメントは文字だけを引き継いでいます(文字の太さ・色・大きさは元のブックと異なります)。"
+        )
     placed, restore = _annotate(wb, issues)
-    _readd_extension_validations(wb, data)
+    _readd_extension_validations(wb, source)
     _build_summary(wb, name, issues, placed, restore, notes, fallback=False)
     copy = _save(wb)
 
     # Measure what the round trip lost by comparing the XML of source and copy; anything lost
     # gets a ※ line. Re-saving the loaded workbook is unsafe (openpyxl closes image streams on
     # save), so the copy itself is re-opened and its summary rebuilt with the notes.
-    losses = _losses(_safe_inventory(data), _safe_inventory(copy))
+    losses = _losses(source, _safe_inventory(copy))
     if losses:
         wb = _load(copy, keep_vba)
         if wb is not None:
@@ -221,7 +224,9 @@ def _annotate(wb: Workbook, issues: list[Issue]) -> tuple[dict[int, _Target], di
         text = "\n".join([_OUR_BLOCK_HEAD, *lines])
         if cell.comment is not None and cell.comment.text.strip():
             text = cell.comment.text.rstrip() + "\n\n" + text  # the department's note stays first
-        cell.comment = Comment(text[:_EXCEL_CELL_MAX], AUTHOR, height=_comment_height(lines), width=_COMMENT_WIDTH)
+        cell.comment = Comment(
+            text[:_EXCEL_CELL_MAX], AUTHOR, height=_comment_height(lines), width=_COMMENT_WIDTH
+        )
     return placed, originals
 
 
@@ -267,7 +272,11 @@ def _undo_previous_feedback(wb: Workbook) -> None:
 
 def _is_our_fill(fill: object) -> bool:
     color = getattr(getattr(fill, "fgColor", None), "rgb", None)
-    return getattr(fill, "fill_type", None) == "solid" and isinstance(color, str) and color.upper() in _OUR_FILL_RGB
+    return (
+        getattr(fill, "fill_type", None) == "solid"
+        and isinstance(color, str)
+        and color.upper() in _OUR_FILL_RGB
+    )
 
 
 def _strip_our_block(cell: Cell) -> None:
@@ -337,7 +346,9 @@ def _build_summary(
             widths[col] = max(widths[col], _display_width(value))
         if target is not None:
             link = ws.cell(r, 3)
-            link.hyperlink = Hyperlink(ref=link.coordinate, location=f"{_quote_sheet(target.sheet)}!{target.link}")
+            link.hyperlink = Hyperlink(
+                ref=link.coordinate, location=f"{_quote_sheet(target.sheet)}!{target.link}"
+            )
             link.style = link_style
             saved = restore.get((target.sheet, target.coordinate))
             if saved:
@@ -573,14 +584,18 @@ def _rels(archive: zipfile.ZipFile, part: str, names: set[str]) -> dict[str, tup
         if rel.get("TargetMode") == "External":
             continue
         target = rel.get("Target", "")
-        resolved = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+        resolved = (
+            target.lstrip("/")
+            if target.startswith("/")
+            else posixpath.normpath(posixpath.join(folder, target))
+        )
         result[rel.get("Id", "")] = (resolved, rel.get("Type", ""))
     return result
 
 
-def _readd_extension_validations(wb: Workbook, data: bytes) -> None:
+def _readd_extension_validations(wb: Workbook, source: dict[str, _Features]) -> None:
     """Add back the x14 data validations openpyxl dropped while loading."""
-    for sheet, features in _safe_inventory(data).items():
+    for sheet, features in source.items():
         if not features.extension_validations or sheet not in wb.sheetnames:
             continue
         ws = wb[sheet]
@@ -611,13 +626,19 @@ def _losses(source: dict[str, _Features], copy: dict[str, _Features]) -> list[st
                 "この写しで直すときは、テンプレートの選択肢どおりに入力してください。"
             )
         if before.conditional_formats > after.conditional_formats:
-            lines.append(f"シート「{sheet}」の条件付き書式の一部はこの写しに含まれません(表示だけの違いです)。")
+            lines.append(
+                f"シート「{sheet}」の条件付き書式の一部はこの写しに含まれません(表示だけの違いです)。"
+            )
         for kind, count in sorted((before.drawing - after.drawing).items()):
-            lines.append(f"シート「{sheet}」の{kind} {count} 個はこの写しに含まれません。元のブックを参照してください。")
+            lines.append(
+                f"シート「{sheet}」の{kind} {count} 個はこの写しに含まれません。元のブックを参照してください。"
+            )
         if before.controls > after.controls:
             lines.append(f"シート「{sheet}」のボタン等のコントロールはこの写しに含まれません。")
         if before.extensions - after.extensions:
-            lines.append(f"シート「{sheet}」の Excel 拡張機能(スパークライン等)の一部はこの写しに含まれません。")
+            lines.append(
+                f"シート「{sheet}」の Excel 拡張機能(スパークライン等)の一部はこの写しに含まれません。"
+            )
         if before.comments > after.comments:
             lines.append(f"シート「{sheet}」の既存のコメントの一部はこの写しに含まれません。")
     return lines

@@ -124,12 +124,14 @@ def read_envelope(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> En
     """Dispatch on content first (OLE2 → .msg, PK → .zip), then on the name suffix.
 
     Magic bytes win over the suffix because people rename files ("返信.eml" that Outlook
-    actually saved as .msg); a plain-text file is read as a MIME message.
+    actually saved as .msg). Without magic, a ".zip" goes to the ZIP reader (it copes with
+    prepended data, and a broken one is reported as a ZIP problem); anything else is read as
+    a MIME message, since some clients save MIME text under other suffixes.
     """
-    kind = _sniff(data, name)
+    kind = _sniff(data)
     if kind == "msg":
         return read_msg(data, name, limits)
-    if kind == "zip":
+    if kind == "zip" or _suffix(name) == ".zip":
         return read_zip(data, name, limits)
     return read_eml(data, name, limits)
 
@@ -183,7 +185,7 @@ def read_msg(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> Envelop
 def _unreadable(env: Envelope, name: str, detail: str) -> Envelope:
     """The container could not be read: that single issue replaces whatever was gathered."""
     env.attachments = []
-    env.issues = [make_issue("email-unreadable", file=name, value=name, detail=detail)]
+    env.issues = [make_issue("email-unreadable", file=name, value=name, detail=_safe(detail))]
     return env
 
 
@@ -226,7 +228,7 @@ class _Context:
         self.skipped: list[str] = []  # non-workbook attachments, named in "no attachment" issues
 
     def issue(self, code: str, value: str = "", detail: str = "") -> None:
-        self.env.issues.append(make_issue(code, file=self.name, value=value, detail=detail))
+        self.env.issues.append(make_issue(code, file=self.name, value=_safe(value), detail=_safe(detail)))
 
     def found(self, name: str, data: bytes, depth: int) -> None:
         """Route one attachment: a workbook is kept, a container is opened, the rest skipped."""
@@ -235,12 +237,12 @@ class _Context:
         if _is_junk(base):
             return
         if suffix in WORKBOOK_SUFFIXES:
-            self.env.attachments.append(Attachment(name, data))
+            self.env.attachments.append(Attachment(_safe(name), data))
             return
         if suffix not in _CONTAINER_SUFFIXES:
             self.skipped.append(base)
             return
-        kind = _sniff(data, name)
+        kind = _sniff(data)
         if suffix == ".zip" and kind == "eml":
             kind = "zip"  # not a ZIP inside: let the ZIP reader say it is damaged
         if kind == "zip":
@@ -281,12 +283,13 @@ class _Context:
             return
         detail = ""
         if self.skipped:
-            names = "、".join(dict.fromkeys(self.skipped))
-            detail = f"(入っていたのは {names} です)"
+            names = list(dict.fromkeys(self.skipped))
+            shown = "、".join(names[:5]) + (f" ほか {len(names) - 5} 件" if len(names) > 5 else "")
+            detail = f"(入っていたのは {shown} です)"
         self.issue(empty_code, value=self.name, detail=detail)
 
 
-def _sniff(data: bytes, name: str) -> str:
+def _sniff(data: bytes) -> str:
     if data.startswith(_OLE_MAGIC):
         return "msg"
     if data.startswith(_ZIP_MAGICS):
@@ -307,6 +310,11 @@ def _is_junk(base: str) -> bool:
     # "~$評価表.xlsx" is Excel's lock file and "._評価表.xlsx" macOS resource forks: both look
     # like workbooks by name but are not, and appear when a folder is zipped while open.
     return base.startswith(("~$", "._")) or base in ("", ".DS_Store", "Thumbs.db")
+
+
+def _safe(text: str) -> str:
+    """Text fit for reports and JSON: surrogate escapes (raw bytes) become UTF-8 or U+FFFD."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 def _describe(exc: BaseException) -> str:
@@ -546,7 +554,7 @@ def _unfold(value: str) -> str:
 def _clean(text: str) -> str:
     # Names and subjects are single-line: drop control characters that survive decoding, and
     # compose macOS NFD kana (ハ + ゛) without touching compatibility characters like ①.
-    text = "".join(c for c in text if c >= " " and c != "\x7f")
+    text = "".join(c for c in _safe(text) if c >= " " and c != "\x7f")
     if "\u3099" in text or "\u309a" in text:
         text = unicodedata.normalize("NFC", text)
     return text.strip()
@@ -557,14 +565,14 @@ def _clean(text: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _split_params(value: str) -> list[tuple[str, str, bool]]:
-    """Split 'type; a=1; b="x; y"' into (name, value, was_quoted), names lower-case.
+def _split_params(value: str) -> list[tuple[str, str]]:
+    """Split 'type; a=1; b="x; y"' into (name, value) pairs, names lower-case, quotes removed.
 
     Quoted strings are scanned twice when they hold 8-bit bytes: cp932 uses the backslash as
     the second byte of characters such as 表 and ソ, and clients that send raw cp932 do not
     escape it, so a standard unescape would corrupt the name.
     """
-    params: list[tuple[str, str, bool]] = []
+    params: list[tuple[str, str]] = []
     value = _unfold(value)
     i, n = 0, len(value)
     first = True
@@ -576,7 +584,7 @@ def _split_params(value: str) -> list[tuple[str, str, bool]]:
         key = value[i:j].strip().lower()
         if j >= n or value[j] == ";":
             if not first and key:
-                params.append((key, "", False))
+                params.append((key, ""))
             first = False
             i = j + 1
             continue
@@ -586,14 +594,14 @@ def _split_params(value: str) -> list[tuple[str, str, bool]]:
             j += 1
         if j < n and value[j] == '"':
             text, j = _scan_quoted(value, j + 1)
-            params.append((key, text, True))
+            params.append((key, text))
             while j < n and value[j] != ";":
                 j += 1
         else:
             k = j
             while k < n and value[k] != ";":
                 k += 1
-            params.append((key, value[j:k].strip(), False))
+            params.append((key, value[j:k].strip()))
             j = k
         i = j + 1
     return params
@@ -642,12 +650,12 @@ def _scan_quoted_as(value: str, i: int, cp932: bool) -> tuple[str, int]:
     return "".join(out), i
 
 
-def _param(params: list[tuple[str, str, bool]], name: str) -> str | None:
+def _param(params: list[tuple[str, str]], name: str) -> str | None:
     """A parameter's decoded value: RFC 2231 (with continuations) first, then the plain form."""
     pieces: dict[int, tuple[str, bool]] = {}
     extended: str | None = None
     plain: str | None = None
-    for key, value, _ in params:
+    for key, value in params:
         if key == name:
             plain = value if plain is None else plain
         elif key == name + "*":
@@ -714,7 +722,7 @@ def _parse_from(value: str) -> tuple[str, str]:
         bare = re.search(r"[^\s<>()\",;]+@[^\s<>()\",;]+", value)
         address = bare.group(0) if bare else ""
         name = comment.group(1) if comment else ""
-    address = address.strip().strip("'\"").lower()
+    address = _safe(address).strip().strip("'\"").lower()
     if address.startswith("mailto:"):
         address = address[len("mailto:") :]
     return _decode_header_text(name).strip('"').strip(), address
@@ -744,7 +752,7 @@ def _eml_date(value: str | None, ctx: _Context) -> datetime | None:
             detail = "Date ヘッダーがありません"
         else:
             detail = f"Date ヘッダー「{_decode_header_text(value)}」を日時として読めません"
-        ctx.issue("email-date-missing", value=(value or "").strip(), detail=detail)
+        ctx.issue("email-date-missing", value=_decode_header_text(value or ""), detail=detail)
     return when
 
 
@@ -955,6 +963,7 @@ PR_ATTACH_METHOD = 0x37050003
 PR_INTERNET_CPID = 0x3FDE0003
 PR_MESSAGE_CODEPAGE = 0x3FFD0003
 ATTACH_EMBEDDED_MSG = 5
+_MAX_EMBEDDED_LEVELS = 16
 
 
 class _MsgReader:
@@ -1059,11 +1068,15 @@ class _MsgReader:
 
     # -- attachments -------------------------------------------------------------------------
 
-    def collect(self, storage: str, depth: int, prefix: str) -> None:
-        """Hand every attachment under `storage` ("" or "…/__substg1.0_3701000D/") to ctx."""
-        if depth > self.ctx.limits.max_depth:
-            self.ctx.issue("zip-unsafe", value=self.ctx.name, detail="メールの入れ子が深すぎます")
-            return
+    def collect(self, storage: str, depth: int, prefix: str, level: int = 0) -> None:
+        """Hand every attachment under `storage` ("" or "…/__substg1.0_3701000D/") to ctx.
+
+        Embedded items (forward-as-attachment chains) do not count towards ZipLimits.max_depth:
+        they inflate nothing and are bounded by the file's size. `level` only stops a crafted
+        file from recursing without end.
+        """
+        if level > _MAX_EMBEDDED_LEVELS:
+            raise _Unreadable("添付されたメールの入れ子が深すぎます")
         top = [p for p in storage.split("/") if p]
         storages = sorted(
             {
@@ -1084,7 +1097,7 @@ class _MsgReader:
                 self.ole.exists(embedded) and self.ole.get_type(embedded) == olefile.STGTY_STORAGE
             ):
                 if self.ole.exists(embedded):
-                    self.collect(embedded + "/", depth + 1, prefix)
+                    self.collect(embedded + "/", depth, prefix, level + 1)
                 continue
             name = (
                 self.string(base, "3707", 8)  # PidTagAttachLongFilename

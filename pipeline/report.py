@@ -41,8 +41,7 @@ CODES: dict[str, Code] = {
     "project-unknown": Code(
         ERROR,
         "事業No.が計画にない",
-        "事業No.「{value}」は計画にありません。テンプレートに印刷された事業No.(1～47、または 31～34)"
-        "をそのまま使ってください。",
+        "事業No.「{value}」は計画にありません。{hint}テンプレートに印刷された事業No.をそのまま使ってください。",
     ),
     "measure-invalid": Code(
         ERROR,
@@ -543,3 +542,16 @@ class ValidationReport:
             "statuses": counts,
             "files": [f.to_dict() for f in self.files],
         }
+
+
+LEVEL_JA = {"row": "行を除外", "file": "ファイルを不受理", "note": "お知らせ"}
+
+
+def codes_markdown() -> str:
+    """The README's table of issue codes, generated from CODES (tests keep the two in step)."""
+    lines = ["| code | severity | effect | title | message (Japanese, as shown to departments) |", "|---|---|---|---|---|"]
+    for code, spec in CODES.items():
+        effect = LEVEL_JA[spec.level] if spec.severity == ERROR or spec.level == "note" else "警告のみ"
+        message = spec.template.replace("|", "\\|")
+        lines.append(f"| `{code}` | {spec.severity} | {effect} | {spec.title} | {message} |")
+    return "\n".join(lines)

@@ -273,6 +273,10 @@ def _schema_issues(catalog: Catalog, candidates: list[Candidate]) -> None:
             extra: dict[str, Any] = {}
             if code == "text-too-long":
                 extra["length"] = len(c.value.get(col) or "")
+            if code == "project-unknown":
+                group = catalog.group_containing(c.value.get(PROJECT))
+                if group is not None:
+                    extra["hint"] = f"事業No.{group.label} はまとめて1行で報告します(事業No. は「{group.label}」)。"
             c.issues.append(
                 make_issue(code, sheet=c.sheet, cell=c.cells.get(col, ""), column=col,
                            value=c.raw.get(col, ""), row=c.row, **extra)

@@ -1,6 +1,6 @@
 """The pandera declaration of one evaluation row, after normalisation.
 
-Columns are named by their published Japanese labels. Each check's `name` is the stable issue
+Columns are named by their published Japanese labels. Each check's `name` and `error` are the stable issue
 code its failure becomes; a blank required cell fails `not_nullable` and becomes
 `required-missing`. The catalog's project keys are a parameter, not logic: the schema for R6 is
 `evaluation_schema(catalog.projects)`.
@@ -30,7 +30,7 @@ REQUIRED = (PROJECT, DEPARTMENT, RESULT, RATING, OUTLOOK)
 def _text(required: bool) -> pa.Column:
     return pa.Column(
         str,
-        checks=pa.Check.str_length(max_value=MAX_CELL_TEXT, name="text-too-long"),
+        checks=pa.Check.str_length(max_value=MAX_CELL_TEXT, name="text-too-long", error="text-too-long"),
         nullable=not required,
     )
 
@@ -40,14 +40,14 @@ def evaluation_schema(project_keys: Iterable[str]) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
             MEASURE: pa.Column(
-                str, checks=pa.Check.str_matches(MEASURE_PATTERN, name="measure-invalid"), nullable=True
+                str, checks=pa.Check.str_matches(MEASURE_PATTERN, name="measure-invalid", error="measure-invalid"), nullable=True
             ),
             PROJECT: pa.Column(
-                str, checks=pa.Check.isin(sorted(project_keys), name="project-unknown"), nullable=False
+                str, checks=pa.Check.isin(sorted(project_keys), name="project-unknown", error="project-unknown"), nullable=False
             ),
             DEPARTMENT: _text(required=True),
             RESULT: _text(required=True),
-            RATING: pa.Column(str, checks=pa.Check.isin(RATINGS, name="rating-invalid"), nullable=False),
+            RATING: pa.Column(str, checks=pa.Check.isin(RATINGS, name="rating-invalid", error="rating-invalid"), nullable=False),
             OUTLOOK: _text(required=True),
         },
         strict=True,

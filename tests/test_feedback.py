@@ -19,6 +19,7 @@ from openpyxl.styles import Alignment, Font, PatternFill, Protection
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.workbook.protection import WorkbookProtection
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.xml.functions import tostring
 
 from pipeline.errors import OutputError
 from pipeline.feedback import FEEDBACK_SHEET, write_feedback
@@ -153,10 +154,10 @@ def _issues() -> list[Issue]:
     name = "R6_評価表_自立生活支援課.xlsx"
     return [
         make_issue("rating-invalid", file=name, sheet=SHEET, cell="G5", column="事業評価", value="E", row=5),
+        make_issue("value-normalised", file=name, sheet=SHEET, cell="G5", value="Ｅ", normalised="E", row=5),
         make_issue(
-            "value-normalised", file=name, sheet=SHEET, cell="G5", value="Ｅ", normalised="E", row=5
+            "value-normalised", file=name, sheet=SHEET, cell="A6", value="(1)③", normalised="(1)③", row=6
         ),
-        make_issue("value-normalised", file=name, sheet=SHEET, cell="A6", value="(1)③", normalised="(1)③", row=6),
         make_issue("required-missing", file=name, sheet=SHEET, cell="F7", column="事業実績・評価理由", row=7),
         make_issue("required-missing", file=name, sheet=SHEET, cell="G7", column="事業評価", row=7),
         make_issue("template-mismatch", file=name, found="令和5年度", expected="令和6年度"),
@@ -185,10 +186,23 @@ def _sheet_xml(path: Path, sheet_name: str) -> str:
         rels = archive.read("xl/_rels/workbook.xml.rels").decode()
         rid = re.search(rf'<sheet[^>]*name="{re.escape(sheet_name)}"[^>]*r:id="([^"]+)"', workbook)
         assert rid, sheet_name
-        target = re.search(rf'Id="{rid.group(1)}"[^>]*Target="([^"]+)"|Target="([^"]+)"[^>]*Id="{rid.group(1)}"', rels)
+        target = re.search(
+            rf'Id="{rid.group(1)}"[^>]*Target="([^"]+)"|Target="([^"]+)"[^>]*Id="{rid.group(1)}"', rels
+        )
         assert target
         part = (target.group(1) or target.group(2)).lstrip("/")
         return archive.read(part if part.startswith("xl/") else "xl/" + part).decode()
+
+
+def _notes(path: Path) -> list[str]:
+    """The ※ lines at the top of エラー一覧."""
+    ws = load_workbook(path)[FEEDBACK_SHEET]
+    return [c.value for c in ws["A"] if isinstance(c.value, str) and c.value.startswith("※")]
+
+
+def _xml(style) -> bytes:
+    """A style object as XML: openpyxl's StyleProxy does not compare by value."""
+    return tostring(style.to_tree())
 
 
 def _summary_rows(ws) -> tuple[int, list[tuple]]:
@@ -227,7 +241,8 @@ def test_comment_joins_every_message_of_the_cell(tmp_path, template):
     with zipfile.ZipFile(out) as archive:
         vml = "".join(archive.read(n).decode() for n in archive.namelist() if n.endswith(".vml"))
     sizes = [(int(w), int(h)) for w, h in re.findall(r"width:(\d+)px;height:(\d+)px", vml)]
-    assert sizes and all(w >= 400 and h >= 200 for w, h in sizes)
+    ours = [(w, h) for w, h in sizes if w >= 400]
+    assert len(ours) == 4 and all(h >= 200 for _w, h in ours)  # G5, A6, F7, G7 (G4 is theirs)
     assert "[required-missing]" in ws["F7"].comment.text
     # A cell without an issue gets no comment.
     assert ws["G6"].comment is None
@@ -244,7 +259,9 @@ def test_existing_comment_is_kept_and_ours_appended(tmp_path, template):
 
 
 def test_issue_inside_a_merged_range_marks_its_top_left_cell(tmp_path, template):
-    issue = make_issue("catalog-cell-changed", sheet=SHEET, cell="C1", expected="令和6年度", value="令和5年度")
+    issue = make_issue(
+        "catalog-cell-changed", sheet=SHEET, cell="C1", expected="令和6年度", value="令和5年度"
+    )
     out = _write(tmp_path, template, [issue])
     wb = load_workbook(out)
     ws = wb[SHEET]
@@ -322,7 +339,9 @@ FORMULAS = [
 def test_department_text_stays_text(tmp_path, template, payload):
     issue = make_issue("rating-invalid", sheet=SHEET, cell="G5", value=payload)
     # A message that starts with the payload itself, and a sheet name quoted back.
-    raw = Issue(code="column-extra", severity="warning", message=payload, sheet=payload, cell="", value=payload)
+    raw = Issue(
+        code="column-extra", severity="warning", message=payload, sheet=payload, cell="", value=payload
+    )
     out = _write(tmp_path, template, [issue, raw])
     ws = load_workbook(out)[FEEDBACK_SHEET]
     header, _rows = _summary_rows(ws)
@@ -379,7 +398,7 @@ def test_template_features_survive(tmp_path, template):
     assert ws.freeze_panes == "C5"
     # Print area/titles are sheet-local names: they must follow the sheet, now at index 1.
     assert ws.print_area == src.print_area and ws.print_title_rows == "$4:$4"
-    assert ws.page_setup.orientation == "landscape" and ws.page_setup.paperSize == ws.PAPERSIZE_A3
+    assert ws.page_setup.orientation == "landscape" and int(ws.page_setup.paperSize) == 8  # A3
     assert "評価入力" in wb.defined_names
     for letter in "ABCDEFGH":
         assert ws.column_dimensions[letter].width == src.column_dimensions[letter].width
@@ -388,10 +407,14 @@ def test_template_features_survive(tmp_path, template):
             copy = ws[cell.coordinate]
             assert copy.value == cell.value
             assert copy.number_format == cell.number_format
-            assert copy.font == cell.font and copy.alignment == cell.alignment
+            assert _xml(copy.font) == _xml(cell.font) and _xml(copy.alignment) == _xml(cell.alignment)
+            assert copy.protection.locked == cell.protection.locked
             if cell.coordinate not in {"G5", "A6", "F7", "G7"}:
-                assert copy.fill == cell.fill
-    assert not any(str(c.value).startswith("※") for c in wb[FEEDBACK_SHEET]["A"] if c.value)
+                assert _xml(copy.fill) == _xml(cell.fill)
+    # Nothing was lost, so the only ※ line is the (unmeasurable) comment-formatting caveat.
+    assert _notes(out) == [
+        "※ 既存のコメントは文字だけを引き継いでいます(文字の太さ・色・大きさは元のブックと異なります)。"
+    ]
 
 
 def test_xlsxwriter_cross_sheet_list_validation_survives(tmp_path):
@@ -427,7 +450,9 @@ def test_xlsxwriter_cross_sheet_list_validation_survives(tmp_path):
     out = _write(tmp_path, data, [make_issue("rating-invalid", sheet=SHEET, cell="G5", value="E")])
     (dv,) = load_workbook(out)[SHEET].data_validations.dataValidation
     assert (dv.type, dv.formula1, str(dv.sqref)) == ("list", "リスト!$A$1:$A$4", "G5:G50")
-    assert dv.showErrorMessage is True and dv.errorStyle == "stop" and dv.prompt == RATING_PROMPT
+    # xlsxwriter omits errorStyle for "stop", Excel's default.
+    assert dv.showErrorMessage is True and dv.errorStyle in (None, "stop") and dv.prompt == RATING_PROMPT
+    assert _notes(out) == []
 
 
 _X14_EXT = (
@@ -452,7 +477,9 @@ def _with_x14_validation(template: bytes, extra: str = "") -> bytes:
             if item.filename == "xl/worksheets/sheet1.xml":
                 xml = payload.decode()
                 xml = re.sub(r"<dataValidations.*?</dataValidations>", "", xml, flags=re.S)
-                xml = xml.replace("</worksheet>", _X14_EXT.format(prompt=RATING_PROMPT, extra=extra) + "</worksheet>")
+                xml = xml.replace(
+                    "</worksheet>", _X14_EXT.format(prompt=RATING_PROMPT, extra=extra) + "</worksheet>"
+                )
                 payload = xml.encode()
             target.writestr(item, payload)
     return out.getvalue()
@@ -470,14 +497,14 @@ def test_x14_extension_validation_is_added_back(tmp_path, template):
     assert (dv.type, dv.formula1, str(dv.sqref)) == ("list", "リスト!$A$1:$A$4", "G5:G50")
     assert dv.showErrorMessage is True and dv.errorStyle in (None, "stop")
     assert dv.prompt == RATING_PROMPT and dv.imeMode == "halfAlpha" and dv.allowBlank is True
-    assert not any("入力規則" in str(c.value) for c in wb[FEEDBACK_SHEET]["A"] if c.value)
+    assert not any("入力規則" in n for n in _notes(out))
 
 
 def test_validation_that_cannot_be_added_back_is_announced(tmp_path, template):
     # An operator openpyxl does not know: it cannot be re-created, so the list must say so.
     data = _with_x14_validation(template, extra='operator="someFutureOperator"')
     out = _write(tmp_path, data, _issues())
-    notes = [c.value for c in load_workbook(out)[FEEDBACK_SHEET]["A"] if str(c.value).startswith("※")]
+    notes = _notes(out)
     assert any(n.startswith("※ 元のブックの入力規則の一部") and f"「{SHEET}」の 1 件" in n for n in notes)
 
 
@@ -494,7 +521,7 @@ def test_shapes_and_extension_formats_are_announced_not_silently_lost(tmp_path):
     book.close()
 
     out = _write(tmp_path, buffer.getvalue(), [make_issue("no-rows")])
-    notes = [c.value for c in load_workbook(out)[FEEDBACK_SHEET]["A"] if str(c.value).startswith("※")]
+    notes = _notes(out)
     assert any("図形 1 個" in n for n in notes)  # the text box: openpyxl drops shapes
     assert any("条件付き書式" in n for n in notes)  # the 2010 data bar's x14 part
     assert not any("グラフ" in n for n in notes)  # charts survive
@@ -542,11 +569,15 @@ def _fake_xlsm(template: bytes) -> bytes:
                 )
                 payload = xml.encode()
             elif item.filename == "xl/_rels/workbook.xml.rels":
-                payload = payload.decode().replace(
-                    "</Relationships>",
-                    '<Relationship Id="rIdVba" Type="http://schemas.microsoft.com/office/2006/relationships/vbaProject" '
-                    'Target="vbaProject.bin"/></Relationships>',
-                ).encode()
+                payload = (
+                    payload.decode()
+                    .replace(
+                        "</Relationships>",
+                        '<Relationship Id="rIdVba" Type="http://schemas.microsoft.com/office/2006/relationships/vbaProject" '
+                        'Target="vbaProject.bin"/></Relationships>',
+                    )
+                    .encode()
+                )
             target.writestr(item, payload)
         target.writestr("xl/vbaProject.bin", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"fake-vba" * 64)
     return out.getvalue()
@@ -557,9 +588,13 @@ def test_xlsm_keeps_its_vba_project(tmp_path, template):
     out = write_feedback(data, "R6_評価表.xlsm", _issues(), tmp_path / "差し戻し_R6_評価表.xlsm")
     assert out.suffix == ".xlsm"
     with zipfile.ZipFile(out) as archive:
-        assert archive.read("xl/vbaProject.bin") == zipfile.ZipFile(io.BytesIO(data)).read("xl/vbaProject.bin")
+        assert archive.read("xl/vbaProject.bin") == zipfile.ZipFile(io.BytesIO(data)).read(
+            "xl/vbaProject.bin"
+        )
         types = archive.read("[Content_Types].xml").decode()
-        assert "macroEnabled.main+xml" in types and "/xl/vbaProject.bin" in types
+        assert "macroEnabled.main+xml" in types
+        # openpyxl declares the VBA part by extension rather than by an Override: both are valid.
+        assert 'Extension="bin" ContentType="application/vnd.ms-office.vbaProject"' in types
         assert "vbaProject" in archive.read("xl/_rels/workbook.xml.rels").decode()
     wb = load_workbook(out, keep_vba=True)
     assert wb.sheetnames[0] == FEEDBACK_SHEET and wb[SHEET]["G5"].fill.fgColor.rgb == RED_RGB
@@ -581,7 +616,9 @@ def test_unreadable_workbook_falls_back_to_the_list_only(tmp_path, data):
 
 
 def test_fallback_for_an_xlsm_is_written_as_xlsx(tmp_path):
-    out = write_feedback(b"garbage", "R6.xlsm", [make_issue("file-unreadable", detail="x")], tmp_path / "R6.xlsm")
+    out = write_feedback(
+        b"garbage", "R6.xlsm", [make_issue("file-unreadable", detail="x")], tmp_path / "R6.xlsm"
+    )
     assert out == tmp_path / "R6.xlsx" and out.exists() and not (tmp_path / "R6.xlsm").exists()
 
 
@@ -598,3 +635,57 @@ def test_unknown_sheet_or_bad_address_is_listed_without_a_link(tmp_path, templat
     links = [wb[FEEDBACK_SHEET].cell(header + i, 3).hyperlink for i in (1, 2, 3)]
     assert links[0] is None and links[1] is None and links[2].location == f"'{SHEET}'!G6"
     assert _filled(wb[SHEET]) == {"G6": RED_RGB}
+
+
+def test_pictures_are_kept_or_announced(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer)
+    ws = book.add_worksheet(SHEET)
+    ws.write_row(3, 0, HEADERS)
+    ws.insert_image("J2", "市章.png", {"image_data": io.BytesIO(png)})
+    book.close()
+    out = _write(tmp_path, buffer.getvalue(), [make_issue("no-rows")])
+    try:
+        import PIL  # noqa: F401  # openpyxl keeps pictures only when Pillow is installed
+    except ImportError:
+        assert any("画像 1 個" in n for n in _notes(out))
+    else:
+        assert len(load_workbook(out)[SHEET]._images) == 1 and _notes(out) == []
+
+
+def test_password_protection_hash_survives(tmp_path):
+    wb = _template_workbook()
+    wb[SHEET].protection.password = "fukushi"
+    data = _bytes(wb)
+    src = load_workbook(io.BytesIO(data))[SHEET].protection
+    copy = load_workbook(_write(tmp_path, data, _issues()))[SHEET].protection
+    assert copy.password == src.password and copy.password and dict(copy) == dict(src)
+
+
+def test_japanese_hyperlink_style_is_reused_not_duplicated(tmp_path):
+    from openpyxl.styles import NamedStyle
+
+    wb = _template_workbook()
+    # Japanese Excel saves the built-in hyperlink style under its Japanese name.
+    style = NamedStyle(name="ハイパーリンク", builtinId=8, font=Font(color="FF0563C1", underline="single"))
+    wb.add_named_style(style)
+    wb["記入方法"]["A3"].style = "ハイパーリンク"
+    out = _write(tmp_path, _bytes(wb), _issues())
+    with zipfile.ZipFile(out) as archive:
+        styles = archive.read("xl/styles.xml").decode()
+    assert styles.count('builtinId="8"') == 1
+    summary = load_workbook(out)[FEEDBACK_SHEET]
+    header, _rows = _summary_rows(summary)
+    assert summary.cell(header + 1, 3).style == "ハイパーリンク"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import struct
 import unicodedata
 import zipfile
@@ -301,6 +302,27 @@ def test_euc_jp_raw_header_is_told_apart_from_cp932() -> None:
         extra=[b"Subject: " + "評価表を送ります".encode("euc_jp"), "Date: Tue, 14 May 2024 09:31:05 +0900"],
     )
     assert read_eml(raw, "m.eml").subject == "評価表を送ります"
+
+
+def test_undecodable_header_bytes_never_leak_surrogates() -> None:
+    # Bytes that are neither UTF-8 nor cp932 must come out as U+FFFD, never as lone surrogates
+    # (which would break JSON and Excel output downstream).
+    raw = simple_mail(
+        b'attachment; filename="\xff\xfe\x80.xlsx"',
+        extra=[b"From: \xff\xfe <a@b.lg.jp>", b"Subject: \xff\x80abc", b"Date: \xff\xfe"],
+    )
+    env = read_eml(raw, "m.eml")
+    texts = [env.subject, env.sender_name, env.sender, *(a.name for a in env.attachments)]
+    texts += [i.message for i in env.issues]
+    for text in texts:
+        text.encode("utf-8")  # raises on a lone surrogate
+    assert env.attachments[0].name.endswith(".xlsx")
+    assert json.dumps([i.to_dict() for i in env.issues], ensure_ascii=False)
+
+
+def test_path_in_attachment_name_is_dropped() -> None:
+    env = read_eml(simple_mail('attachment; filename="../../評価表.xlsx"'), "m.eml")
+    assert env.attachments == [Attachment("評価表.xlsx", XLSX_A)]
 
 
 def test_forwarded_message_rfc822_is_walked() -> None:
@@ -908,6 +930,21 @@ def test_msg_ansi_cp932_with_transport_headers() -> None:
     assert env.attachments == [Attachment("評価表_障害福祉課.xlsx", XLSX_C)]
 
 
+def test_msg_forward_as_attachment_chain() -> None:
+    def chain(levels: int) -> dict:
+        item: dict = {"subject": "評価表", "attachments": (("評価表.xlsx", XLSX_A),)}
+        for _ in range(levels - 1):
+            item = {"subject": "FW: 評価表", "attachments": (("FW: 評価表", item),)}
+        return item
+
+    ok = read_msg(build_cfb(msg_files(subject="x", submit=SUBMIT, attachments=(("FW", chain(6)),))), "a.msg")
+    assert ok.attachments == [Attachment("評価表.xlsx", XLSX_A)]  # deeper than max_depth: fine
+    deep = read_msg(
+        build_cfb(msg_files(subject="x", submit=SUBMIT, attachments=(("FW", chain(20)),))), "a.msg"
+    )
+    assert codes(deep) == ["email-unreadable"]
+
+
 def test_msg_delivery_time_when_no_submit_time() -> None:
     files = msg_files(subject="x", delivery=SUBMIT, attachments=(("a.xlsx", XLSX_A),))
     assert read_msg(build_cfb(files), "a.msg").received == SUBMIT
@@ -952,6 +989,8 @@ def test_read_envelope_dispatches_on_content_before_suffix() -> None:
     msg = build_cfb(msg_files(subject="x", submit=SUBMIT, attachments=(("a.xlsx", XLSX_A),)))
     assert read_envelope(msg, "renamed.eml").kind == "msg"
     assert read_envelope(plain_zip({"a.xlsx": XLSX_A}), "a.dat").kind == "zip"
+    broken = read_envelope(b"not a zip at all", "回答.zip")
+    assert broken.kind == "zip" and codes(broken) == ["zip-unreadable"]
     eml = simple_mail("attachment; filename=a.xlsx")
     env = read_envelope(eml, "mail.txt")
     assert env.kind == "eml" and env.attachments == [Attachment("a.xlsx", XLSX_A)]

@@ -1,0 +1,22 @@
+"""Regenerate the README's issue-code table from pipeline.report.CODES.
+
+    python tools/update_readme.py
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pipeline.report import codes_markdown
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SECTION = re.compile(r"(<!-- codes:start -->\n).*?(<!-- codes:end -->)", re.S)
+
+
+def render(text: str) -> str:
+    return SECTION.sub(lambda m: m[1] + codes_markdown() + "\n" + m[2], text)
+
+
+if __name__ == "__main__":
+    README.write_text(render(README.read_text(encoding="utf-8")), encoding="utf-8")
