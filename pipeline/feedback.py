@@ -25,13 +25,10 @@ If openpyxl cannot load the bytes at all, the copy is a new workbook holding onl
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
-import os
 import posixpath
 import re
-import tempfile
 import unicodedata
 import warnings
 import zipfile
@@ -52,6 +49,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import fromstring, tostring
 
+from pipeline.atomic import write_bytes_atomically
 from pipeline.errors import OutputError
 from pipeline.report import ERROR, Issue
 
@@ -88,24 +86,35 @@ _EXT_CF = "{78C0D931-6437-407d-A8EE-F0AAD7539E65}"  # x14:conditionalFormattings
 def write_feedback(data: bytes, name: str, issues: list[Issue], out_path: Path) -> Path:
     """Write the annotated copy of `data` (a workbook called `name`) and return its path.
 
-    The path is `out_path`, except when the copy cannot carry macros (openpyxl could not load
-    the workbook) and `out_path` ends in .xlsm: Excel refuses a macro-free workbook named
-    .xlsm, so the copy is written with .xlsx instead. Raises OutputError when it cannot be
-    written (folder missing, disk full, target open in Excel).
+    The path is `out_path`, except: (1) when openpyxl could not load the workbook and
+    `out_path` ends in .xlsm, the list-only copy is written as .xlsx (Excel refuses a
+    macro-free workbook named .xlsm); (2) when `out_path` stays locked (the previous copy is
+    open in Excel), pipeline.atomic writes a timestamped sibling. Raises OutputError when the
+    copy cannot be written at all (folder missing, disk full).
     """
     out_path = Path(out_path)
     keep_vba = Path(name).suffix.lower() in (".xlsm", ".xltm")
     wb = _load(data, keep_vba)
-    if wb is None:
+    copy = None
+    if wb is not None:
+        try:
+            copy = _annotated_copy(wb, data, name, issues, keep_vba)
+        except Exception:  # openpyxl loaded it but cannot write it back: send the list alone
+            copy = None
+    if copy is None:
         wb = Workbook()
-        _build_summary(wb, name, issues, placed={}, restore={}, notes=[], fallback=True)
-        if out_path.suffix.lower() == ".xlsm":
+        _build_summary(wb, FEEDBACK_SHEET, name, issues, placed={}, restore={}, notes=[], fallback=True)
+        copy = _save(wb)
+        if out_path.suffix.lower() in (".xlsm", ".xltm"):
             out_path = out_path.with_suffix(".xlsx")
-        _atomic_write(out_path, _save(wb))
-        return out_path
+    return _atomic_write(out_path, copy)
 
+
+def _annotated_copy(wb: Workbook, data: bytes, name: str, issues: list[Issue], keep_vba: bool) -> bytes:
     source = _safe_inventory(data)
     _undo_previous_feedback(wb)
+    # A sheet of the department's own called エラー一覧 is kept; ours then gets another name.
+    sheet_name = FEEDBACK_SHEET if FEEDBACK_SHEET not in wb.sheetnames else FEEDBACK_SHEET + "(地域福祉課)"
     notes = []
     if any(feat.comments for feat in source.values()):
         notes.append(
@@ -113,7 +122,7 @@ def write_feedback(data: bytes, name: str, issues: list[Issue], out_path: Path) 
         )
     placed, restore = _annotate(wb, issues)
     _readd_extension_validations(wb, source)
-    _build_summary(wb, name, issues, placed, restore, notes, fallback=False)
+    _build_summary(wb, sheet_name, name, issues, placed, restore, notes, fallback=False)
     copy = _save(wb)
 
     # Measure what the round trip lost by comparing the XML of source and copy; anything lost
@@ -122,11 +131,11 @@ def write_feedback(data: bytes, name: str, issues: list[Issue], out_path: Path) 
     losses = _losses(source, _safe_inventory(copy))
     if losses:
         wb = _load(copy, keep_vba)
-        if wb is not None:
-            _build_summary(wb, name, issues, placed, restore, notes + losses, fallback=False)
-            copy = _save(wb)
-    _atomic_write(out_path, copy)
-    return out_path
+        if wb is None:
+            raise ValueError("our own copy did not load again")
+        _build_summary(wb, sheet_name, name, issues, placed, restore, notes + losses, fallback=False)
+        copy = _save(wb)
+    return copy
 
 
 # --- loading and saving -------------------------------------------------------------------
@@ -150,23 +159,18 @@ def _save(wb: Workbook) -> bytes:
     return buffer.getvalue()
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write next to the target and rename, so a reader never sees half a workbook."""
-    tmp_name = ""
+def _atomic_write(path: Path, payload: bytes) -> Path:
+    """Write through pipeline.atomic (temp file beside the target, fsync, os.replace).
+
+    Returns the path written: a timestamped sibling when the target stays locked (the previous
+    copy open in Excel). Other OS errors become OutputError with a Japanese message.
+    """
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=".~feedback-", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        return write_bytes_atomically(path, payload)
     except OSError as exc:
-        if tmp_name:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
         raise OutputError(
             f"差し戻し用のファイル {path} を書き込めません({exc.strerror or exc})。"
-            "フォルダーがあるか、同じ名前のファイルを Excel で開いていないか確認してください。"
+            "フォルダーがあるか、ディスクに空きがあるか確認してください。"
         ) from exc
 
 
@@ -182,7 +186,7 @@ class _Target:
 
 def _resolve(wb: Workbook, issue: Issue) -> _Target | None:
     """Where an issue points in this workbook, or None for file-level / unusable addresses."""
-    if not issue.sheet or not issue.cell or issue.sheet == FEEDBACK_SHEET:
+    if not issue.sheet or not issue.cell:
         return None
     if issue.sheet not in wb.sheetnames or not isinstance(wb[issue.sheet], Worksheet):
         return None
@@ -243,15 +247,14 @@ def _undo_previous_feedback(wb: Workbook) -> None:
     Removes the old エラー一覧 and our comment blocks that nobody edited, and restores the fills
     we painted (only where the cell still has our colour: a colour the department chose stays).
     """
-    if FEEDBACK_SHEET not in wb.sheetnames:
-        return
-    old = wb[FEEDBACK_SHEET]
+    old = wb[FEEDBACK_SHEET] if FEEDBACK_SHEET in wb.sheetnames else None
+    if not isinstance(old, Worksheet) or _header_row(old) is None:
+        return  # no list, or a sheet of the department's own that happens to share the name
     restore: dict[tuple[str, str], str] = {}
-    if isinstance(old, Worksheet):
-        for row in old.iter_rows(min_row=1, max_col=_RESTORE_COL, values_only=True):
-            sheet, coordinate, saved = row[1], row[2], row[_RESTORE_COL - 1]
-            if isinstance(sheet, str) and isinstance(coordinate, str) and isinstance(saved, str):
-                restore.setdefault((sheet, coordinate), saved)
+    for row in old.iter_rows(min_row=_header_row(old) + 1, max_col=_RESTORE_COL, values_only=True):
+        sheet, coordinate, saved = row[1], row[2], row[_RESTORE_COL - 1]
+        if isinstance(sheet, str) and isinstance(coordinate, str) and isinstance(saved, str):
+            restore.setdefault((sheet, coordinate), saved)
     wb.remove(old)
 
     for (sheet, coordinate), saved in restore.items():
@@ -268,6 +271,14 @@ def _undo_previous_feedback(wb: Workbook) -> None:
             for cell in row:
                 if cell.comment is not None:
                     _strip_our_block(cell)
+
+
+def _header_row(ws: Worksheet) -> int | None:
+    """The header row of an エラー一覧 we wrote, or None when the sheet is not ours."""
+    for row in ws.iter_rows(min_row=1, max_row=30, max_col=len(_HEADERS)):
+        if tuple(cell.value for cell in row) == _HEADERS:
+            return row[0].row
+    return None
 
 
 def _is_our_fill(fill: object) -> bool:
@@ -296,6 +307,7 @@ def _strip_our_block(cell: Cell) -> None:
 
 def _build_summary(
     wb: Workbook,
+    sheet_name: str,
     name: str,
     issues: list[Issue],
     placed: dict[int, _Target],
@@ -304,13 +316,13 @@ def _build_summary(
     *,
     fallback: bool,
 ) -> None:
-    if FEEDBACK_SHEET in wb.sheetnames:
-        wb.remove(wb[FEEDBACK_SHEET])
+    if sheet_name in wb.sheetnames:
+        wb.remove(wb[sheet_name])
     if fallback:
         ws = wb.active
-        ws.title = FEEDBACK_SHEET
+        ws.title = sheet_name
     else:
-        ws = wb.create_sheet(FEEDBACK_SHEET, 0)
+        ws = wb.create_sheet(sheet_name, 0)
 
     errors = sum(1 for i in issues if i.severity == ERROR)
     title = f"差し戻し {name}: エラー {errors} 件・警告 {len(issues) - errors} 件"
@@ -388,7 +400,7 @@ def _build_summary(
         for view in chart_sheet.sheetViews.sheetView:
             view.tabSelected = False
     ws.sheet_view.tabSelected = True
-    wb.active = wb.sheetnames.index(FEEDBACK_SHEET)
+    wb.active = wb.sheetnames.index(sheet_name)
     for view in wb.views:
         view.firstSheet = 0
 
@@ -617,7 +629,7 @@ def _losses(source: dict[str, _Features], copy: dict[str, _Features]) -> list[st
     lines: list[str] = []
     for sheet, before in source.items():
         if sheet == FEEDBACK_SHEET:
-            continue
+            continue  # our previous list (replaced on purpose) or a department sheet kept whole
         after = copy.get(sheet, _Features())
         missing_dv = sum((before.validations - after.validations).values())
         if missing_dv:

@@ -21,6 +21,7 @@ The gate is a fast, explainable first line; the parse itself still runs in `pipe
 from __future__ import annotations
 
 import io
+import itertools
 import posixpath
 import re
 import struct
@@ -106,7 +107,6 @@ _CHUNK = 1 << 20
 _META_CAP = 16 * 2**20
 
 
-
 def _fmt_bytes(n: int) -> str:
     return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n:,} バイト"
 
@@ -149,7 +149,7 @@ def _sniff_non_zip(data: bytes) -> str:
         return "空の ZIP ファイル"
     if head.startswith(b"{\\rtf"):
         return "RTF 文書"
-    if b"progid=\"excel.sheet\"" in low or b"urn:schemas-microsoft-com:office:spreadsheet" in low:
+    if b'progid="excel.sheet"' in low or b"urn:schemas-microsoft-com:office:spreadsheet" in low:
         return "Excel 2003 XML 形式"
     if low.startswith((b"<!doctype html", b"<html", b"<table", b"<meta")) or b"<html" in low[:512]:
         return "HTML ファイル"
@@ -208,11 +208,14 @@ def _data_span(data: bytes, info: zipfile.ZipInfo) -> tuple[int, int]:
         raise _Reject("file-corrupt", f"{info.filename}: 名前が目次と一致しない")
     if method != info.compress_type:
         raise _Reject("file-corrupt", f"{info.filename}: 圧縮方式が目次と一致しない")
-    if not flags & 0x08 and (csize, usize) != (0xFFFFFFFF, 0xFFFFFFFF):
-        # No data descriptor: the local sizes must agree with the central directory, otherwise
-        # readers that trust the local header (stream readers) see a different file than we do.
-        if (csize, usize, crc) != (info.compress_size, info.file_size, info.CRC):
-            raise _Reject("file-corrupt", f"{info.filename}: サイズ情報が目次と一致しない")
+    # Without a data descriptor the local sizes must agree with the central directory, otherwise
+    # readers that trust the local header (stream readers) see a different file than we do.
+    if (
+        not flags & 0x08
+        and (csize, usize) != (0xFFFFFFFF, 0xFFFFFFFF)
+        and (csize, usize, crc) != (info.compress_size, info.file_size, info.CRC)
+    ):
+        raise _Reject("file-corrupt", f"{info.filename}: サイズ情報が目次と一致しない")
     start = off + 30 + nlen + xlen
     end = start + info.compress_size
     if end > len(data):
@@ -268,7 +271,9 @@ def _inflate(data: bytes, info: zipfile.ZipInfo, start: int, end: int, budget: i
     else:
         raise _Reject("file-corrupt", f"{info.filename}: Excel が使わない圧縮方式 ({info.compress_type})")
     if produced != declared:
-        raise _Reject("file-corrupt", f"{info.filename}: 宣言 {declared:,} バイトに対し実際 {produced:,} バイト")
+        raise _Reject(
+            "file-corrupt", f"{info.filename}: 宣言 {declared:,} バイトに対し実際 {produced:,} バイト"
+        )
     if crc != info.CRC:
         raise _Reject("file-corrupt", f"{info.filename}: CRC 不一致")
 
@@ -332,7 +337,9 @@ class _DtdScanner:
             return
         m = _ENCODING.match(body)
         if m and m.group(1).decode("ascii").lower() not in _ASCII_SAFE:
-            raise _Reject("file-unsafe-xml", f"{self.member}: Excel が使わない文字コード {m.group(1).decode()}")
+            raise _Reject(
+                "file-unsafe-xml", f"{self.member}: Excel が使わない文字コード {m.group(1).decode()}"
+            )
         self.mode = "ascii"
 
 
@@ -408,11 +415,23 @@ _RANGE = rb"<" + _P + rb"(mergeCell|hyperlink)" + _ATTRS + rb"/?>"
 _C_LOOSE = re.compile(rb"<" + _P + rb"c(?=[\s/>])()")
 _C_STRICT = re.compile(rb"<" + _P + rb"c" + _ATTRS + rb"/?>")
 _C_WITH_R = re.compile(rb"<" + _P + rb"c" + _HAS_R + _ATTRS + rb"/?>()")
-_C_EMPTY_R = re.compile(rb"<" + _P + rb"c" + _HAS_R + _ATTRS + rb"/>")
 _ROW_LOOSE = re.compile(rb"<" + _P + rb"row(?=[\s/>])()")
 _ROW_WITH_R = re.compile(rb"<" + _P + rb"row" + _HAS_R + _ATTRS + rb"/?>()")
-_ROW_HIDDEN = re.compile(rb"<" + _P + rb"row(?=" + rb"(?:\s+[^\s=/>\"'<]+\s*=\s*" + _Q + rb")*?\s+hidden\s*=)" + _ATTRS + rb"/?>")
+_ROW_HIDDEN = re.compile(
+    rb"<" + _P + rb"row(?=" + rb"(?:\s+[^\s=/>\"'<]+\s*=\s*" + _Q + rb")*?\s+hidden\s*=)" + _ATTRS + rb"/?>"
+)
 _LAST_POS = re.compile(rb"(?s:.*)<" + _P + rb"(row|c)" + _ATTRS + rb"/?>")
+# The shapes Excel, openpyxl and XlsxWriter write for plain cells: only r/s/t attributes, an
+# upper-case r, a <v> or inline string body. Being that specific makes them unambiguous, so they
+# are counted (and their r captured) in C and removed before the Python pass.
+_PLAIN_ATTRS = rb'\s+r="([A-Z]{1,3})([0-9]{1,7})"(?:\s+s="[0-9]{1,6}")?(?:\s+t="(?:s|n|str|b|d|inlineStr)")?(?:\s+s="[0-9]{1,6}")?\s*'
+_PLAIN_EMPTY = re.compile(
+    rb"<" + _P + rb"c" + _PLAIN_ATTRS.replace(b"([A-Z]{1,3})([0-9]{1,7})", b"[A-Z]{1,3}[0-9]{1,7}") + rb"/>"
+)
+_PLAIN_CELL = re.compile(
+    rb"<" + _P + rb"c" + _PLAIN_ATTRS + rb">(?:<" + _P + rb"v>[^<]*+</" + _P + rb"v>|<" + _P + rb"is>"
+    rb"(?:[^<]++|<(?!/?" + _P + rb"(?:c|is|f)[\s/>]))*+</" + _P + rb"is>)</" + _P + rb"c>"
+)
 # group 1: cell attrs, 2: cell body; 3: lone <c> attrs; 4: row attrs; 5: range tag, 6: range attrs
 _TOKENS_SEQ = re.compile(b"|".join((_CELL, _LONE_C, _ROW, _RANGE)))
 _TOKENS_EXPLICIT = re.compile(b"|".join((_CELL, _LONE_C, rb"()" + rb"(?!)", _RANGE)))
@@ -526,18 +545,24 @@ class _SheetScanner:
 
     def _scan(self, buf: bytes, end: int) -> int:
         """Process buf[:end]; return where the unprocessed rest (an unfinished cell) starts."""
-        n_c = _count(_C_LOOSE, buf, end)
-        if n_c != _count(_C_STRICT, buf, end):
+        # Optimistic fast path: drop plain cells (styled empty ones and plain values) in C,
+        # then look at what is left. Valid only if every remaining cell and row has r=, since
+        # an implicit position depends on the dropped cells; otherwise redo the batch in order.
+        work, n_empty = _PLAIN_EMPTY.subn(b"", buf[:end])
+        refs = _PLAIN_CELL.findall(work)
+        if refs:
+            work = _PLAIN_CELL.sub(b"", work)
+        n_c = _count(_C_LOOSE, work, len(work))
+        if n_c != _count(_C_STRICT, work, len(work)):
             self._reject_corrupt("セルの書式が不正")
-        explicit = n_c == _count(_C_WITH_R, buf, end) and _count(_ROW_LOOSE, buf, end) == _count(
-            _ROW_WITH_R, buf, end
-        )
+        explicit = n_c == _count(_C_WITH_R, work, len(work)) and _count(
+            _ROW_LOOSE, work, len(work)
+        ) == _count(_ROW_WITH_R, work, len(work))
         if explicit:
-            # Every position is explicit, so styled empty cells and plain rows carry nothing
-            # but their count: drop them in C and only visit cells with content.
-            hidden = [m.group(1) for m in _ROW_HIDDEN.finditer(buf, 0, end)]
-            work, n_empty = _C_EMPTY_R.subn(b"", buf[:end])
-            self._add_tags(n_empty)
+            self._add_tags(n_empty + len(refs))
+            if refs:
+                self._plain(refs)
+            hidden = [m.group(1) for m in _ROW_HIDDEN.finditer(work)]
             rest = self._tokens(_TOKENS_EXPLICIT, work, len(work))
             if rest < len(work):  # an unfinished cell: find the same start tag in the original
                 tag = _C_STRICT.match(work, rest)
@@ -559,6 +584,27 @@ class _SheetScanner:
                     self.row, self.col = _parse_ref(a.get("r", ""), self.f.name)
             return rest
         return self._tokens(_TOKENS_SEQ, buf, end)
+
+    def _plain(self, refs: list[tuple[bytes, bytes]]) -> None:
+        """Extent and count of plain value cells, from their (letters, digits) in bulk."""
+        f, lim = self.f, self.limits
+        f.cells += len(refs)
+        letters, digits = zip(*refs, strict=True)
+        max_row = max(map(int, digits))
+        width = max(map(len, letters))
+        max_col = _col_index(max(x for x in letters if len(x) == width))
+        if min(map(int, digits)) == 0:
+            self._reject_corrupt("不正なセル番地(行 0)")
+        if max_row > f.max_row:
+            f.max_row = max_row
+        if max_col > f.max_col:
+            f.max_col = max_col
+        if max_row > lim.max_rows or max_col > lim.max_cols:
+            bad = next((c, d) for c, d in refs if int(d) > lim.max_rows or _col_index(c) > lim.max_cols)
+            what = f"{lim.max_rows:,} 行" if int(bad[1]) > lim.max_rows else f"{lim.max_cols:,} 列"
+            raise _Reject(
+                "sheet-too-large", f"{(bad[0] + bad[1]).decode()} にデータがあり、{what}を超えている", f.name
+            )
 
     def _row_number(self, r: str) -> int:
         if not r.isdigit() or len(r) > 7 or int(r) == 0:
@@ -723,7 +769,9 @@ class _Inspector:
         self.external_links = any(n.startswith("xl/externallinks/") for n in lower)
 
         # Metadata first (they tell which members are worksheets), then everything else once.
-        meta = {n: _MetaParser() for n in ("xl/workbook.xml", "xl/_rels/workbook.xml.rels", "docProps/app.xml")}
+        meta = {
+            n: _MetaParser() for n in ("xl/workbook.xml", "xl/_rels/workbook.xml.rels", "docProps/app.xml")
+        }
         done: set[str] = set()
         for n, parser in meta.items():
             if n in by_name:
@@ -735,7 +783,9 @@ class _Inspector:
         if ct is not None:
             self._read(ct, ctp)
             done.add(ct.filename)
-            macros = macros or any("macroenabled" in a.get("ContentType", "").lower() for _, a in ctp.elements)
+            macros = macros or any(
+                "macroenabled" in a.get("ContentType", "").lower() for _, a in ctp.elements
+            )
         app = meta["docProps/app.xml"].texts.get("Application", "")
         self.application = app.strip()[:200]
         for local, a in meta["xl/workbook.xml"].elements:
@@ -749,7 +799,9 @@ class _Inspector:
             if info.filename in done:
                 continue
             scanner = scanners.get(info.filename)
-            if scanner is None and re.fullmatch(r"xl/(worksheets|macrosheets|dialogsheets)/[^/]+\.xml", info.filename, re.I):
+            if scanner is None and re.fullmatch(
+                r"xl/(worksheets|macrosheets|dialogsheets)/[^/]+\.xml", info.filename, re.I
+            ):
                 # A worksheet part no sheet points to: still bounded, since a reader might find it.
                 scanner = _SheetScanner(SheetFacts(name=info.filename, state="veryHidden"), lim)
             self._read(info, scanner)
@@ -760,7 +812,9 @@ class _Inspector:
             self.warnings.append(make_issue("external-links", file=self.name))
         for facts in sheets.values():
             if facts.state != "visible" and facts.name != META_SHEET:
-                self.warnings.append(make_issue("content-hidden", file=self.name, sheet=facts.name, value=facts.state))
+                self.warnings.append(
+                    make_issue("content-hidden", file=self.name, sheet=facts.name, value=facts.state)
+                )
         return GateResult(
             kind="xlsm" if macros else "xlsx",
             issues=list(self.warnings),
@@ -779,7 +833,15 @@ class _Inspector:
         try:
             zf = zipfile.ZipFile(io.BytesIO(data))
             infos = zf.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError, struct.error, UnicodeDecodeError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            ValueError,
+            EOFError,
+            OSError,
+            struct.error,
+            UnicodeDecodeError,
+        ) as exc:
             raise _Reject("file-corrupt", f"ZIP 構造が不正: {exc}"[:120]) from None
         if len(infos) > lim.max_members:
             raise _Reject("file-too-many-members", f"{len(infos):,} 個、上限 {lim.max_members:,} 個")
@@ -805,10 +867,14 @@ class _Inspector:
         for info in infos:
             self._check_declared(info)
         if total > lim.max_total_bytes:
-            raise _Reject("file-zip-bomb", f"展開後の合計 {_fmt_bytes(total)}、上限 {_fmt_bytes(lim.max_total_bytes)}")
+            raise _Reject(
+                "file-zip-bomb", f"展開後の合計 {_fmt_bytes(total)}、上限 {_fmt_bytes(lim.max_total_bytes)}"
+            )
         # Overlapping entries share compressed bytes (the "better zip bomb"); Excel never writes them.
-        spans = sorted((_data_span(data, i) + (i.header_offset, i.filename) for i in infos), key=lambda s: s[2])
-        for a, b in zip(spans, spans[1:], strict=False):
+        spans = sorted(
+            ((*_data_span(data, i), i.header_offset, i.filename) for i in infos), key=lambda s: s[2]
+        )
+        for a, b in itertools.pairwise(spans):
             if b[2] < a[1]:
                 raise _Reject("file-zip-bomb", f"{b[3]}: ほかの部品とデータが重なっている")
         self.spans = {s[3]: (s[0], s[1]) for s in spans}
@@ -821,7 +887,10 @@ class _Inspector:
                 "file-zip-bomb",
                 f"{info.filename}: 展開後 {_fmt_bytes(info.file_size)}、上限 {_fmt_bytes(lim.max_entry_bytes)}",
             )
-        if info.file_size > lim.ratio_grace_bytes and info.compress_size < lim.min_inflate_ratio * info.file_size:
+        if (
+            info.file_size > lim.ratio_grace_bytes
+            and info.compress_size < lim.min_inflate_ratio * info.file_size
+        ):
             raise _Reject(
                 "file-zip-bomb",
                 f"{info.filename}: 圧縮率 1/{info.file_size // max(info.compress_size, 1):,}",
@@ -869,15 +938,23 @@ class _Inspector:
                 raise _Reject("file-corrupt", f"シート名「{name}」が重複している")
             seen.add(name.lower())
             state = a.get("state", "visible")
-            sheets[name] = SheetFacts(name=name, state=state if state in ("hidden", "veryHidden") else "visible")
-            rtype, target = rels.get(a.get("r:id", ""), ("", ""))
+            sheets[name] = SheetFacts(
+                name=name, state=state if state in ("hidden", "veryHidden") else "visible"
+            )
+            _type, target = rels.get(a.get("r:id", ""), ("", ""))
             # Every sheet part is scanned whatever its declared type: a reader may not trust the type.
             if target:
                 target = unquote(target)
-                path = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+                path = (
+                    target.lstrip("/")
+                    if target.startswith("/")
+                    else posixpath.normpath(posixpath.join("xl", target))
+                )
                 if path not in self.spans:
                     raise _Reject("file-corrupt", f"シート「{name}」の部品 {path} がない", sheet=name)
                 if path in targets.values():
-                    raise _Reject("file-corrupt", f"シート「{name}」がほかのシートと同じ部品を指している", sheet=name)
+                    raise _Reject(
+                        "file-corrupt", f"シート「{name}」がほかのシートと同じ部品を指している", sheet=name
+                    )
                 targets[name] = path
         return sheets, targets

@@ -121,11 +121,13 @@ def open_inputs(files: Iterable[Path], limits: LimitSettings) -> Iterator[Source
 
 
 def _unwrap(path: Path, data: bytes, received: str, limits: LimitSettings) -> Iterator[Source | FileReport]:
-    """Workbooks inside an e-mail or zip. A message that yields none is reported on its own;
-    warnings about the message itself (e.g. no Date header) travel with each attachment."""
+    """Workbooks inside an e-mail or zip. Errors about the message (no workbook, an unsafe zip
+    beside a good attachment) are reported on the message itself, and its good attachments are
+    still read; warnings (e.g. no Date header) travel with each attachment."""
     envelope = mail.read_envelope(data, path.name, _zip_limits(limits))
     when = local_time(envelope.received) if envelope.received else received
-    if not envelope.attachments or any(i.is_error for i in envelope.issues):
+    errors = [i for i in envelope.issues if i.is_error]
+    if not envelope.attachments or errors:
         report = FileReport(
             name=path.name,
             path=str(path),
@@ -133,11 +135,11 @@ def _unwrap(path: Path, data: bytes, received: str, limits: LimitSettings) -> It
             sha256=hashlib.sha256(data).hexdigest(),
             sender=envelope.sender,
             subject=envelope.subject,
-            issues=list(envelope.issues),
+            issues=errors or list(envelope.issues),
         )
         report.settle_status()
         yield report
-        return
+    warnings = [i for i in envelope.issues if not i.is_error]
     for att in envelope.attachments:
         yield Source(
             f"{path.name} › {att.name}",
@@ -146,7 +148,7 @@ def _unwrap(path: Path, data: bytes, received: str, limits: LimitSettings) -> It
             when,
             envelope.sender,
             envelope.subject,
-            notes=list(envelope.issues),
+            notes=warnings,
         )
 
 

@@ -342,6 +342,21 @@ CODES: dict[str, Code] = {
         "制御文字を削除",
         "セル {cell} に見えない制御文字があったため、取り除いて読み込みました。",
     ),
+    # --- senders of e-mailed returns (issue 6) ---
+    "sender-unknown": Code(
+        WARNING,
+        "登録のない送信元",
+        "送信元「{value}」は担当課の登録アドレスにありません。内容を確認のうえ受理しました。"
+        "正しい送信元であれば schemas/departments.yaml の senders に追加してください。",
+        level="note",
+    ),
+    "sender-office-mismatch": Code(
+        WARNING,
+        "送信元と担当課が異なる",
+        "送信元「{value}」は {sender_office} の登録アドレスですが、このファイルは {office} の評価です。"
+        "代理送信でなければ担当課に確認してください。",
+        level="note",
+    ),
     # --- merge (issue 4) ---------------------------------------------------------------
     "row-superseded": Code(
         WARNING,

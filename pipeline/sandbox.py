@@ -56,7 +56,7 @@ def _limit_memory(memory_bytes: int) -> None:
     except (OSError, ValueError):
         current = 0
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # an abort must not leave a core file behind
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = current + memory_bytes
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
@@ -67,6 +67,10 @@ def _child(conn: Any, stderr_fd: int | None, memory_bytes: int, fn: Callable[...
     """Child side: limit, run, send ("ok", result) | ("raise", exception) | ("memory"/"crash", detail)."""
     if stderr_fd is not None:
         os.dup2(stderr_fd, 2)  # native libraries write their last words to fd 2: keep them
+        import faulthandler
+
+        if faulthandler.is_enabled():  # (pytest enables it on its own copy of the parent's stderr)
+            faulthandler.enable(file=sys.stderr)
     _limit_memory(memory_bytes)
     try:
         result = fn(*args)
@@ -116,7 +120,8 @@ def run_contained(fn: Callable[..., T], *args: Any, timeout_s: float, memory_byt
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     ctx = multiprocessing.get_context(method)
     parent_conn, child_conn = ctx.Pipe(duplex=False)
-    errfile = tempfile.TemporaryFile() if method == "fork" else None
+    # Closed in the finally below; a with-block would not cover the spawn case (no file).
+    errfile = tempfile.TemporaryFile() if method == "fork" else None  # noqa: SIM115
     proc = ctx.Process(
         target=_child,
         args=(child_conn, errfile.fileno() if errfile else None, memory_bytes, fn, args),
@@ -155,8 +160,12 @@ def run_contained(fn: Callable[..., T], *args: Any, timeout_s: float, memory_byt
                     signame = str(-code)
                 # SIGKILL with no timeout from us is almost always the kernel's OOM killer.
                 kind = "memory" if signame == "SIGKILL" else "crash"
-                raise SandboxError(kind, f"{signame} {tail.decode('utf-8', 'replace').strip()[-300:]}".strip())
-            raise SandboxError("crash", f"exit code {code} {tail.decode('utf-8', 'replace').strip()[-300:]}".strip())
+                raise SandboxError(
+                    kind, f"{signame} {tail.decode('utf-8', 'replace').strip()[-300:]}".strip()
+                )
+            raise SandboxError(
+                "crash", f"exit code {code} {tail.decode('utf-8', 'replace').strip()[-300:]}".strip()
+            )
         status, value = pickle.loads(payload)
         if status == "ok":
             return value

@@ -427,9 +427,25 @@ def validate_sources(
             )
         if len(report.offices) == 1 and not report.office:
             report.office = next(iter(report.offices))
+        _sender_issues(catalog, report)
     for report in reports:
         report.settle_status()
     return reports
+
+
+def _sender_issues(catalog: Catalog, report: FileReport) -> None:
+    """E-mailed returns: is the sender one of the offices' known addresses, and the right one?"""
+    known = {s: name for name, office in catalog.offices.items() for s in office.senders}
+    if not report.sender or not known:
+        return  # no e-mail, or no addresses registered: nothing to compare with
+    sender_office = known.get(report.sender.lower())
+    if sender_office is None:
+        report.issues.append(make_issue("sender-unknown", file=report.name, value=report.sender))
+    elif report.offices and sender_office not in report.offices:
+        report.issues.append(
+            make_issue("sender-office-mismatch", file=report.name, value=report.sender,
+                       sender_office=sender_office, office="・".join(sorted(report.offices)))
+        )
 
 
 def _with_file(issue: Issue, name: str) -> Issue:

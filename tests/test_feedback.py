@@ -546,6 +546,14 @@ def test_original_file_on_disk_is_untouched(tmp_path, template):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([original.name, "fb.xlsx"])
 
 
+def test_copy_replaces_a_previous_copy_at_the_same_path(tmp_path, template):
+    out = tmp_path / "fb.xlsx"
+    out.write_bytes(b"old copy")
+    assert write_feedback(template, "a.xlsx", _issues(), out) == out
+    assert load_workbook(out).sheetnames[0] == FEEDBACK_SHEET
+    assert [p.name for p in tmp_path.iterdir()] == ["fb.xlsx"]
+
+
 def test_unwritable_target_raises_output_error(tmp_path, template):
     with pytest.raises(OutputError, match="差し戻し用のファイル"):
         write_feedback(template, "a.xlsx", _issues(), tmp_path / "missing-folder" / "a.xlsx")
@@ -689,3 +697,28 @@ def test_japanese_hyperlink_style_is_reused_not_duplicated(tmp_path):
     summary = load_workbook(out)[FEEDBACK_SHEET]
     header, _rows = _summary_rows(summary)
     assert summary.cell(header + 1, 3).style == "ハイパーリンク"
+
+
+def test_a_department_sheet_named_like_ours_is_kept(tmp_path, template):
+    wb = _template_workbook()
+    own = wb.create_sheet(FEEDBACK_SHEET)
+    own["A1"] = "課内の確認メモ"
+    out = _write(tmp_path, _bytes(wb), _issues())
+    copy = load_workbook(out)
+    assert copy[FEEDBACK_SHEET]["A1"].value == "課内の確認メモ"
+    ours = copy.sheetnames[0]
+    assert ours.startswith(FEEDBACK_SHEET) and ours != FEEDBACK_SHEET
+    assert copy.active.title == ours and len(_summary_rows(copy[ours])[1]) == len(_issues())
+
+
+def test_a_workbook_openpyxl_cannot_write_back_falls_back(tmp_path, template, monkeypatch):
+    import pipeline.feedback as feedback
+
+    def broken(*_args, **_kwargs):
+        raise TypeError("openpyxl could not serialise something")
+
+    monkeypatch.setattr(feedback, "_annotated_copy", broken)
+    out = write_feedback(template, "R6.xlsm", _issues(), tmp_path / "R6.xlsm")
+    wb = load_workbook(out)
+    assert out.suffix == ".xlsx" and wb.sheetnames == [FEEDBACK_SHEET]
+    assert "読み込めなかった" in wb[FEEDBACK_SHEET]["A2"].value
