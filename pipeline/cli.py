@@ -81,6 +81,13 @@ def cli(ctx: click.Context, settings: Path | None) -> None:
       2. (各課が記入してメールで返送 → inbox/ に保存)
       3. validate   返送ファイルを点検し、差し戻し用の写しを作る
       4. merge      inbox/ の全ファイルを集約ブックにまとめる(毎晩)
+
+    \b
+    例:
+      python -m pipeline templates --deadline 2025-05-30
+      python -m pipeline validate inbox/
+      python -m pipeline merge
+      python -m pipeline demo
     """
     ctx.ensure_object(dict)
     ctx.obj["settings"] = settings

@@ -19,8 +19,12 @@ What survives the openpyxl round trip (measured in tests/test_feedback.py, openp
 Nothing is lost silently: after saving, the copy's XML is compared with the source's, and
 every measured loss becomes a ※ line at the top of エラー一覧.
 
-If openpyxl cannot load the bytes at all, the copy is a new workbook holding only エラー一覧
-(its title line says so).
+If openpyxl cannot load the bytes at all (or cannot save what it loaded), the copy is a new
+workbook holding only エラー一覧, and its title line says so.
+
+A department that sends our copy back gets it cleaned first: the old エラー一覧 goes, our
+comment blocks nobody edited go, and the fills we painted are restored from a hidden column of
+the old list. A department sheet that merely shares the name エラー一覧 is never removed.
 """
 
 from __future__ import annotations
@@ -326,9 +330,14 @@ def _build_summary(
 
     errors = sum(1 for i in issues if i.severity == ERROR)
     title = f"差し戻し {name}: エラー {errors} 件・警告 {len(issues) - errors} 件"
+    if fallback:
+        title += "(元のブックを読み込めなかったため、一覧のみ)"
     _put_text(ws.cell(1, 1), title).font = Font(bold=True, size=14)
     if fallback:
-        guide = "元のブックを読み込めなかったため、この一覧だけをお送りします。元のブックで該当箇所を直してください。"
+        guide = (
+            "元のブックを読み込めなかった(または印を付けて保存できなかった)ため、この一覧だけをお送りします。"
+            "元のブックで該当箇所を直してください。"
+        )
     else:
         guide = "赤はエラー(必ず修正)、黄は警告(確認)です。「セル」をクリックすると該当のセルへ移動します。"
     _put_text(ws.cell(2, 1), guide)

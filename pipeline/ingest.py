@@ -271,9 +271,14 @@ class ContainedReader:
     def _start(self) -> Connection:
         if self._conn is None:
             parent, child = self._ctx.Pipe()
-            self._proc = self._ctx.Process(target=_serve, args=(child, self.memory_bytes), daemon=True)
-            self._proc.start()
-            child.close()
+            proc = self._ctx.Process(target=_serve, args=(child, self.memory_bytes), daemon=True)
+            try:
+                proc.start()
+            finally:
+                child.close()
+            # Kept only once started: close() joins self._proc, and joining a process whose start()
+            # raised fails with an AssertionError that would hide the real error.
+            self._proc = proc
             self._conn = parent
         return self._conn
 

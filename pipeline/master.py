@@ -271,6 +271,10 @@ class _Styles:
 
     def put(self, ws: Worksheet, row: int, col: int, text: str, name: str) -> None:
         """Write text as an inert string; raise instead of letting xlsxwriter truncate."""
+        if not text:
+            # A real blank, not an empty string: Excel's COUNTA and filters treat "" as filled.
+            ws.write_blank(row, col, None, self.fmt[name])
+            return
         fmt = self.quoted(name) if _needs_quote(text) else self.fmt[name]
         if ws.write_string(row, col, text, fmt) == -2:
             raise ValueError(

@@ -56,8 +56,10 @@ def clean_text(text: str) -> tuple[str, bool, bool]:
     Returns (text, had_x000d, had_control): `_x000D_` and CR-LF become LF, other `_xHHHH_`
     escapes of control characters and raw control characters are removed, surrounding
     whitespace is trimmed. Everything else, including full-width characters, is kept.
+    `had_x000d` is also true for a raw CR: the reader (calamine) decodes Excel's `_x000D_`
+    escape to CR, so a CR is the same artefact and its removal is a change to report.
     """
-    had_x000d = bool(_X000D.search(text))
+    had_x000d = bool(_X000D.search(text)) or "\r" in text
     out = _X000D.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
 
     def unescape(m: re.Match[str]) -> str:

@@ -116,6 +116,7 @@ def _warn_normalised(c: Candidate, col: str, raw: str, normalised: str) -> None:
 
 def _candidates(file_index: int, source: Source, sheets: list[RawSheet], report: FileReport) -> list[Candidate]:
     out: list[Candidate] = []
+    empty: list[str] = []  # data sheets that gave no row
     data_sheets = 0
     for sheet in sheets:
         if sheet.name == templates.META_SHEET:
@@ -137,7 +138,6 @@ def _candidates(file_index: int, source: Source, sheets: list[RawSheet], report:
                     make_issue("column-extra", file=source.name, sheet=sheet.name,
                                cell=f"{column_letter(i + 1)}{header + 1}", value=text)
                 )
-        rows_before = len(out)
         previous: Candidate | None = None
         for r in range(header + 1, len(sheet.rows)):
             row = sheet.rows[r]
@@ -148,6 +148,11 @@ def _candidates(file_index: int, source: Source, sheets: list[RawSheet], report:
             if not filled:
                 continue  # blank rows, and notes written under the table in 施策No./name/内容
             if len(filled) == 1 and raw[filled[0]].lstrip().startswith(("※", "注")):
+                continue
+            # Title rows between the tables of a one-sheet copy of the published table
+            # (基本目標 / 施策の方向性 / 施策 blocks): their names sit in the 事業No. column, which holds
+            # no project number, and nothing else a row of the table has is filled in.
+            if filled == [PROJECT] and parse_project(row[columns[PROJECT]]) is None:
                 continue
             cells = {col: f"{column_letter(i + 1)}{r + 1}" for col, i in columns.items()}
             c = Candidate(file_index, sheet.name, r + 1, cells, raw, {})
@@ -165,8 +170,14 @@ def _candidates(file_index: int, source: Source, sheets: list[RawSheet], report:
             _cell_facts(c, sheet)
             out.append(c)
             previous = c
-        if len(out) == rows_before:
-            report.issues.append(make_issue("no-rows", file=source.name, sheet=sheet.name))
+        if not any(c.sheet == sheet.name for c in out):
+            empty.append(sheet.name)
+    # no-rows rejects the file, so it is raised only when no data sheet gave a row: an extra sheet
+    # left with just its header (e.g. 基本目標3 with nothing to report) must not reject the rows of
+    # the others.
+    if not out:
+        for name in empty:
+            report.issues.append(make_issue("no-rows", file=source.name, sheet=name))
     if not data_sheets:
         report.issues.append(make_issue("header-not-found", file=source.name))
     return out
@@ -314,8 +325,9 @@ def _plan_issues(
                                        value=text, row=c.row, project=project.label,
                                        hint=f"この事業の担当課は {assigned} です。"))
         return None
-    if how != "exact":
-        _warn_normalised(c, DEPARTMENT, c.raw[DEPARTMENT], assignment.department)
+    # Also for an exact match after trimming: surrounding (full-width) spaces are a change too,
+    # and _warn_normalised only warns when the text as written differs.
+    _warn_normalised(c, DEPARTMENT, c.raw[DEPARTMENT], assignment.department)
     if office and assignment.office != office:
         c.issues.append(make_issue("office-mismatch", sheet=c.sheet, cell=cell, column=DEPARTMENT,
                                    value=assignment.department, row=c.row, office=office))
@@ -371,7 +383,7 @@ def validate_sources(
 ) -> list[FileReport]:
     """Validate every source; FileReports passed in (ignored, unreadable) are kept in order."""
     reports: list[FileReport] = []
-    batch: list[tuple[FileReport, list[Candidate], str | None]] = []
+    batch: list[tuple[FileReport, list[Candidate], str | None, set[tuple[str, int]]]] = []
     gate_limits = ingest.gate_limits(limits)
     with ingest.ContainedReader(limits.parse_timeout_s, limits.parse_memory_mib * 2**20) as reader:
         for item in items:
@@ -395,11 +407,14 @@ def validate_sources(
             if any(i.is_file_level and i.is_error for i in report.issues):
                 continue
             candidates = _candidates(len(batch), item, sheets, report)
-            batch.append((report, candidates, office))
+            # A changed pre-filled cell is a row-level error: its row is excluded like any other
+            # (the issue itself was recorded by _template_issues, outside the row's own issues).
+            changed = {(i.sheet, i.row) for i in report.issues if i.code == "catalog-cell-changed" and i.row}
+            batch.append((report, candidates, office, changed))
 
-    everything = [c for _, cands, _ in batch for c in cands]
+    everything = [c for _, cands, _, _ in batch for c in cands]
     _schema_issues(catalog, everything)
-    for report, candidates, office in batch:
+    for report, candidates, office, changed in batch:
         seen: dict[tuple[str, str], int] = {}
         for c in candidates:
             key = _plan_issues(catalog, c, office, seen)
@@ -407,7 +422,7 @@ def validate_sources(
                 report.issues.append(_with_file(issue, report.name))
             if key and office is None:
                 report.offices.add(next(a.office for a in catalog.assignments_of(key[0]) if a.department == key[1]))
-            if any(i.is_error for i in c.issues):
+            if any(i.is_error for i in c.issues) or (c.sheet, c.row) in changed:
                 if key:
                     report.excluded[(c.sheet, c.row)] = key
                 continue

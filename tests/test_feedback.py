@@ -616,7 +616,7 @@ def test_unreadable_workbook_falls_back_to_the_list_only(tmp_path, data):
     wb = load_workbook(out)
     assert wb.sheetnames == [FEEDBACK_SHEET]
     ws = wb[FEEDBACK_SHEET]
-    assert "壊れた.xlsx" in ws["A1"].value
+    assert "壊れた.xlsx" in ws["A1"].value and "一覧のみ" in ws["A1"].value
     assert "読み込めなかった" in ws["A2"].value
     _header, rows = _summary_rows(ws)
     assert [r[4] for r in rows] == ["file-unreadable", "rating-invalid", "value-normalised"]

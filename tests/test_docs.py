@@ -1,0 +1,69 @@
+"""The README stays true: its two commands, every command, exit code, setting and issue code."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import click
+
+from pipeline.cli import cli
+from pipeline.report import CODES
+from pipeline.settings import LimitSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_opens_with_exactly_two_commands():
+    first_block = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert first_block is not None
+    commands = [line.split("#")[0].strip() for line in first_block[1].splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
+    assert README.index("```sh") < README.index("##")  # before any section
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^demo: ", makefile, re.M) and re.search(r"^test: ", makefile, re.M)
+    assert "-m pipeline demo" in makefile and "-m pytest" in makefile
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "make test" in ci
+
+
+def test_issue_code_table_is_generated_from_the_registry():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from update_readme import render
+
+    assert render(README) == README, "run: python tools/update_readme.py"
+    documented = set(re.findall(r"^\| `([a-z0-9-]+)` \| (?:error|warning) \|", README, re.M))
+    assert documented == set(CODES)
+
+
+def test_every_command_is_documented_with_help_and_an_example():
+    assert isinstance(cli, click.Group)
+    for name, command in cli.commands.items():
+        assert f"| `{name}" in README, name
+        assert command.help and "例:" in command.help, name
+        first_line = command.help.strip().splitlines()[0]
+        assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", first_line), f"{name}: Japanese one-line description"
+
+
+def test_exit_codes_are_documented():
+    table = README[README.index("### Exit codes"):]
+    for code in ("0", "1", "2", "3"):
+        assert re.search(rf"^\| {code} \| ", table, re.M)
+
+
+def test_settings_file_keys_are_documented_and_valid():
+    shipped = tomllib.loads((ROOT / "pipeline.toml").read_text(encoding="utf-8"))
+    for section, keys in shipped.items():
+        assert f"`[{section}]`" in README
+        for key in keys:
+            assert f"`{key}`" in README, f"[{section}] {key}"
+    assert set(shipped["limits"]) == set(LimitSettings.__dataclass_fields__)
+
+
+def test_scheduling_is_documented():
+    assert "schtasks /Create" in README and "python -m pipeline merge" in README
+    assert re.search(r"^0 2 \* \* \*", README, re.M)
