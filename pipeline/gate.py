@@ -424,13 +424,14 @@ _LAST_POS = re.compile(rb"(?s:.*)<" + _P + rb"(row|c)" + _ATTRS + rb"/?>")
 # The shapes Excel, openpyxl and XlsxWriter write for plain cells: only r/s/t attributes, an
 # upper-case r, a <v> or inline string body. Being that specific makes them unambiguous, so they
 # are counted (and their r captured) in C and removed before the Python pass.
-_PLAIN_ATTRS = rb'\s+r="([A-Z]{1,3})([0-9]{1,7})"(?:\s+s="[0-9]{1,6}")?(?:\s+t="(?:s|n|str|b|d|inlineStr)")?(?:\s+s="[0-9]{1,6}")?\s*'
-_PLAIN_EMPTY = re.compile(
-    rb"<" + _P + rb"c" + _PLAIN_ATTRS.replace(b"([A-Z]{1,3})([0-9]{1,7})", b"[A-Z]{1,3}[0-9]{1,7}") + rb"/>"
+# Literal '<c r="' lets the regex engine skip ahead fast; prefixed or unusual cells stay for
+# the strict pass below. Styled empty cells are removed (and counted) first by _PLAIN_EMPTY.
+_PLAIN = re.compile(
+    rb'<c r="([A-Z]{1,3})([0-9]{1,7})"(?: s="[0-9]{1,6}")?(?: t="(?:s|n|str|b|d|inlineStr)")?'
+    rb'(?: s="[0-9]{1,6}")?(?:>(?:<v>[^<]*+</v>|<is>(?:[^<]++|<(?!/?(?:c|is|f)[\s/>]))*+</is>)</c>)'
 )
-_PLAIN_CELL = re.compile(
-    rb"<" + _P + rb"c" + _PLAIN_ATTRS + rb">(?:<" + _P + rb"v>[^<]*+</" + _P + rb"v>|<" + _P + rb"is>"
-    rb"(?:[^<]++|<(?!/?" + _P + rb"(?:c|is|f)[\s/>]))*+</" + _P + rb"is>)</" + _P + rb"c>"
+_PLAIN_EMPTY = re.compile(
+    rb'<c r="[A-Z]{1,3}[0-9]{1,7}"(?: s="[0-9]{1,6}")?(?: t="(?:s|n|str|b|d|inlineStr)")?(?: s="[0-9]{1,6}")?/>'
 )
 # group 1: cell attrs, 2: cell body; 3: lone <c> attrs; 4: row attrs; 5: range tag, 6: range attrs
 _TOKENS_SEQ = re.compile(b"|".join((_CELL, _LONE_C, _ROW, _RANGE)))
@@ -548,10 +549,10 @@ class _SheetScanner:
         # Optimistic fast path: drop plain cells (styled empty ones and plain values) in C,
         # then look at what is left. Valid only if every remaining cell and row has r=, since
         # an implicit position depends on the dropped cells; otherwise redo the batch in order.
-        work, n_empty = _PLAIN_EMPTY.subn(b"", buf[:end])
-        refs = _PLAIN_CELL.findall(work)
+        work, n_empty = _PLAIN_EMPTY.subn(b"", buf[:end])  # counted only: no tuples for them
+        refs = _PLAIN.findall(work)
         if refs:
-            work = _PLAIN_CELL.sub(b"", work)
+            work = _PLAIN.sub(b"", work)
         n_c = _count(_C_LOOSE, work, len(work))
         if n_c != _count(_C_STRICT, work, len(work)):
             self._reject_corrupt("セルの書式が不正")

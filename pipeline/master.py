@@ -36,7 +36,8 @@ Decisions, and why:
   (otherwise Excel would show the theme's font). Column widths count a full-width
   character as 2. Long columns wrap. Row heights are left unset so Excel grows wrapped
   rows itself; the exception is merged cells, which Excel does not grow, so their height is
-  estimated. Sheets print on A3 landscape (the summary on A4) at one page wide, with
+  estimated. The count sheets pin their default row height so the charts land where
+  planned. Sheets print on A3 landscape (the summary on A4) at one page wide, with
   repeated header rows and "&P / &N" page numbers.
 """
 
@@ -538,9 +539,17 @@ _COUNT_WIDTHS = (16, 40, *([9] * 10))
 _CD_HEADERS = ("事業No.", "個別事業・取り組み", "事業評価", "担当課", "事業実績・評価理由")
 
 
+# Count sheets have no auto-growing rows (the C/D rows get explicit heights), so their default
+# row height is pinned: xlsxwriter then places the charts with the row height Excel really
+# uses, whatever the font's metrics.
+_COUNTS_ROW_PT = 18
+
+
 def _setup_counts_sheet(ws: Worksheet, header: str, *, paper: int) -> None:
     for c, width in enumerate(_COUNT_WIDTHS):
         ws.set_column(c, c, width)
+    ws.set_default_row(_COUNTS_ROW_PT)
+    ws.set_row(0, 24)  # the 14pt title
     _setup_print(ws, header, paper=paper)
 
 
@@ -649,7 +658,8 @@ def _chart_height(categories: int) -> int:
 
 
 def _rows_for_height(pixels: int) -> int:
-    return math.ceil(pixels / 20) + 1  # xlsxwriter places objects on 20 px default rows
+    """Rows of the count sheets' default height that a chart of `pixels` covers, plus one."""
+    return math.ceil(pixels / (_COUNTS_ROW_PT * 4 / 3)) + 1
 
 
 def _stacked_chart(wb: xlsxwriter.Workbook, sheet: str, first: int, last: int, title: str,

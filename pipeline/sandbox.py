@@ -101,7 +101,7 @@ def _stderr_tail(fh: Any) -> bytes:
     try:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
-        fh.seek(max(0, size - 2000))
+        fh.seek(max(0, size - 65536))  # a Rust backtrace can push the cause far up
         return fh.read()
     except OSError:
         return b""
@@ -150,7 +150,8 @@ def run_contained(fn: Callable[..., T], *args: Any, timeout_s: float, memory_byt
             tail = _stderr_tail(errfile)
             code = proc.exitcode
             if _RUST_OOM in tail:
-                raise SandboxError("memory", tail.decode("utf-8", "replace").strip()[-300:])
+                line = tail[tail.index(_RUST_OOM) :].split(b"\n", 1)[0]
+                raise SandboxError("memory", line.decode("utf-8", "replace")[:300])
             if code is not None and code < 0:
                 import signal
 

@@ -20,7 +20,7 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from pipeline.catalog import load_catalog
-from pipeline.demo import DEMO_RESULTS, fill_returns, load_results
+from pipeline.demo import DEMO_RESULTS, load_results
 from pipeline.report import CODES, FileReport, ValidationReport
 from pipeline.templates import (
     FIRST_DATA_ROW,
@@ -29,7 +29,6 @@ from pipeline.templates import (
     TEMPLATE_SHEET,
     prefilled_values,
     template_name,
-    write_templates,
 )
 from pipeline.validate import validate_paths
 
@@ -226,7 +225,7 @@ COPY_SHEETS: dict[str, list[list[Any]]] = {
         copy_row("地域福祉課(関係各課)", "31-34", None, "A", key=("31-34", "地域福祉課(関係各課)")),  # 7
         copy_row("地域福祉課(関係各課)", "32", None, "A", key=("31-34", "地域福祉課(関係各課)")),
         copy_row("自立相談支援課", "30", "(2) /②", "A", key=("30", "自立生活支援課")),  # 9
-        copy_row("介護福祉課", "13", "(3)③", "A", "苦情調整の周知を行った。", "継続する。"),
+        copy_row("介護福祉課", "13", "(3)③", "5", "苦情調整の周知を行った。", "継続する。"),  # 10: two errors
         copy_row("自立生活支援課", "30", "(2)②", "A", "", key=("30", "自立生活支援課")),  # 11
         # 12: a CR-LF inside the text (the reader decodes Excel's _x000D_ escape to CR)
         copy_row("自立生活支援課", "44", "(3)①", "A", "事業所連絡会で周知した。_x000D_\n見学会を実施。",
@@ -279,16 +278,6 @@ def tamper_template(src: Path, dest: Path, cells: dict[str, Any] = (), meta: dic
     return dest
 
 
-@pytest.fixture(scope="module")
-def returns_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The twelve templates, filled by the demo with the published answers."""
-    templates = tmp_path_factory.mktemp("templates")
-    write_templates(CATALOG, templates)
-    out = tmp_path_factory.mktemp("returns")
-    fill_returns(CATALOG, templates, DEMO_RESULTS, out)
-    return out
-
-
 def template_row(office: str, key: tuple[str, str]) -> int:
     """The Excel row of an assignment in an office's template."""
     values = prefilled_values(CATALOG, office)
@@ -296,7 +285,9 @@ def template_row(office: str, key: tuple[str, str]) -> int:
 
 
 @pytest.fixture(scope="module")
-def inbox(tmp_path_factory: pytest.TempPathFactory, returns_dir: Path) -> Path:
+def mixed_inbox(tmp_path_factory: pytest.TempPathFactory, demo_returns: Path) -> Path:
+    """Every case in one folder, as the office's shared inbox would hold them."""
+    returns_dir = demo_returns
     box = tmp_path_factory.mktemp("inbox")
     write_book(box / "R6_評価表_公表版.xlsx", published_sheets())
     write_book(box / "R6_評価表_公表版_誤記.xlsx", published_sheets({("18", "自立生活支援課"): "自立相談支援課"}))
@@ -326,9 +317,14 @@ def inbox(tmp_path_factory: pytest.TempPathFactory, returns_dir: Path) -> Path:
                                               ["3", "交通対策課", "A", "実施した。"]]})
     write_book(box / "空.xlsx", {"評価": [list(PUBLISHED_HEADER), [], [NOTE]]})
     write_book(box / "交通対策課_回答.xlsm", {"Sheet1": [list(PUBLISHED_HEADER),
-                                                       ["(1) ②", 3, "CoCoバスの利便性向上", None, "交通対策課",
+                                                       ["(1) ②", 3, "CoCoバスの利便性向上", None, "交通対策課\u3000",
                                                         answer("3", "交通対策課", "result"), "A",
                                                         answer("3", "交通対策課", "outlook")]]})
+    write_book(box / "地域安全課_回答.xlsx", {
+        "基本目標1": [list(PUBLISHED_HEADER), ["(2) ①", 5, "自主防災組織の育成", None, "地域安全課",
+                                             answer("5", "地域安全課", "result"), "A", answer("5", "地域安全課", "outlook")]],
+        "基本目標3": [list(PUBLISHED_HEADER)],  # left with just its header: nothing to report there
+    })
     (box / "~$地域福祉課_取りまとめ.xlsx").write_bytes(b"\x0bowner\x00" * 20)
     (box / "評価表_公表版.pdf").write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     (box / "依頼文.docx").write_bytes(b"PK\x03\x04 not really")
@@ -337,8 +333,8 @@ def inbox(tmp_path_factory: pytest.TempPathFactory, returns_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def report(inbox: Path) -> ValidationReport:
-    return validate_paths(CATALOG, [inbox])
+def validated(mixed_inbox: Path) -> ValidationReport:
+    return validate_paths(CATALOG, [mixed_inbox])
 
 
 def by_name(report: ValidationReport, name: str) -> FileReport:
@@ -349,3 +345,402 @@ def by_name(report: ValidationReport, name: str) -> FileReport:
 
 def triples(f: FileReport) -> list[tuple[str, str, str]]:
     return sorted((i.sheet, i.cell, i.code) for i in f.issues)
+
+
+def evaluations(f: FileReport) -> list[tuple[str, int, str, str, str]]:
+    """(sheet, row, project key, 担当課 as published, rating) of each accepted row."""
+    return [(e.sheet, e.row, e.project, e.department, e.rating) for e in f.rows]
+
+
+def published_answers(f: FileReport) -> dict[tuple[str, str], tuple[str, str, str]]:
+    out = {e.key: (e.result, e.rating, e.outlook) for e in f.rows}
+    assert len(out) == len(f.rows), "an assignment was read twice"
+    return out
+
+
+EXPECTED_ANSWERS = {key: (r["result"], r["rating"], r["outlook"]) for key, r in RESULTS.items()}
+ALL_OFFICES = {a.office for a in CATALOG.assignments}
+JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+PLACEHOLDER = re.compile(r"\{[A-Za-z_][^{}]*\}")
+
+# The 施策No. cells of the published workbook: printed with spaces and slashes, each read as the
+# canonical code with a value-normalised warning. Nothing else in the published table is changed.
+PUBLISHED_WARNINGS = [
+    *(("基本目標1", f"A{r}", "value-normalised") for r in (13, 15, 17, 20, 22, 28, 38, 44, 49)),
+    *(("基本目標2", f"A{r}", "value-normalised") for r in (11, 19, 21, 25, 27, 30)),
+    *(("基本目標3", f"A{r}", "value-normalised") for r in (11, 13, 18, 25, 27)),
+]
+
+
+# --- The published R6 table, read as a non-template return ----------------------------------------
+
+
+def test_published_table_is_read_whole(validated: ValidationReport) -> None:
+    f = by_name(validated, "R6_評価表_公表版.xlsx")
+    assert (f.status, f.kind) == ("accepted", "table")
+    assert triples(f) == sorted(PUBLISHED_WARNINGS)
+    # every answer as published, under the 担当課 as published, at the row it was printed on
+    assert published_answers(f) == EXPECTED_ANSWERS
+    layout = published_layout()
+    assert {e.key: (e.sheet, e.row) for e in f.rows} == {k: v[:2] for k, v in layout.items()}
+    # the warnings sit exactly where a 施策No. is printed, and name the canonical code
+    printed = {(sheet, f"A{row}"): values[0] for sheet, row, values in layout.values() if values[0]}
+    assert {(i.sheet, i.cell) for i in f.issues} == set(printed)
+    for i in f.issues:
+        assert i.value == printed[(i.sheet, i.cell)]
+        assert f"「{parse_code(i.value)}」として読み込みました" in i.message
+    assert by_cell(f, "基本目標1", "A49").value == "(4) ／ ②"
+    assert f.offices == ALL_OFFICES and f.office == ""  # a table: whose each row is says its 担当課
+
+
+def parse_code(printed: str) -> str:
+    from pipeline.normalize import parse_measure
+
+    code = parse_measure(printed)
+    assert code is not None
+    return code
+
+
+def by_cell(f: FileReport, sheet: str, cell: str, code: str | None = None) -> Any:
+    found = [i for i in f.issues if (i.sheet, i.cell) == (sheet, cell) and (code is None or i.code == code)]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_published_fixture_has_the_published_layout() -> None:
+    """The fixture itself: continuation rows blank, one of them right after a page-break header."""
+    sheet = published_sheets()["基本目標1"]
+    header_rows = [r for r, row in enumerate(sheet) if row == list(PUBLISHED_HEADER)]
+    assert len(header_rows) >= 3 and header_rows[0] < 30
+    assert any(sheet[r + 1][1] is None for r in header_rows[1:]), "no continuation row after a page break"
+    assert sheet[-1] == [NOTE] and sheet[0] == [TITLE]
+    rows = [row for rows in published_sheets().values() for row in rows if len(row) == 8 and row[4] != "担当課"]
+    assert len(rows) == 69
+    assert sum(row[1] is None for row in rows) == 69 - len(CATALOG.projects)  # continuation rows
+    numbers = [r[1] for r in rows]
+    assert rows[numbers.index(8)][:2] == ["(3) /①", 8]  # a 施策 begins: its code printed
+    assert rows[numbers.index(9)][:2] == [None, 9]  # same 施策: blank
+    assert [r[4] for r in rows[numbers.index(9):numbers.index(10)]] == [
+        "地域福祉課(関係各課)", "自立生活支援課", "介護福祉課", "広報秘書課"
+    ]
+    assert "31～34" in [r[1] for r in rows]
+
+
+def test_published_table_in_one_sheet_skips_the_title_blocks(validated: ValidationReport) -> None:
+    """One sheet: the 基本目標 / 施策の方向性 / 施策 blocks of goals 2 and 3 sit between the tables."""
+    f = by_name(validated, "R6_評価表_1シート.xlsx")
+    assert (f.status, f.kind) == ("accepted", "table")
+    assert published_answers(f) == EXPECTED_ANSWERS
+    assert {i.code for i in f.issues} == {"value-normalised"}
+    assert sorted(i.value for i in f.issues) == sorted(
+        v for g, codes in PRINTED_MEASURES.items() for v in codes.values()
+    )
+    assert all(re.fullmatch(r"A\d+", i.cell) and i.sheet == "評価" for i in f.issues)
+
+
+def test_published_table_with_the_misspelt_department(validated: ValidationReport) -> None:
+    """The published PDF prints 自立相談支援課 for project 18 (seed line 78): that row is refused
+    with the registered name suggested, and the other 68 are read."""
+    f = by_name(validated, "R6_評価表_公表版_誤記.xlsx")
+    sheet, row, _ = published_layout()[("18", "自立生活支援課")]
+    assert (sheet, row) == ("基本目標1", 50)
+    assert triples(f) == sorted([*PUBLISHED_WARNINGS, ("基本目標1", "E50", "department-unknown")])
+    issue = by_cell(f, "基本目標1", "E50")
+    assert issue.value == "自立相談支援課" and issue.severity == "error"
+    assert "近い名前: 自立生活支援課" in issue.message
+    assert f.status == "partial"
+    expected = dict(EXPECTED_ANSWERS)
+    del expected[("18", "自立生活支援課")]
+    assert published_answers(f) == expected
+
+
+# --- Our templates ------------------------------------------------------------------------------------
+
+
+def test_demo_returns_are_accepted_with_their_office(validated: ValidationReport) -> None:
+    returns = [f for f in validated.files if f.name.startswith("R6_地域福祉計画評価_")]
+    assert len(returns) == len(ALL_OFFICES) == 12
+    for f in returns:
+        office = f.name.removeprefix("R6_地域福祉計画評価_").removesuffix(".xlsx")
+        assert (f.status, f.kind, f.office, f.offices, f.issues) == ("accepted", "template", office, {office}, [])
+        assert [e.row for e in f.rows] == list(range(FIRST_DATA_ROW, FIRST_DATA_ROW + len(f.rows)))
+        assert {e.sheet for e in f.rows} == {TEMPLATE_SHEET}
+    answers = {e.key: (e.result, e.rating, e.outlook) for f in returns for e in f.rows}
+    assert answers == EXPECTED_ANSWERS
+
+
+def test_template_with_changed_catalog_cells(validated: ValidationReport) -> None:
+    """内容 of project 4 shortened (D4) and project 9's 担当課 overwritten with another office's (E5):
+    both cells are reported, both rows are excluded, the other twelve rows are read."""
+    f = by_name(validated, "自立生活支援課_改変.xlsx")
+    assert template_row("自立生活支援課", ("9", "自立生活支援課")) == 5
+    assert triples(f) == [
+        ("記入シート", "D4", "catalog-cell-changed"),
+        ("記入シート", "E5", "catalog-cell-changed"),
+        ("記入シート", "E5", "office-mismatch"),
+    ]
+    d4 = by_cell(f, "記入シート", "D4")
+    assert d4.row == 4 and d4.column == "内容" and "日常生活において外出が困難な方" in d4.message
+    assert by_cell(f, "記入シート", "E5", "office-mismatch").value == "介護福祉課"
+    assert (f.status, f.kind, f.office) == ("partial", "template", "自立生活支援課")
+    assert len(f.rows) == 12 and 4 not in [e.row for e in f.rows] and 5 not in [e.row for e in f.rows]
+    assert f.excluded == {("記入シート", 4): ("4", "自立生活支援課"), ("記入シート", 5): ("9", "介護福祉課")}
+
+
+@pytest.mark.parametrize(
+    ("name", "found"),
+    [
+        ("健康課_R5.xlsx", "R5 年度"),  # last year's template
+        ("指導室_旧版.xlsx", "計画版 0123456789ab"),  # a template of an older catalog
+        ("男女共同参画室_課名違い.xlsx", "「人権推進課」"),  # an office that is not registered
+    ],
+)
+def test_template_of_another_year_version_or_office_is_rejected(
+    validated: ValidationReport, name: str, found: str
+) -> None:
+    f = by_name(validated, name)
+    assert triples(f) == [(META_SHEET, "", "template-mismatch")]
+    assert found in f.issues[0].message
+    assert CODES["template-mismatch"].level == "file"
+    assert (f.status, f.rows, f.kind) == ("rejected", [], "template")
+
+
+def test_template_with_a_row_of_another_office(validated: ValidationReport) -> None:
+    """A row added under 交通対策課's one row, for 自立生活支援課's project 4: not 交通対策課's to return."""
+    f = by_name(validated, "交通対策課_他課の行.xlsx")
+    assert triples(f) == [("記入シート", "E5", "office-mismatch")]
+    assert "交通対策課 のテンプレートには含まれません" in f.issues[0].message
+    assert (f.status, f.office) == ("partial", "交通対策課")
+    assert evaluations(f) == [("記入シート", 4, "3", "交通対策課", "A")]
+    assert f.excluded == {("記入シート", 5): ("4", "自立生活支援課")}
+
+
+# --- A department's own copy --------------------------------------------------------------------------
+
+COPY_ISSUES = [
+    # headers: 備考 is not a column of the table (the repeated header at row 9 is not re-reported)
+    ("基本目標1", "G3", "column-extra"),
+    ("基本目標2", "G1", "column-extra"),
+    # project 9 with its four 担当課 under merged 事業No./施策No. cells
+    ("基本目標1", "C4", "value-normalised"),  # (3) /①
+    ("基本目標1", "D4", "value-normalised"),  # Ｂ
+    ("基本目標1", "D6", "value-normalised"),  # " a "
+    ("基本目標1", "C10", "value-normalised"),  # （１）②
+    ("基本目標1", "D10", "value-normalised"),  # " b "
+    ("基本目標1", "C11", "value-normalised"),  # ⑶②
+    ("基本目標1", "D11", "rating-invalid"),  # E
+    ("基本目標1", "C12", "value-normalised"),  # (3)-2
+    ("基本目標1", "D12", "rating-invalid"),  # B A
+    ("基本目標1", "D13", "rating-invalid"),  # 良
+    ("基本目標1", "C14", "value-normalised"),  # (4) ／ ①
+    ("基本目標1", "D14", "required-missing"),  # blank rating
+    ("基本目標1", "C15", "measure-mismatch"),  # (9)① for project 17
+    ("基本目標1", "C16", "measure-invalid"),  # abc
+    ("基本目標1", "B17", "value-normalised"),  # ９
+    ("基本目標1", "A17", "duplicate-row"),  # (9, 自立生活支援課) again
+    ("基本目標1", "B18", "project-unknown"),  # 99
+    ("基本目標2", "B2", "value-normalised"),  # ２０
+    ("基本目標2", "E2", "value-normalised"),  # literal _x000D_
+    ("基本目標2", "E3", "text-too-long"),  # 33,000 characters
+    ("基本目標2", "B5", "value-normalised"),  # 31~34
+    ("基本目標2", "B6", "value-normalised"),  # ３１～３４
+    ("基本目標2", "A6", "duplicate-row"),
+    ("基本目標2", "B7", "value-normalised"),  # 31-34
+    ("基本目標2", "A7", "duplicate-row"),
+    ("基本目標2", "B8", "project-unknown"),  # 32: inside the group 31～34
+    ("基本目標2", "C9", "value-normalised"),  # (2) /②
+    ("基本目標2", "A9", "department-unknown"),  # 自立相談支援課
+    ("基本目標2", "A10", "assignment-unknown"),  # 介護福祉課 has no part in project 13
+    ("基本目標2", "D10", "rating-invalid"),  # ... and rated "5": both found in one pass
+    ("基本目標2", "E11", "required-missing"),  # blank 事業実績・評価理由
+    ("基本目標2", "A12", "value-normalised"),  # 自立生活支援課 → 関係各課(自立生活支援課)
+    ("基本目標2", "E12", "value-normalised"),  # CR-LF (Excel's _x000D_ escape) in the text
+]
+
+
+def test_department_copy_every_issue_at_its_cell(validated: ValidationReport) -> None:
+    f = by_name(validated, "地域福祉課_取りまとめ.xlsx")
+    assert triples(f) == sorted(COPY_ISSUES)
+    assert (f.status, f.kind) == ("partial", "table")
+
+
+def test_department_copy_rows_read(validated: ValidationReport) -> None:
+    f = by_name(validated, "地域福祉課_取りまとめ.xlsx")
+    assert evaluations(f) == [
+        ("基本目標1", 4, "9", "地域福祉課(関係各課)", "B"),
+        ("基本目標1", 5, "9", "自立生活支援課", "A"),  # continuation rows under merged cells
+        ("基本目標1", 6, "9", "介護福祉課", "A"),
+        ("基本目標1", 7, "9", "広報秘書課", "A"),
+        ("基本目標1", 10, "4", "自立生活支援課", "B"),
+        ("基本目標2", 2, "20", "自立生活支援課", "A"),
+        ("基本目標2", 4, "21", "子ども家庭センター", "A"),  # continuation row, cells simply blank
+        ("基本目標2", 5, "31-34", "地域福祉課(関係各課)", "A"),
+        ("基本目標2", 12, "44", "関係各課(自立生活支援課)", "A"),
+    ]
+    assert f.excluded == {
+        ("基本目標1", 11): ("10", "自立生活支援課"),
+        ("基本目標1", 12): ("12", "自立生活支援課"),
+        ("基本目標1", 13): ("15", "自立生活支援課"),
+        ("基本目標1", 14): ("16", "自立生活支援課"),
+        ("基本目標1", 15): ("17", "自立生活支援課"),
+        ("基本目標1", 16): ("18", "自立生活支援課"),
+        ("基本目標1", 17): ("9", "自立生活支援課"),
+        ("基本目標2", 3): ("21", "自立生活支援課"),
+        ("基本目標2", 6): ("31-34", "地域福祉課(関係各課)"),
+        ("基本目標2", 7): ("31-34", "地域福祉課(関係各課)"),
+        ("基本目標2", 11): ("30", "自立生活支援課"),
+    }
+    # a table: the offices come from the rows' 担当課
+    assert f.offices == {"地域福祉課", "自立生活支援課", "介護福祉課", "広報秘書課", "子ども家庭センター"}
+    rows = {(e.sheet, e.row): e for e in f.rows}
+    # free text as written: ①, ㈱, full-width letters and brackets untouched (never NFKC)
+    assert rows[("基本目標2", 4)].result == FREE_TEXT
+    # _x000D_, literal or decoded to CR by the reader, becomes a plain line break
+    assert rows[("基本目標2", 2)].result == "相談件数は増加した。\n連携会議を4回開催。"
+    assert rows[("基本目標2", 12)].result == "事業所連絡会で周知した。\n見学会を実施。"
+    assert rows[("基本目標1", 4)].result == answer("9", "地域福祉課(関係各課)", "result")
+
+
+def test_department_copy_messages(validated: ValidationReport) -> None:
+    f = by_name(validated, "地域福祉課_取りまとめ.xlsx")
+    assert by_cell(f, "基本目標1", "G3").value == "備考"
+    assert by_cell(f, "基本目標1", "C14").message.startswith("「(4) ／ ①」を「(4)①」として読み込みました")
+    assert by_cell(f, "基本目標1", "D4").message.startswith("「Ｂ」を「B」として")
+    assert by_cell(f, "基本目標2", "B5").message.startswith("「31~34」を「31～34」として")
+    assert "(4)①" in by_cell(f, "基本目標1", "C15").message  # the project's own code
+    assert "(5 行目と重複)" in by_cell(f, "基本目標1", "A17").message
+    assert "31～34" in by_cell(f, "基本目標2", "B8").message  # the group 32 belongs to
+    assert "近い名前: 自立生活支援課" in by_cell(f, "基本目標2", "A9").message
+    assert "この事業の担当課は 地域福祉課 です" in by_cell(f, "基本目標2", "A10").message
+    long = by_cell(f, "基本目標2", "E3")
+    assert "33,000 文字" in long.message and long.column == "事業実績・評価理由"
+    assert len(long.value) <= 60  # a long value is shortened in the report
+    assert by_cell(f, "基本目標1", "D14").column == "事業評価"
+
+
+def test_batch_gives_the_same_issues_as_a_file_alone(mixed_inbox: Path, validated: ValidationReport) -> None:
+    """The rows of all files go through pandera in one pass: each failure must land on its own file."""
+    alone = validate_paths(CATALOG, [mixed_inbox / "地域福祉課_取りまとめ.xlsx"])
+    assert [triples(f) for f in alone.files] == [sorted(COPY_ISSUES)]
+    assert evaluations(alone.files[0]) == evaluations(by_name(validated, "地域福祉課_取りまとめ.xlsx"))
+
+
+# --- Other files and layouts --------------------------------------------------------------------------
+
+
+def test_xlsm_is_read_and_department_spaces_are_reported(validated: ValidationReport) -> None:
+    f = by_name(validated, "交通対策課_回答.xlsm")
+    assert triples(f) == [("Sheet1", "A2", "value-normalised"), ("Sheet1", "E2", "value-normalised")]
+    assert by_cell(f, "Sheet1", "E2").value == "交通対策課\u3000"
+    assert (f.status, f.office) == ("accepted", "交通対策課")
+    assert evaluations(f) == [("Sheet1", 2, "3", "交通対策課", "A")]
+
+
+def test_a_sheet_left_with_only_its_header_does_not_reject_the_file(validated: ValidationReport) -> None:
+    f = by_name(validated, "地域安全課_回答.xlsx")
+    assert triples(f) == [("基本目標1", "A2", "value-normalised")]  # "(2) ①" as printed
+    assert f.status == "accepted"
+    assert evaluations(f) == [("基本目標1", 2, "5", "地域安全課", "A")]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("メモ.xlsx", [("", "", "header-not-found")]),
+        ("列不足.xlsx", [("評価", "", "column-missing")]),
+        ("空.xlsx", [("評価", "", "no-rows")]),
+    ],
+)
+def test_file_level_layout_errors_reject_the_file(validated: ValidationReport, name: str, expected: list) -> None:
+    f = by_name(validated, name)
+    assert triples(f) == expected
+    assert (f.status, f.rows) == ("rejected", [])
+    assert all(i.is_file_level and i.is_error for i in f.issues)
+    if name == "列不足.xlsx":
+        assert f.issues[0].column == "今後の事業計画・展望"
+
+
+def test_files_that_are_not_returns(validated: ValidationReport) -> None:
+    names = [f.name for f in validated.files]
+    assert not [n for n in names if n.startswith("~$")]  # Excel's owner file: not listed at all
+    for name in ("評価表_公表版.pdf", "依頼文.docx"):
+        f = by_name(validated, name)
+        assert (f.status, f.issues, f.rows) == ("ignored", [], [])
+    fake = by_name(validated, "評価表.xlsx")  # a CSV renamed .xlsx
+    assert fake.status == "rejected" and fake.rows == []
+    assert [(i.sheet, i.cell) for i in fake.issues] == [("", "")]
+    code = fake.issues[0].code
+    assert code in CODES and CODES[code].level == "file" and fake.issues[0].is_error
+
+
+def test_statuses_of_the_whole_inbox(validated: ValidationReport) -> None:
+    statuses = {f.name: f.status for f in validated.files if not f.name.startswith("R6_地域福祉計画評価_")}
+    assert statuses == {
+        "R6_評価表_公表版.xlsx": "accepted",
+        "R6_評価表_公表版_誤記.xlsx": "partial",
+        "R6_評価表_1シート.xlsx": "accepted",
+        "地域福祉課_取りまとめ.xlsx": "partial",
+        "自立生活支援課_改変.xlsx": "partial",
+        "健康課_R5.xlsx": "rejected",
+        "指導室_旧版.xlsx": "rejected",
+        "男女共同参画室_課名違い.xlsx": "rejected",
+        "交通対策課_他課の行.xlsx": "partial",
+        "メモ.xlsx": "rejected",
+        "列不足.xlsx": "rejected",
+        "空.xlsx": "rejected",
+        "交通対策課_回答.xlsm": "accepted",
+        "地域安全課_回答.xlsx": "accepted",
+        "評価表_公表版.pdf": "ignored",
+        "依頼文.docx": "ignored",
+        "評価表.xlsx": "rejected",
+    }
+    assert validated.exit_code == 1
+
+
+# The codes of the issue's table: each is asserted at an exact cell above (file-level ones at "").
+CONTRACT_CODES = {
+    "rating-invalid", "required-missing", "project-unknown", "measure-invalid", "measure-mismatch",
+    "assignment-unknown", "duplicate-row", "catalog-cell-changed", "template-mismatch", "header-not-found",
+    "department-unknown", "column-missing", "column-extra", "office-mismatch", "text-too-long",
+    "value-normalised", "no-rows",
+}  # + file-unreadable and the gate's other file codes: see test_files_that_are_not_returns
+
+
+def test_every_code_of_the_issue_is_raised_and_placed(validated: ValidationReport) -> None:
+    raised = {i.code for i in validated.issues}
+    assert raised >= CONTRACT_CODES
+    for i in validated.issues:
+        if i.is_file_level:
+            assert i.cell == "", i
+        else:
+            assert re.fullmatch(r"[A-Z]+[1-9]\d*", i.cell) and i.sheet, i
+            assert i.row in (None, int(re.sub(r"\D", "", i.cell))), i  # column-extra has no row
+    assert "file-unreadable" in CODES and CODES["file-unreadable"].level == "file"
+
+
+def test_every_message_is_japanese_and_fully_formatted(validated: ValidationReport) -> None:
+    assert validated.issues
+    for i in validated.issues:
+        assert i.code in CODES, i.code
+        assert JAPANESE.search(i.message), i.message
+        assert not PLACEHOLDER.search(i.message), i.message
+        assert i.file, i  # each issue names its file
+        assert i.severity == CODES[i.code].severity
+
+
+def test_a_reader_that_cannot_start_reports_the_real_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the child process cannot start (fork refused, a script without a __main__ guard), that
+    error is what the caller sees, not an AssertionError from closing a process never started."""
+    from pipeline.ingest import ContainedReader
+
+    class Unstartable:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def start(self) -> None:
+            raise OSError("fork refused")
+
+    reader = ContainedReader(timeout_s=5, memory_bytes=0)
+    monkeypatch.setattr(reader._ctx, "Process", Unstartable)
+    with pytest.raises(OSError, match="fork refused"), reader:
+        reader.read(b"PK")

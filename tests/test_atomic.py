@@ -1,0 +1,295 @@
+"""Atomic replacement of the master: the old file survives every failure, and temps are swept.
+
+The kill tests start a real child process that is writing the file and kill it (SIGKILL on
+POSIX) or have it `os._exit` mid-write. Each time, the previous master must still be
+byte-identical and open with openpyxl.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import openpyxl
+import pytest
+import xlsxwriter
+
+import pipeline.atomic as atomic
+from pipeline.atomic import (
+    TEMP_PREFIX,
+    stamped_name,
+    sweep_temporaries,
+    write_atomically,
+    write_bytes_atomically,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def temps(folder: Path) -> list[Path]:
+    return sorted(folder.glob(TEMP_PREFIX + "*"))
+
+
+def make_xlsx(path: Path, text: str) -> None:
+    wb = xlsxwriter.Workbook(str(path))
+    wb.add_worksheet("評価一覧").write_string(0, 0, text)
+    wb.close()
+
+
+@pytest.fixture
+def master(tmp_path: Path) -> Path:
+    path = tmp_path / "地域福祉計画_評価集約_R6.xlsx"
+    make_xlsx(path, "前回")
+    return path
+
+
+def test_writes_a_new_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "new.xlsx"
+    assert write_atomically(target, lambda tmp: make_xlsx(tmp, "今回")) == target
+    assert openpyxl.load_workbook(target).active["A1"].value == "今回"
+    assert temps(tmp_path) == []
+
+
+def test_replaces_the_previous_file(master: Path) -> None:
+    assert write_atomically(master, lambda tmp: make_xlsx(tmp, "今回")) == master
+    assert openpyxl.load_workbook(master).active["A1"].value == "今回"
+    assert temps(master.parent) == []
+
+
+def test_temp_file_is_a_hidden_sibling_with_the_same_suffix(master: Path) -> None:
+    seen: list[Path] = []
+
+    def write(tmp: Path) -> None:
+        seen.append(tmp)
+        assert tmp.exists()  # created exclusively before the writer runs
+        make_xlsx(tmp, "今回")
+
+    write_atomically(master, write)
+    (tmp,) = seen
+    assert tmp.parent == master.parent
+    assert re.fullmatch(rf"\.~tmp-{re.escape(master.stem)}-{os.getpid()}-[0-9a-f]{{8}}\.xlsx", tmp.name)
+    assert not tmp.exists()
+
+
+@pytest.mark.parametrize("error", [RuntimeError("書き込み失敗"), KeyboardInterrupt()])
+def test_failure_midway_keeps_previous_file_and_removes_temp(master: Path, error: BaseException) -> None:
+    before = master.read_bytes()
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(b"PK\x03\x04 half a zip")
+        raise error
+
+    with pytest.raises(type(error)):
+        write_atomically(master, write)
+    assert master.read_bytes() == before
+    assert temps(master.parent) == []
+    assert sorted(p.name for p in master.parent.iterdir()) == [master.name]
+
+
+def test_failing_fsync_keeps_previous_file(master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = master.read_bytes()
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(atomic.os, "fsync", broken)
+    with pytest.raises(OSError):
+        write_atomically(master, lambda tmp: make_xlsx(tmp, "今回"))
+    assert master.read_bytes() == before
+    assert temps(master.parent) == []
+
+
+def locked(path: Path, real=os.replace):
+    """An os.replace that refuses to overwrite `path`, as Windows does while Excel has it open."""
+
+    def replace(src, dst) -> None:
+        if Path(dst) == path:
+            raise PermissionError(13, "別のプロセスが使用中です", str(dst))
+        real(src, dst)
+
+    return replace
+
+
+def test_locked_master_is_written_under_a_timestamped_name(master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = master.read_bytes()
+    monkeypatch.setattr(atomic, "REPLACE_RETRY_DELAYS", ())
+    monkeypatch.setattr(atomic.os, "replace", locked(master))
+    written = write_atomically(master, lambda tmp: make_xlsx(tmp, "今回"))
+    assert written != master and written.parent == master.parent
+    assert re.fullmatch(rf"{re.escape(master.stem)}_\d{{8}}-\d{{6}}\.xlsx", written.name)
+    assert openpyxl.load_workbook(written).active["A1"].value == "今回"
+    assert master.read_bytes() == before
+    assert temps(master.parent) == []
+
+
+def test_second_fallback_in_the_same_second_does_not_overwrite(
+    master: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(atomic, "REPLACE_RETRY_DELAYS", ())
+    monkeypatch.setattr(atomic.os, "replace", locked(master))
+    fixed = stamped_name(master)
+    monkeypatch.setattr(atomic, "stamped_name", lambda path, when=None: fixed)
+    first = write_atomically(master, lambda tmp: make_xlsx(tmp, "1回目"))
+    second = write_atomically(master, lambda tmp: make_xlsx(tmp, "2回目"))
+    assert first == fixed and second == fixed.with_name(f"{fixed.stem}-2{fixed.suffix}")
+    assert openpyxl.load_workbook(first).active["A1"].value == "1回目"
+    assert openpyxl.load_workbook(second).active["A1"].value == "2回目"
+
+
+def test_a_briefly_locked_master_is_retried(master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A virus scanner holds a new file for a moment; that must not divert the master.
+    real = os.replace
+    refusals = [PermissionError(13, "scan")]
+
+    def replace(src, dst) -> None:
+        if refusals:
+            raise refusals.pop()
+        real(src, dst)
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    monkeypatch.setattr(atomic.time, "sleep", sleeps.append)
+    assert write_atomically(master, lambda tmp: make_xlsx(tmp, "今回")) == master
+    assert sleeps == [atomic.REPLACE_RETRY_DELAYS[0]]
+    assert openpyxl.load_workbook(master).active["A1"].value == "今回"
+
+
+def test_write_bytes_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    target.write_text("{}", encoding="utf-8")
+    assert write_bytes_atomically(target, '{"valid": true, "課": "地域福祉課"}'.encode()) == target
+    assert target.read_text(encoding="utf-8") == '{"valid": true, "課": "地域福祉課"}'
+    assert temps(tmp_path) == []
+
+
+def test_sweep_removes_stale_temporaries_only(tmp_path: Path) -> None:
+    stale = [
+        tmp_path / f"{TEMP_PREFIX}地域福祉計画_評価集約_R6-99999999-0a1b2c3d.xlsx",
+        tmp_path / f"{TEMP_PREFIX}report-12345-deadbeef.json",
+    ]
+    for p in stale:
+        p.write_bytes(b"partial")
+    own = tmp_path / f"{TEMP_PREFIX}master-{os.getpid()}-00000000.xlsx"  # an in-flight write of ours
+    own.write_bytes(b"writing")
+    keep = [tmp_path / "地域福祉計画_評価集約_R6.xlsx", tmp_path / "~$地域福祉計画_評価集約_R6.xlsx",
+            tmp_path / "notes.~tmp-x.txt"]
+    for p in keep:
+        p.write_bytes(b"keep")
+    (tmp_path / f"{TEMP_PREFIX}folder").mkdir()
+    assert sweep_temporaries(tmp_path) == sorted(stale)
+    assert all(not p.exists() for p in stale)
+    assert own.exists() and all(p.exists() for p in keep)
+    assert sweep_temporaries(tmp_path) == []
+    assert sweep_temporaries(tmp_path / "missing") == []
+
+
+# --- a process killed while writing ---------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from pipeline.atomic import write_atomically
+    import xlsxwriter
+
+    target, mode = Path(sys.argv[1]), sys.argv[2]
+
+    def write(tmp):
+        if mode == "xlsx-loop":
+            return make(tmp)
+        with open(tmp, "wb") as fh:
+            fh.write(b"PK\\x03\\x04" + b"x" * 200_000)
+            fh.flush()
+            print("writing", flush=True)
+            if mode == "exit":
+                os._exit(3)
+            time.sleep(60)
+
+    def make(tmp):
+        wb = xlsxwriter.Workbook(str(tmp))
+        ws = wb.add_worksheet("評価一覧")
+        for r in range(3000):
+            ws.write_string(r, 0, "新しい評価 " * 20)
+        wb.close()
+
+    if mode == "xlsx-loop":
+        print("writing", flush=True)
+        while True:
+            write_atomically(target, write)
+    else:
+        write_atomically(target, write)
+    """
+)
+
+
+def run_child(target: Path, mode: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(target), mode], stdout=subprocess.PIPE,
+                            env=env, cwd=ROOT)
+
+
+def wait_until_writing(proc: subprocess.Popen) -> None:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == b"writing", line
+
+
+def assert_master_intact_or_new(master: Path, before: bytes, *, allow_new: bool = False) -> None:
+    if not allow_new:
+        assert master.read_bytes() == before
+    value = openpyxl.load_workbook(master).active["A1"].value
+    assert value == "前回" or (allow_new and value.startswith("新しい評価"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(3))
+def test_killed_mid_write_leaves_previous_master(master: Path, attempt: int) -> None:
+    before = master.read_bytes()
+    proc = run_child(master, "sleep")
+    try:
+        wait_until_writing(proc)
+        proc.kill()  # SIGKILL: no finally, no atexit, no cleanup
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode != 0
+    assert_master_intact_or_new(master, before)
+    assert len(temps(master.parent)) == 1  # the killed run's leftover
+    assert len(sweep_temporaries(master.parent)) == 1
+    assert temps(master.parent) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(3))
+def test_exit_mid_write_leaves_previous_master(master: Path, attempt: int) -> None:
+    before = master.read_bytes()
+    proc = run_child(master, "exit")
+    wait_until_writing(proc)
+    assert proc.wait(timeout=30) == 3
+    assert_master_intact_or_new(master, before)
+    assert len(sweep_temporaries(master.parent)) == 1
+    assert temps(master.parent) == []
+
+
+@pytest.mark.slow
+def test_killed_at_random_moments_of_real_writes_never_leaves_a_broken_master(master: Path) -> None:
+    # A child rewrites the master in a loop; kill it at random points (inside the write, the
+    # fsync or the replace). The master must always open: either the old one or a whole new one.
+    rng = random.Random(20250501)
+    before = master.read_bytes()
+    for _ in range(6):
+        proc = run_child(master, "xlsx-loop")
+        try:
+            wait_until_writing(proc)
+            time.sleep(rng.uniform(0.0, 0.4))
+            proc.kill()
+        finally:
+            proc.wait(timeout=30)
+        assert_master_intact_or_new(master, before, allow_new=True)
+        sweep_temporaries(master.parent)
+        assert temps(master.parent) == []
