@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import multiprocessing
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from pipeline import gate, mail
+from pipeline import gate, mail, sandbox
 from pipeline.report import FileReport, Issue, make_issue
 from pipeline.settings import LimitSettings
 
@@ -189,9 +186,12 @@ def gate_limits(limits: LimitSettings) -> gate.Limits:
 
 # --- The contained reader ---------------------------------------------------------------------
 # calamine is a native library: a hostile file can abort the process (SIGABRT) or allocate without
-# bound. The gate rejects the cases we know; this child process contains the ones we don't. One
-# child serves every file of a run (starting a process per file would cost more than the parse),
-# and is replaced when a file kills it.
+# bound. The gate rejects the cases we know; a sandbox.Worker contains the ones we don't.
+
+
+def open_reader(limits: LimitSettings) -> sandbox.Worker:
+    """One contained worker that parses workbooks for a whole run (`with open_reader(...) as r`)."""
+    return sandbox.Worker(_parse, timeout_s=limits.parse_timeout_s, memory_bytes=limits.parse_memory_mib * 2**20)
 
 
 def _parse(data: bytes) -> list[tuple[str, str, list[list[Any]], list[str]]]:
@@ -229,99 +229,8 @@ def column_letter(n: int) -> str:
     return s
 
 
-def _serve(conn: Connection, memory_bytes: int) -> None:
-    if memory_bytes and sys.platform != "win32":
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    while True:
-        try:
-            data = conn.recv_bytes()
-        except EOFError:
-            return
-        try:
-            conn.send(("ok", _parse(data)))
-        except MemoryError:
-            conn.send(("memory", "MemoryError"))
-        except Exception as exc:  # any parser failure is reported as a value, never raised
-            conn.send(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
-
-
-class ContainedReader:
-    """Parse workbooks in a child process bounded in time and memory.
-
-    >>> with ContainedReader(timeout_s=10, memory_bytes=2**30) as reader:
-    ...     sheets = reader.read(data)          # doctest: +SKIP
-    """
-
-    def __init__(self, timeout_s: float, memory_bytes: int) -> None:
-        self.timeout_s = timeout_s
-        self.memory_bytes = memory_bytes
-        method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-        self._ctx = multiprocessing.get_context(method)
-        self._proc: Any = None
-        self._conn: Connection | None = None
-
-    def __enter__(self) -> ContainedReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _start(self) -> Connection:
-        if self._conn is None:
-            parent, child = self._ctx.Pipe()
-            proc = self._ctx.Process(target=_serve, args=(child, self.memory_bytes), daemon=True)
-            try:
-                proc.start()
-            finally:
-                child.close()
-            # Kept only once started: close() joins self._proc, and joining a process whose start()
-            # raised fails with an AssertionError that would hide the real error.
-            self._proc = proc
-            self._conn = parent
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        if self._proc is not None:
-            self._proc.join(timeout=2)
-            if self._proc.is_alive():
-                self._proc.kill()
-                self._proc.join()
-            self._proc = None
-
-    def _kill(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.join()
-            self._proc = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def read(self, data: bytes) -> tuple[str, Any]:
-        """("ok", sheets) or (kind, detail) with kind in crash, timeout, memory, error."""
-        conn = self._start()
-        try:
-            conn.send_bytes(data)
-            if not conn.poll(self.timeout_s):
-                self._kill()
-                return ("timeout", f"{self.timeout_s:g} 秒以内に読み終わりませんでした")
-            result: tuple[str, Any] = conn.recv()
-        except (EOFError, OSError, BrokenPipeError):
-            code = self._proc.exitcode if self._proc is not None else None
-            self._kill()
-            return ("crash", f"読み取り処理が異常終了しました (exit {code})")
-        if result[0] == "memory":
-            self._kill()  # the child's heap may be in any state after a MemoryError
-        return result
-
-
 def read_workbook(
-    source: Source, reader: ContainedReader, limits: gate.Limits
+    source: Source, reader: sandbox.Worker, limits: gate.Limits
 ) -> tuple[list[RawSheet], gate.GateResult, FileReport]:
     """Gate, then parse. Returns the sheets (empty when rejected), the gate's result and a report
     that already holds the gate's issues."""
@@ -330,15 +239,18 @@ def read_workbook(
     report.issues.extend(checked.issues)
     if not checked.ok:
         return [], checked, report
-    kind, payload = reader.read(source.data)
-    if kind != "ok":
-        # a parser exception means a damaged file; a dead, stuck or exhausted reader is reported apart
-        code = "file-unreadable" if kind == "error" else "reader-crashed"
-        report.issues.append(make_issue(code, file=source.name, detail=str(payload)))
+    try:
+        payload = reader.call(source.data)
+    except sandbox.SandboxError as exc:
+        # a dead, stuck or exhausted reader is reported apart from a damaged file
+        report.issues.append(make_issue("reader-crashed", file=source.name, detail=f"{exc.kind}: {exc.detail}"))
+        return [], checked, report
+    except Exception as exc:  # the parser's own error: a damaged file the gate let through
+        detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+        report.issues.append(make_issue("file-unreadable", file=source.name, detail=detail))
         return [], checked, report
     sheets = [
         RawSheet(name, state, rows, checked.sheets.get(name), merged)
         for name, state, rows, merged in payload
     ]
     return sheets, checked, report
-

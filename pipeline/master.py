@@ -227,7 +227,7 @@ def write_summary(path: Path, catalog: Catalog, result: MergeResult, *, generate
         _setup_counts_sheet(ws, header, paper=9)
         st.put(ws, 0, 0, f"{catalog.title} {catalog.year_label} 評価集計", "title")
         st.put(ws, 1, 0, f"基本目標 {g} {goal.name}", "section")
-        st.put(ws, 2, 0, f"作成日時 {_display_time(generated)}", "note")
+        st.put(ws, 2, 0, f"最新受信 {_display_time(generated)}", "note")
         row = 3
         for letter, meaning in catalog.ratings.items():
             st.put(ws, row, 0, f"{letter}: {meaning}", "note")
@@ -354,7 +354,7 @@ def _new_workbook(path: Path, catalog: Catalog, kind: str) -> xlsxwriter.Workboo
 
 def _page_header(catalog: Catalog, generated: str) -> str:
     left = _escape_header(f"{catalog.title} {catalog.year_label}")
-    right = _escape_header(f"作成 {_display_time(generated)}")
+    right = _escape_header(f"最新受信 {_display_time(generated)}")
     return f"&L{left}&C&A&R{right}"
 
 
@@ -560,7 +560,7 @@ def _write_summary_sheet(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog,
     total = tally.total
     submitted = sum(total[x] for x in RATINGS)
     st.put(ws, 0, 0, f"{catalog.title} {catalog.year_label} 集計", "title")
-    st.put(ws, 1, 0, f"作成日時 {_display_time(generated)}  評価対象 {submitted + total[MISSING]} 件"
+    st.put(ws, 1, 0, f"最新受信 {_display_time(generated)}  評価対象 {submitted + total[MISSING]} 件"
                      f"(提出 {submitted} 件・未提出 {total[MISSING]} 件)", "note")
     st.put(ws, 2, 0, "割合は提出済みの評価に対する割合です(未提出を除く)。", "note")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import ingest, templates
+from pipeline import gate, ingest, templates
 from pipeline.catalog import Catalog
 from pipeline.ingest import RawSheet, Source, column_letter
 from pipeline.normalize import (
@@ -253,7 +253,21 @@ def _cell_facts(c: Candidate, sheet: RawSheet) -> None:
                 code = "cell-formula"
             c.issues.append(make_issue(code, sheet=c.sheet, cell=cell, column=col, value="=" + formula, row=c.row))
     if c.row in facts.hidden_rows:
-        c.issues.append(make_issue("row-hidden", sheet=c.sheet, cell=f"A{c.row}", row=c.row))
+        c.issues.append(make_issue("row-hidden", sheet=c.sheet, cell=f"A{c.row}", value=c.row, row=c.row))
+
+
+def _uncalculated(checked: gate.GateResult, candidates: list[Candidate], report: FileReport) -> None:
+    """Formulas saved by a tool that does not calculate (or asked Excel to recalculate on open):
+    their cached results may be stale or 0, so say so once for the file."""
+    first = next((i for c in candidates for i in c.issues if i.code == "cell-formula"), None)
+    app = checked.application
+    excel = app.startswith("Microsoft Excel") and "openpyxl" not in app.lower()
+    if first is None or (excel and not checked.calc_on_load):
+        return
+    report.issues.append(
+        make_issue("cell-uncalculated", file=report.name, sheet=first.sheet, cell=first.cell,
+                   value=app or "不明なソフト", row=first.row)
+    )
 
 
 # --- Checks -----------------------------------------------------------------------------------
@@ -385,12 +399,12 @@ def validate_sources(
     reports: list[FileReport] = []
     batch: list[tuple[FileReport, list[Candidate], str | None, set[tuple[str, int]]]] = []
     gate_limits = ingest.gate_limits(limits)
-    with ingest.ContainedReader(limits.parse_timeout_s, limits.parse_memory_mib * 2**20) as reader:
+    with ingest.open_reader(limits) as reader:
         for item in items:
             if isinstance(item, FileReport):
                 reports.append(item)
                 continue
-            sheets, _checked, report = ingest.read_workbook(item, reader, gate_limits)
+            sheets, checked, report = ingest.read_workbook(item, reader, gate_limits)
             reports.append(report)
             if not sheets:
                 continue
@@ -407,6 +421,7 @@ def validate_sources(
             if any(i.is_file_level and i.is_error for i in report.issues):
                 continue
             candidates = _candidates(len(batch), item, sheets, report)
+            _uncalculated(checked, candidates, report)
             # A changed pre-filled cell is a row-level error: its row is excluded like any other
             # (the issue itself was recorded by _template_issues, outside the row's own issues).
             changed = {(i.sheet, i.row) for i in report.issues if i.code == "catalog-cell-changed" and i.row}

@@ -51,7 +51,7 @@ def other_sheets(path: Path) -> dict[str, list[tuple]]:
     wb = openpyxl.load_workbook(path, read_only=True)
     # the title lines carry the newest received time, which differs between the two inboxes
     return {
-        ws.title: [r for r in ws.iter_rows(values_only=True) if not str(r[0] or "").startswith("作成日時")]
+        ws.title: [r for r in ws.iter_rows(values_only=True) if not str(r[0] or "").startswith("最新受信")]
         for ws in wb.worksheets
         if ws.title.startswith(("基本目標", "集計"))
     }

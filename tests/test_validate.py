@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -239,8 +240,6 @@ COPY_MERGES = ("基本目標1!B4:B7", "基本目標1!C4:C7", "基本目標1!H4:H
 
 def replace_in_package(path: Path, old: str, new: str) -> None:
     """Replace text inside the workbook's XML parts (as another program would have written it)."""
-    import zipfile
-
     with zipfile.ZipFile(path) as z:
         parts = [(info, z.read(info)) for info in z.infolist()]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
@@ -260,12 +259,12 @@ def one_sheet_published() -> dict[str, list[list[Any]]]:
     return {"評価": [*rows, [NOTE]]}
 
 
-def tamper_template(src: Path, dest: Path, cells: dict[str, Any] = (), meta: dict[str, str] = (),
-                    append: Sequence[Any] = ()) -> Path:
+def tamper_template(src: Path, dest: Path, cells: dict[str, Any] | None = None,
+                    meta: dict[str, str] | None = None, append: Sequence[Any] = ()) -> Path:
     """A filled return edited with openpyxl: cells of 記入シート, _meta values, a row added below."""
     wb = load_workbook(src)
     ws = wb[TEMPLATE_SHEET]
-    for ref, value in dict(cells).items():
+    for ref, value in (cells or {}).items():
         ws[ref].value = value
     if meta:
         m = wb[META_SHEET]
@@ -390,7 +389,7 @@ def test_published_table_is_read_whole(validated: ValidationReport) -> None:
         assert i.value == printed[(i.sheet, i.cell)]
         assert f"「{parse_code(i.value)}」として読み込みました" in i.message
     assert by_cell(f, "基本目標1", "A49").value == "(4) ／ ②"
-    assert f.offices == ALL_OFFICES and f.office == ""  # a table: whose each row is says its 担当課
+    assert f.offices == ALL_OFFICES and f.office == ""  # a table: each row's 担当課 says whose it is
 
 
 def parse_code(printed: str) -> str:
@@ -727,20 +726,3 @@ def test_every_message_is_japanese_and_fully_formatted(validated: ValidationRepo
         assert i.file, i  # each issue names its file
         assert i.severity == CODES[i.code].severity
 
-
-def test_a_reader_that_cannot_start_reports_the_real_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If the child process cannot start (fork refused, a script without a __main__ guard), that
-    error is what the caller sees, not an AssertionError from closing a process never started."""
-    from pipeline.ingest import ContainedReader
-
-    class Unstartable:
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            pass
-
-        def start(self) -> None:
-            raise OSError("fork refused")
-
-    reader = ContainedReader(timeout_s=5, memory_bytes=0)
-    monkeypatch.setattr(reader._ctx, "Process", Unstartable)
-    with pytest.raises(OSError, match="fork refused"), reader:
-        reader.read(b"PK")
