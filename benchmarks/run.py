@@ -41,7 +41,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / "work"
-GENERATOR_VERSION = "1"  # bump when the corpus changes: cached corpora are keyed by it too
+GENERATOR_VERSION = "2"  # bump when the corpus changes: cached corpora are keyed by it too
 TEMPLATE_SHEET = "記入シート"  # = pipeline.templates.TEMPLATE_SHEET (checked at generation)
 META_SHEET = "_meta"
 
@@ -52,6 +52,10 @@ PROJECTS_PER_MEASURE = (4, 16)
 MEASURES_PER_DIRECTION = (5, 20)  # the catalog allows at most 20 (①-⑳)
 DIRECTIONS_PER_GOAL = 40  # the measure code allows (1)..(99)
 ERROR_SHARE = 0.05  # files with at least one row-level error
+# Ratings typed as "Ｂ" or " b" (accepted with a value-normalised warning). 0 by default: every file
+# with any issue, a warning included, gets an openpyxl feedback copy, so this share moves the result
+# a lot (docs/benchmarks.md); the corpus sticks to the issue's spec (5 % of files with errors).
+TYPED_RATING_SHARE = 0.0
 RATING_WEIGHTS = (("A", 3), ("B", 5), ("C", 2), ("D", 1))
 RESULT_CHARS, OUTLOOK_CHARS = (300, 80), (250, 70)  # mean, sd of the two free-text answers
 
@@ -423,7 +427,7 @@ def _answers(rng: random.Random, bank: dict[str, list[str]], n: int) -> list[lis
     out = []
     for _ in range(n):
         rating = rng.choices(ratings, weights)[0]
-        if rng.random() < 0.01:  # typed as people type: full width or lower case (a warning, not an error)
+        if rng.random() < TYPED_RATING_SHARE:  # typed as people type: full width or lower case (a warning)
             rating = rng.choice(("Ａ", "Ｂ", " b", "c "))
         out.append([compose(rng, bank["result"], *RESULT_CHARS), rating, compose(rng, bank["outlook"], *OUTLOOK_CHARS)])
     return out
@@ -910,7 +914,9 @@ def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
             results[name].append(m)
             log(f"[N={n}] run {rep + 1}/{runs} {name}: {m['wall_s']} s, peak {m['peak_rss_mib']} MiB"
                 f"{' TIMEOUT' if m['timed_out'] else ''}{'' if m['exit'] in (0, 1) else ' exit ' + str(m['exit'])}")
-            if name == "ours" and not m["timed_out"]:
+            if name == "ours" and m["wall_s"] > args.budget and not m["timed_out"]:
+                notes.append(f"rerun skipped: ours took {m['wall_s']} s (> --budget {args.budget:g} s)")
+            elif name == "ours" and not m["timed_out"]:
                 r = measure(commands["ours"], cwd=ROOT, timeout=args.timeout)  # nothing new: the rerun
                 results["rerun"].append(r)
                 log(f"[N={n}] run {rep + 1}/{runs} rerun: {r['wall_s']} s, peak {r['peak_rss_mib']} MiB")

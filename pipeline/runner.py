@@ -15,6 +15,7 @@ the last replace leaves every previous output as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import ingest
+from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import InputError, LockedError, OutputError
 from pipeline.merge import MergeResult, merge_files
@@ -35,6 +37,7 @@ LOCK_NAME = ".merge.lock"
 REPORT_NAME = "run-report.json"
 HISTORY_DIR = "history"
 FEEDBACK_DIR = "feedback"
+CACHE_DIR = ".cache"
 
 Progress = Callable[[Iterable[Path]], Iterable[Path]]
 
@@ -147,11 +150,12 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress) -> M
     from pipeline import atomic, master
 
     outbox = settings.outbox
-    for folder in (outbox, outbox / HISTORY_DIR, outbox / FEEDBACK_DIR):
+    for folder in (outbox, outbox / HISTORY_DIR, outbox / FEEDBACK_DIR, outbox / CACHE_DIR):
         if folder.is_dir():
             atomic.sweep_temporaries(folder)
     files = ingest.find_files([settings.inbox])
-    reports = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits)
+    cache = ResultCache(outbox / CACHE_DIR, catalog.version, settings.limits)
+    reports = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits, cache)
     result = merge_files(catalog, reports)
     issues = [i for f in reports for i in f.issues] + result.notes
     # The master shows the newest input time, not the clock: the same inbox gives the same cells.
@@ -202,6 +206,8 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress) -> M
         _prune_history(history, settings.keep_history)
     except OSError as exc:
         raise OutputError(f"実行レポートを書き込めません({type(exc).__name__}: {exc})。") from None
+    with contextlib.suppress(OSError):  # the cache is an optimisation only
+        cache.save()
     return MergeRun(catalog, reports, result, issues, report, master_path, summary_path, report_path, feedback, notices)
 
 

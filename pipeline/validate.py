@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import gate, ingest, templates
+from pipeline.cache import Entry, ResultCache
 from pipeline.catalog import Catalog
 from pipeline.ingest import RawSheet, Source, column_letter
 from pipeline.normalize import (
@@ -393,19 +394,37 @@ def _template_issues(catalog: Catalog, meta: dict[str, str], sheets: list[RawShe
 
 
 def validate_sources(
-    catalog: Catalog, items: Iterable[Source | FileReport], limits: LimitSettings
+    catalog: Catalog,
+    items: Iterable[Source | FileReport],
+    limits: LimitSettings,
+    cache: ResultCache | None = None,
 ) -> list[FileReport]:
-    """Validate every source; FileReports passed in (ignored, unreadable) are kept in order."""
+    """Validate every source; FileReports passed in (ignored, unreadable) are kept in order.
+
+    With a cache, a workbook whose bytes were validated before (same catalog, limits and code)
+    takes its verdict from there instead of being read again.
+    """
     reports: list[FileReport] = []
     batch: list[tuple[FileReport, list[Candidate], str | None, set[tuple[str, int]]]] = []
+    fresh: list[tuple[FileReport, Source]] = []  # validated tonight: to be cached
+    from_sources: list[FileReport] = []
     gate_limits = ingest.gate_limits(limits)
     with ingest.open_reader(limits) as reader:
         for item in items:
             if isinstance(item, FileReport):
                 reports.append(item)
                 continue
+            entry = cache.get(item.sha256) if cache is not None else None
+            if entry is not None:
+                report = item.report()
+                entry.restore(report)
+                reports.append(report)
+                from_sources.append(report)
+                continue
             sheets, checked, report = ingest.read_workbook(item, reader, gate_limits)
             reports.append(report)
+            from_sources.append(report)
+            fresh.append((report, item))
             if not sheets:
                 continue
             meta = read_meta(sheets)
@@ -457,6 +476,10 @@ def validate_sources(
             )
         if len(report.offices) == 1 and not report.office:
             report.office = next(iter(report.offices))
+    if cache is not None:
+        for report, item in fresh:  # what the content decided; envelope notes stay out
+            cache.put(item.sha256, Entry.of(report, report.issues[len(item.notes) :]))
+    for report in from_sources:
         _sender_issues(catalog, report)
     for report in reports:
         report.settle_status()

@@ -1,7 +1,8 @@
-"""Tests for the pre-parse gate and the sandbox: every hostile file is built here, none is committed.
+"""Tests for the pre-parse gate and the sandbox: every hostile file is built at test time, none is committed.
 
-Valid workbooks come from openpyxl/xlsxwriter; the hostile bits are injected by rewriting zip
-members, patching headers with struct, or writing raw zip / OLE2 (CFB) bytes by hand. Each gate
+The builders live in tests/hostile.py (shared with tests/test_hostile_run.py): valid workbooks come
+from openpyxl/xlsxwriter; the hostile bits are injected by rewriting zip members, patching headers
+with struct, or writing raw zip / OLE2 (CFB) bytes by hand. Each gate
 case must finish well inside 10 s (a loose bound, so the suite is not flaky on a busy machine).
 """
 
@@ -9,14 +10,30 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import time
 import zipfile
-import zlib
 
 import openpyxl
 import pytest
 import xlsxwriter
+from hostile import (
+    LAUGHS,
+    MAIN_NS,
+    SPACES_BLOCK,
+    XXE,
+    ZIP_BOMB_BLOCK,
+    base_xlsx,
+    cfb,
+    corrupt_crc,
+    formatted_empty_rows,
+    patch_sizes,
+    raw_zip,
+    rewrite,
+    sheet_xml,
+    streamed_sheet,
+    with_dtd,
+    with_sheet,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,276 +41,7 @@ from pipeline.gate import GateResult, Limits, SheetFacts, inspect_workbook
 from pipeline.report import CODES
 from pipeline.sandbox import SandboxError, run_contained
 
-MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 BOUND_S = 10.0
-
-# --- builders -----------------------------------------------------------------------------------
-
-
-def base_xlsx(sheets: int = 1) -> bytes:
-    """A small valid workbook written by openpyxl (sheet1.xml ... sheetN.xml)."""
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "記入シート"
-    ws["A1"] = "事業No."
-    ws["B2"] = 1
-    for i in range(1, sheets):
-        wb.create_sheet(f"S{i + 1}")["A1"] = i
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
-def rewrite(
-    data: bytes, replace: dict[str, bytes | None] | None = None, add: dict[str, bytes] | None = None
-) -> bytes:
-    """Copy a zip, replacing (or with None dropping) members and appending new ones."""
-    replace = replace or {}
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            if info.filename in replace:
-                if replace[info.filename] is not None:
-                    dst.writestr(info.filename, replace[info.filename])
-            else:
-                dst.writestr(info.filename, src.read(info.filename))
-        for name, body in (add or {}).items():
-            dst.writestr(name, body)
-    return out.getvalue()
-
-
-def sheet_xml(sheet_data: str, before: str = "", after: str = "", prefix: str = "") -> bytes:
-    p = f"{prefix}:" if prefix else ""
-    ns = f'xmlns{":" + prefix if prefix else ""}="{MAIN_NS}"'
-    return (
-        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<{p}worksheet {ns} '
-        f'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-        f"{before}<{p}sheetData>{sheet_data}</{p}sheetData>{after}</{p}worksheet>"
-    ).encode()
-
-
-def with_sheet(xml: bytes, base: bytes | None = None) -> bytes:
-    return rewrite(base or base_xlsx(), {"xl/worksheets/sheet1.xml": xml})
-
-
-def streamed_sheet(rows, *, level: int = 6, extra: dict[str, bytes] | None = None) -> bytes:
-    """A workbook whose sheet1.xml is written block by block (the test itself stays light)."""
-    base = base_xlsx()
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(base)) as src,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as dst,
-    ):
-        for info in src.infolist():
-            if info.filename == "xl/worksheets/sheet1.xml":
-                with dst.open(info.filename, "w", force_zip64=True) as fh:
-                    fh.write(f'<worksheet xmlns="{MAIN_NS}"><sheetData>'.encode())
-                    for block in rows:
-                        fh.write(block)
-                    fh.write(b"</sheetData></worksheet>")
-            else:
-                dst.writestr(info.filename, src.read(info.filename))
-        for name, body in (extra or {}).items():
-            dst.writestr(name, body)
-    return out.getvalue()
-
-
-def raw_zip(entries: list[tuple[str, bytes]], overlap_last_into_first: bool = False) -> bytes:
-    """Write a stored zip by hand; optionally make the last entry live inside the first one's data."""
-    local = b""
-    central = b""
-    if overlap_last_into_first:
-        inner_name, inner = entries[-1]
-        inner_lh = (
-            struct.pack(
-                "<4s5HL2L2H",
-                b"PK\x03\x04",
-                20,
-                0,
-                0,
-                0,
-                0,
-                zlib.crc32(inner),
-                len(inner),
-                len(inner),
-                len(inner_name),
-                0,
-            )
-            + inner_name.encode()
-            + inner
-        )
-        first_name, _ = entries[0]
-        entries = [(first_name, inner_lh), *entries[1:-1]]
-    offsets = []
-    for name, body in entries:
-        offsets.append(len(local))
-        crc = zlib.crc32(body)
-        local += (
-            struct.pack(
-                "<4s5HL2L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, len(body), len(body), len(name.encode()), 0
-            )
-            + name.encode()
-            + body
-        )
-        central += (
-            struct.pack(
-                "<4s6HL2L5H2L",
-                b"PK\x01\x02",
-                20,
-                20,
-                0,
-                0,
-                0,
-                0,
-                crc,
-                len(body),
-                len(body),
-                len(name.encode()),
-                0,
-                0,
-                0,
-                0,
-                0,
-                offsets[-1],
-            )
-            + name.encode()
-        )
-    if overlap_last_into_first:
-        name = inner_name
-        crc = zlib.crc32(inner)
-        inner_off = 30 + len(entries[0][0].encode())
-        central += (
-            struct.pack(
-                "<4s6HL2L5H2L",
-                b"PK\x01\x02",
-                20,
-                20,
-                0,
-                0,
-                0,
-                0,
-                crc,
-                len(inner),
-                len(inner),
-                len(name.encode()),
-                0,
-                0,
-                0,
-                0,
-                0,
-                inner_off,
-            )
-            + name.encode()
-        )
-    count = len(entries) + (1 if overlap_last_into_first else 0)
-    eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(central), len(local), 0)
-    return local + central + eocd
-
-
-def cfb(streams: dict[str, bytes]) -> bytes:
-    """A minimal OLE2 compound file (v3, 512-byte sectors) holding the given top-level streams.
-
-    Streams are padded to 4096 bytes so they live in normal sectors (no mini stream needed).
-    """
-    sec = 512
-    bodies = [(n, b.ljust(4096, b"\0")) for n, b in streams.items()]
-    nsec = [len(b) // sec for _, b in bodies]
-    assert len(bodies) <= 3
-    fat = [0xFFFFFFFD, 0xFFFFFFFE]  # sector 0: the FAT itself, sector 1: the directory
-    starts = []
-    for k in nsec:
-        starts.append(len(fat))
-        fat += [len(fat) + i + 1 for i in range(k - 1)] + [0xFFFFFFFE]
-    fat += [0xFFFFFFFF] * (128 - len(fat))
-    header = struct.pack(
-        "<8s16s6H10L109L",
-        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
-        b"\0" * 16,
-        0x3E,
-        3,
-        0xFFFE,
-        9,
-        6,
-        0,
-        0,
-        0,
-        1,
-        1,
-        0,
-        4096,
-        0xFFFFFFFE,
-        0,
-        0xFFFFFFFE,
-        0,  # 1 FAT sector (0), directory at sector 1
-        0,
-        *([0xFFFFFFFF] * 108),
-    )
-
-    def entry(name: str, typ: int, child: int, right: int, start: int, size: int) -> bytes:
-        raw = name.encode("utf-16-le") + b"\0\0"
-        return struct.pack(
-            "<64sHBBLLL16sL8s8sLLL",
-            raw,
-            len(raw),
-            typ,
-            1,
-            0xFFFFFFFF,
-            right,
-            child,
-            b"\0" * 16,
-            0,
-            b"\0" * 8,
-            b"\0" * 8,
-            start,
-            size,
-            0,
-        )
-
-    dir_entries = [entry("Root Entry", 5, 1 if bodies else 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFE, 0)]
-    for i, ((name, body), start) in enumerate(zip(bodies, starts, strict=True)):
-        right = i + 2 if i + 1 < len(bodies) else 0xFFFFFFFF
-        dir_entries.append(entry(name, 2, 0xFFFFFFFF, right, start, len(body)))
-    while len(dir_entries) < 4:
-        dir_entries.append(
-            b"\0" * 64
-            + struct.pack(
-                "<HBBLLL16sL8s8sLLL",
-                0,
-                0,
-                0,
-                0xFFFFFFFF,
-                0xFFFFFFFF,
-                0xFFFFFFFF,
-                b"\0" * 16,
-                0,
-                b"\0" * 8,
-                b"\0" * 8,
-                0,
-                0,
-                0,
-            )
-        )
-    out = header + struct.pack("<128L", *fat) + b"".join(dir_entries)
-    for _, body in bodies:
-        out += body
-    return out
-
-
-def patch_sizes(data: bytes, member: str, usize: int) -> bytes:
-    """Lie about a member's uncompressed size in both its local header and the central directory."""
-    buf = bytearray(data)
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        info = zf.getinfo(member)
-    struct.pack_into("<L", buf, info.header_offset + 22, usize)
-    pos = buf.rfind(b"PK\x05\x06")
-    cd_size, cd_off = struct.unpack_from("<LL", buf, pos + 12)
-    cd = cd_off
-    while cd < cd_off + cd_size:
-        nlen, xlen, clen = struct.unpack_from("<3H", buf, cd + 28)
-        if bytes(buf[cd + 46 : cd + 46 + nlen]).decode() == member:
-            struct.pack_into("<L", buf, cd + 24, usize)
-        cd += 46 + nlen + xlen + clen
-    return bytes(buf)
 
 
 def check(data: bytes, name: str = "提出.xlsx", limits: Limits | None = None) -> GateResult:
@@ -386,20 +134,7 @@ def test_truncated_zip() -> None:
 
 
 def test_corrupt_crc() -> None:
-    data = base_xlsx()
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        info = zf.getinfo("xl/worksheets/sheet1.xml")
-    buf = bytearray(data)
-    struct.pack_into("<L", buf, info.header_offset + 14, info.CRC ^ 0xFFFF)  # local CRC
-    pos = buf.rfind(b"PK\x05\x06")
-    cd_size, cd_off = struct.unpack_from("<LL", buf, pos + 12)
-    cd = cd_off
-    while cd < cd_off + cd_size:
-        nlen, xlen, clen = struct.unpack_from("<3H", buf, cd + 28)
-        if bytes(buf[cd + 46 : cd + 46 + nlen]) == b"xl/worksheets/sheet1.xml":
-            struct.pack_into("<L", buf, cd + 16, info.CRC ^ 0xFFFF)
-        cd += 46 + nlen + xlen + clen
-    result = rejected(bytes(buf), "file-corrupt")
+    result = rejected(corrupt_crc(base_xlsx(), "xl/worksheets/sheet1.xml"), "file-corrupt")
     assert "CRC" in result.issues[0].message
 
 
@@ -428,15 +163,13 @@ def test_declared_size_larger_than_content() -> None:
 
 
 def test_zip_bomb_ratio() -> None:
-    block = b"<row><c><v>1</v></c></row>" * 100_000  # 2.6 MB, no r=: positions are implicit
-    data = streamed_sheet([block] * 10)  # 26 MB inflated, a few dozen KB on disk
+    data = streamed_sheet([ZIP_BOMB_BLOCK] * 10)  # no r=: positions are implicit  # 26 MB inflated, a few dozen KB on disk
     result = rejected(data, "file-zip-bomb")
     assert "圧縮率" in result.issues[0].message
 
 
 def test_whitespace_bomb() -> None:
-    spaces = b" " * 2**20
-    data = streamed_sheet([spaces] * 256, level=1)  # 256 MiB of spaces inside <sheetData>
+    data = streamed_sheet([SPACES_BLOCK] * 256, level=1)  # 256 MiB of spaces inside <sheetData>
     assert len(data) < 2 * 2**20
     rejected(data, "file-zip-bomb")
 
@@ -480,29 +213,12 @@ def test_duplicate_member_names() -> None:
 
 # --- unsafe XML ---------------------------------------------------------------------------------
 
-LAUGHS = (
-    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + "".join(
-        f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">'
-        for i in range(1, 10)
-    )
-    + "]>"
-)
-XXE = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
 
 
 @pytest.mark.parametrize("member", ["xl/worksheets/sheet1.xml", "xl/sharedStrings.xml", "xl/workbook.xml"])
 @pytest.mark.parametrize("prolog", [LAUGHS, XXE], ids=["billion-laughs", "xxe"])
 def test_dtd_rejected(member: str, prolog: str) -> None:
-    data = base_xlsx()
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        original = zf.read(member) if member in zf.namelist() else b"<sst/>"
-    body = original.split(b"?>", 1)[-1] if original.startswith(b"<?xml") else original
-    hostile = prolog.encode() + body.replace(b">", b">&lol9;&xxe;", 1)
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        present = member in zf.namelist()
-    hostile_file = rewrite(data, {member: hostile}) if present else rewrite(data, add={member: hostile})
-    result = rejected(hostile_file, "file-unsafe-xml")
+    result = rejected(with_dtd(base_xlsx(), member, prolog), "file-unsafe-xml")
     assert member in result.issues[0].message
 
 
@@ -644,15 +360,7 @@ def test_bad_cell_reference_rejected() -> None:
 
 
 def test_million_formatted_empty_rows_rejected_fast() -> None:
-    def rows():
-        for start in range(1, 1_048_577, 50_000):
-            yield b"".join(
-                b'<row r="%d"><c r="A%d" s="1"/><c r="B%d" s="1"/><c r="C%d" s="1"/><c r="D%d" s="1"/><c r="E%d" s="1"/></row>'
-                % ((i,) * 6)
-                for i in range(start, min(start + 50_000, 1_048_577))
-            )
-
-    data = streamed_sheet(rows(), level=1)
+    data = streamed_sheet(formatted_empty_rows(), level=1)
     result = rejected(data, "sheet-too-large")
     assert "2,000,000" in result.issues[0].message
 

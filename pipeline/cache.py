@@ -1,0 +1,98 @@
+"""What validation learnt from each file's content, kept between nightly runs (an optimisation only).
+
+An entry is keyed by the SHA-256 of the workbook's bytes and holds what the content alone decides:
+its kind, office, issues and valid rows. Provenance (name, received time, sender) is not cached:
+it is put back from the file as found tonight. The whole cache is keyed by the catalog version,
+the limits and a hash of this package's own source, so a new plan, new limits or new code start
+from scratch. Deleting `outbox/.cache/` changes nothing but time; a cache that cannot be read is
+ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from dataclasses import asdict, dataclass, replace
+from functools import cache
+from pathlib import Path
+
+from pipeline.report import Evaluation, FileReport, Issue
+from pipeline.settings import LimitSettings
+
+CACHE_FILE = "validation.pickle"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str
+    office: str
+    offices: frozenset[str]
+    issues: tuple[Issue, ...]  # content issues only (no envelope notes, no sender checks)
+    rows: tuple[Evaluation, ...]
+    excluded: tuple[tuple[tuple[str, int], tuple[str, str]], ...]
+
+    @classmethod
+    def of(cls, report: FileReport, content_issues: list[Issue]) -> Entry:
+        return cls(
+            kind=report.kind,
+            office=report.office,
+            offices=frozenset(report.offices),
+            issues=tuple(content_issues),
+            rows=tuple(report.rows),
+            excluded=tuple(report.excluded.items()),
+        )
+
+    def restore(self, report: FileReport) -> None:
+        """Fill a fresh report (provenance and envelope notes already set) from this entry."""
+        report.kind = self.kind
+        report.office = self.office
+        report.offices = set(self.offices)
+        report.issues.extend(replace(i, file=report.name) for i in self.issues)
+        report.rows = [replace(r, file=report.name, received=report.received) for r in self.rows]
+        report.excluded = dict(self.excluded)
+
+
+@cache
+def code_version() -> str:
+    """A hash of the package's own source and schemas: new code never reuses old verdicts."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for folder in (root, root.parent / "schemas"):
+        for path in sorted(folder.glob("*.py")) + sorted(folder.glob("*.yaml")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class ResultCache:
+    """Load once, `get` and `put` during the run, `save` at the end (only what this run used)."""
+
+    def __init__(self, folder: Path, catalog_version: str, limits: LimitSettings) -> None:
+        self.path = folder / CACHE_FILE
+        self.key = (FORMAT, catalog_version, code_version(), tuple(sorted(asdict(limits).items())))
+        self._old: dict[str, Entry] = {}
+        self._new: dict[str, Entry] = {}
+        self.hits = 0
+        try:
+            key, entries = pickle.loads(self.path.read_bytes())
+            if key == self.key:
+                self._old = entries
+        except Exception:  # missing, damaged or from another version: start empty
+            self._old = {}
+
+    def get(self, sha256: str) -> Entry | None:
+        entry = self._new.get(sha256) or self._old.get(sha256)
+        if entry is not None:
+            self.hits += 1
+            self._new[sha256] = entry
+        return entry
+
+    def put(self, sha256: str, entry: Entry) -> None:
+        self._new[sha256] = entry
+
+    def save(self) -> None:
+        from pipeline.atomic import write_bytes_atomically
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomically(self.path, pickle.dumps((self.key, self._new), protocol=pickle.HIGHEST_PROTOCOL))
