@@ -214,7 +214,8 @@ def _require(mapping: Any, key: str, path: Path, entry: str, kind: type = str) -
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's loader when PyYAML was built with it (the wheels are): 10× faster, same result
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except FileNotFoundError:
         raise CatalogError(path, "ファイル", "ファイルが見つかりません。") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -65,8 +65,6 @@ def run_validate(
 
 def write_feedback_copies(reports: list[FileReport], folder: Path, settings: Settings) -> list[Path]:
     """An annotated copy of each readable workbook that has issues (差し戻し用)."""
-    from pipeline.feedback import write_feedback
-
     written: list[Path] = []
     used: set[str] = set()
     for report in reports:
@@ -83,6 +81,8 @@ def write_feedback_copies(reports: list[FileReport], folder: Path, settings: Set
             candidate = f"{stem}_{n}.{suffix}" if dot else f"{name}_{n}"
         used.add(candidate)
         folder.mkdir(parents=True, exist_ok=True)
+        from pipeline.feedback import write_feedback  # openpyxl: only when there is something to say
+
         written.append(write_feedback(data, name, report.issues, folder / candidate))
     return written
 

@@ -12,6 +12,7 @@ On Linux the child is forked (fast, and `fn` may be any module-level function). 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -99,6 +100,8 @@ def _serve(conn: Any, stderr_fd: int | None, memory_bytes: int, fn: Callable[...
             args = conn.recv()
         except (EOFError, OSError):
             return
+        if args is None:  # the parent is done (a forked child also holds the parent's end: no EOF)
+            return
         conn.send_bytes(_answer(fn, args))
 
 
@@ -156,6 +159,8 @@ class Worker:
     def close(self) -> None:
         """Stop the child (politely, then by force) and release its pipe and stderr file."""
         if self._conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._conn.send(None)
             self._conn.close()
         if self._proc is not None:
             self._proc.join(timeout=2)

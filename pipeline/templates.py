@@ -14,11 +14,8 @@ openpyxl can set the IME mode on a validated column and lock the workbook struct
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import re
 import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
@@ -35,43 +32,27 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from pipeline.catalog import Catalog
 from pipeline.errors import OutputError
+from pipeline.layout import (
+    COLUMNS,
+    FIRST_DATA_ROW,
+    GUIDE_SHEET,
+    HEADER_ROW,
+    INPUT_COLUMNS,
+    LETTERS,
+    META_KEYS,
+    META_SHEET,
+    RATING_COLUMN,
+    TEMPLATE_KIND,
+    TEMPLATE_SHEET,
+    TEMPLATE_VERSION,
+    header_labels,
+    prefilled_hash,
+    prefilled_values,
+    receiving_offices,
+    template_name,
+)
 from pipeline.normalize import RATINGS
 
-TEMPLATE_SHEET = "記入シート"
-GUIDE_SHEET = "記入要領"
-META_SHEET = "_meta"
-TEMPLATE_KIND = "welfare-plan-evaluation-template"
-TEMPLATE_VERSION = "1"
-
-HEADER_ROW = 3  # 1-based: row 1 title (year + office), row 2 a short instruction line, row 3 the header
-FIRST_DATA_ROW = 4
-COLUMNS = (
-    "施策No.",
-    "事業No.",
-    "個別事業・取り組み",
-    "内容",
-    "担当課",
-    "事業実績・評価理由",
-    "事業評価",
-    "今後の事業計画・展望",
-)  # columns A..H
-INPUT_COLUMNS = ("F", "G", "H")
-RATING_COLUMN = "G"
-LETTERS = ("A", "B", "C", "D", "E", "F", "G", "H")
-
-# The _meta keys, in row order (column A key, column B value).
-META_KEYS = (
-    "kind",
-    "fiscal_year",
-    "office",
-    "catalog_version",
-    "template_version",
-    "generated",
-    "prefilled_hash",
-    "rows",
-    "header_row",
-    "first_data_row",
-)
 # The A–D choices live on _meta (column D), not on a sheet of their own: _meta is the one hidden
 # sheet the gate accepts without a "content-hidden" warning (pipeline/gate.py). The validation
 # refers to them through a defined name: a plain name reference stays in the standard
@@ -92,45 +73,7 @@ MAX_ROW_HEIGHT = 409.0  # Excel's limit
 
 _THIN = Side(style="thin", color="808080")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_WINDOWS_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
 _WEEKDAYS = "月火水木金土日"
-
-
-# Contract helpers ---------------------------------------------------------------------------
-
-
-def header_labels(catalog: Catalog) -> list[str]:
-    """The eight header labels; 事業実績・評価理由 names the year being reported."""
-    labels = list(COLUMNS)
-    labels[5] = f"{COLUMNS[5]} ({catalog.year_label})"
-    return labels
-
-
-def template_name(catalog: Catalog, office: str) -> str:
-    """`R6_地域福祉計画評価_<office>.xlsx`, with characters Windows forbids in file names replaced by _."""
-    safe = _WINDOWS_UNSAFE.sub("_", office).strip(" .") or "_"
-    return f"{catalog.year}_{catalog.plan}評価_{safe}.xlsx"
-
-
-def prefilled_values(catalog: Catalog, office: str) -> list[tuple[str, str, str, str, str]]:
-    """The catalog cells A..E of each data row of an office's template, in plan order."""
-    rows = []
-    for a in sorted(catalog.assignments_for_office(office), key=lambda a: a.order):
-        p = catalog.projects[a.project]
-        rows.append((p.measure_code, p.label, p.name, p.content, a.department))
-    return rows
-
-
-def prefilled_hash(values: list[tuple[str, ...]]) -> str:
-    """sha256 hex of the pre-filled cells as canonical JSON (a list of lists of strings)."""
-    blob = json.dumps([list(v) for v in values], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def receiving_offices(catalog: Catalog) -> list[str]:
-    """Offices that receive a template (those with at least one assignment), in registry order."""
-    used = {a.office for a in catalog.assignments}
-    return [o for o in catalog.offices if o in used]
 
 
 # Small helpers shared with pipeline.demo ----------------------------------------------------

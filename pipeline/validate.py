@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import gate, ingest, templates
+from pipeline import gate, ingest
+from pipeline import layout as templates
 from pipeline.cache import Entry, ResultCache
 from pipeline.catalog import Catalog
 from pipeline.ingest import RawSheet, Source, column_letter
@@ -31,7 +32,7 @@ from pipeline.normalize import (
 )
 from pipeline.report import Evaluation, FileReport, Issue, ValidationReport, make_issue
 from pipeline.settings import LimitSettings
-from schemas.evaluation import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, REQUIRED, RESULT
+from schemas.columns import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, REQUIRED, RESULT
 
 NAME = "個別事業・取り組み"
 CONTENT = "内容"

@@ -12,19 +12,18 @@ from collections.abc import Iterable
 
 import pandera.pandas as pa
 
-MAX_CELL_TEXT = 32_767  # Excel's limit for one cell
-MEASURE_PATTERN = r"^\(\d{1,2}\)[①-⑳]$"
-RATINGS = ["A", "B", "C", "D"]
-
-# label → column id used in messages and in the frame
-MEASURE = "施策No."
-PROJECT = "事業No."
-DEPARTMENT = "担当課"
-RESULT = "事業実績・評価理由"
-RATING = "事業評価"
-OUTLOOK = "今後の事業計画・展望"
-
-REQUIRED = (PROJECT, DEPARTMENT, RESULT, RATING, OUTLOOK)
+from schemas.columns import (  # noqa: F401  (re-exported with the schema)
+    DEPARTMENT,
+    MAX_CELL_TEXT,
+    MEASURE,
+    MEASURE_PATTERN,
+    OUTLOOK,
+    PROJECT,
+    RATING,
+    RATINGS,
+    REQUIRED,
+    RESULT,
+)
 
 
 def _text(required: bool) -> pa.Column:
