@@ -79,8 +79,8 @@ CODES: dict[str, Code] = {
     "template-mismatch": Code(
         ERROR,
         "別年度・別課・旧版のテンプレート",
-        "このテンプレートは {found} 用です(今回は {expected})。地域福祉課から配布された今年度のテンプレートに"
-        "記入し直してください。",
+        "このテンプレートは {found} のものです(今回受け付けるのは {expected})。地域福祉課から配布された"
+        "今年度のテンプレートに記入し直してください。",
         level="file",
     ),
     "header-not-found": Code(

@@ -360,16 +360,16 @@ def _plan_issues(
 def _template_issues(catalog: Catalog, meta: dict[str, str], sheets: list[RawSheet], report: FileReport) -> str | None:
     """Year, office and catalog version of our template, and its pre-filled cells. Returns the office."""
     office = meta.get("office", "")
-    expected = f"{catalog.year} {catalog.year_label}・計画版 {catalog.version}"
+    expected = f"{catalog.year_label}({catalog.year})・計画版 {catalog.version} のテンプレート"
     if meta.get("fiscal_year", "").upper() != catalog.year:
         report.issues.append(make_issue("template-mismatch", file=report.name, sheet=templates.META_SHEET,
-                                        found=f"{meta.get('fiscal_year')} 年度", expected=expected))
+                                        found=f"年度 {meta.get('fiscal_year')}", expected=expected))
     elif meta.get("catalog_version") != catalog.version:
         report.issues.append(make_issue("template-mismatch", file=report.name, sheet=templates.META_SHEET,
                                         found=f"計画版 {meta.get('catalog_version')}", expected=expected))
     elif office not in catalog.offices or not catalog.assignments_for_office(office):
         report.issues.append(make_issue("template-mismatch", file=report.name, sheet=templates.META_SHEET,
-                                        found=f"「{office}」", expected="登録された担当課"))
+                                        found=f"担当課「{office}」", expected="登録された担当課のテンプレート"))
         return None
     if report.issues and any(i.code == "template-mismatch" for i in report.issues):
         return office if office in catalog.offices else None

@@ -489,7 +489,7 @@ def test_template_with_changed_catalog_cells(validated: ValidationReport) -> Non
 @pytest.mark.parametrize(
     ("name", "found"),
     [
-        ("健康課_R5.xlsx", "R5 年度"),  # last year's template
+        ("健康課_R5.xlsx", "年度 R5"),  # last year's template
         ("指導室_旧版.xlsx", "計画版 0123456789ab"),  # a template of an older catalog
         ("男女共同参画室_課名違い.xlsx", "「人権推進課」"),  # an office that is not registered
     ],
