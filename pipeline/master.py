@@ -34,10 +34,10 @@ Decisions, and why:
   shared-string table stores those only once.
 * Japanese layout. BIZ UDPゴシック is the workbook default font, with no theme "scheme"
   (otherwise Excel would show the theme's font). Column widths count a full-width
-  character as 2. Long columns wrap. Row heights are left unset so Excel grows wrapped
-  rows itself; the exception is merged cells, which Excel does not grow, so their height is
-  estimated. The count sheets pin their default row height so the charts land where
-  planned. Sheets print on A3 landscape (the summary on A4) at one page wide, with
+  character as 2. Long columns wrap. Row heights are estimated from the text and set
+  explicitly: not every reader grows wrapped rows by itself (LibreOffice, viewers, print
+  preview), and Excel never grows merged cells. The count sheets pin their default row height
+  so the charts land where planned. Sheets print on A3 landscape (the summary on A4) at one page wide, with
   repeated header rows and "&P / &N" page numbers.
 """
 
@@ -434,6 +434,8 @@ def _write_list(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog,
         put(ws, i, 8, r.outlook, "wrap")
         put(ws, i, 9, r.file, "wrap")
         put_time(ws, i, 10, r.received)
+        ws.set_row(i, _row_height(((p.name, widths[3]), (p.content, widths[4]), (r.result, widths[6]),
+                                   (r.outlook, widths[8]))))
     last = max(len(rows), 1)
     ws.autofilter(0, 0, last, len(columns) - 1)
     ws.freeze_panes(1, 4)  # header row, and 基本目標…個別事業 stay visible while scrolling right
@@ -497,7 +499,8 @@ def _write_goal_sheet(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, g:
         else:
             blank(row, 0, None, f["group_cont"])
             new_measure = False
-        if a.project != last_project or new_measure:
+        row_is_first = a.project != last_project or new_measure
+        if row_is_first:
             st.put_project_label(ws, row, 1, p, "group_first_center")
             st.put(ws, row, 2, p.name, "group_first_wrap")
             st.put(ws, row, 3, p.content, "group_first_wrap")
@@ -507,6 +510,13 @@ def _write_goal_sheet(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, g:
                 blank(row, c, None, f["group_cont"])
         st.put(ws, row, 4, a.department, "wrap")
         ev = by_key.get(a.key)
+        # the project's name and 内容 stand in its first row only, so that row holds them whole
+        texts = [(a.department, _GOAL_WIDTHS[4])]
+        if row_is_first:
+            texts += [(p.name, _GOAL_WIDTHS[2]), (p.content, _GOAL_WIDTHS[3])]
+        if ev is not None:
+            texts += [(ev.result, _GOAL_WIDTHS[5]), (ev.outlook, _GOAL_WIDTHS[7])]
+        ws.set_row(row, _row_height(texts))
         if ev is None:
             # Shown, not skipped, so the committee sees what is still missing.
             st.put(ws, row, 5, MISSING_MARK, "missing")
@@ -866,6 +876,20 @@ def _fit(minimum: float, texts: Iterable[str], *, cap: float) -> float:
 def _lines(text: str, width: float) -> int:
     usable = max(width - 1, 1)
     return sum(max(1, math.ceil(text_width(part) / usable)) for part in str(text).split("\n"))
+
+
+def _approx_lines(text: str, width: float) -> int:
+    """Wrapped lines of mostly Japanese text, counting every character full width: a little
+    generous for Latin text, and fast enough for 60k rows (no per-character look-up)."""
+    usable = max(width - 1, 1)
+    return sum(max(1, math.ceil(2 * len(part) / usable)) for part in text.split("\n")) if text else 1
+
+
+def _row_height(cells: Iterable[tuple[str, float]]) -> float:
+    """Points for a row of wrapped cells. Set explicitly: not every reader (LibreOffice, viewers,
+    print preview of a never-edited file) grows rows to fit wrapped text by itself."""
+    lines = max((_approx_lines(text, width) for text, width in cells), default=1)
+    return min(409.0, _line_height() * lines + 4)
 
 
 def _line_height() -> float:
