@@ -218,16 +218,7 @@ def _parse(data: bytes) -> list[tuple[str, str, list[list[Any]], list[str]]]:
 
 def _range(m: Any) -> str:
     (r1, c1), (r2, c2) = m
-    return f"{column_letter(c1 + 1)}{r1 + 1}:{column_letter(c2 + 1)}{r2 + 1}"
-
-
-def column_letter(n: int) -> str:
-    """1 → A, 27 → AA."""
-    s = ""
-    while n:
-        n, r = divmod(n - 1, 26)
-        s = chr(65 + r) + s
-    return s
+    return f"{gate.col_letters(c1 + 1)}{r1 + 1}:{gate.col_letters(c2 + 1)}{r2 + 1}"
 
 
 def read_workbook(

@@ -19,7 +19,8 @@ from pipeline import gate, ingest
 from pipeline import layout as templates
 from pipeline.cache import Entry, ResultCache
 from pipeline.catalog import Catalog
-from pipeline.ingest import RawSheet, Source, column_letter
+from pipeline.gate import col_letters as column_letter
+from pipeline.ingest import RawSheet, Source
 from pipeline.normalize import (
     as_text,
     clean_text,
