@@ -887,6 +887,7 @@ def real_returns(py: str, runs: int, timeout: float, log: Any) -> dict[str, Any]
 
 def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
     manifest = ensure_corpus(n, args.seed, log)
+    code_before = _git_state()  # the measured code: commit, and the uncommitted changes' hash
     work = corpus_dir(n, args.seed)
     py = sys.executable
     inbox, settings = work / "inbox", work / "pipeline.toml"
@@ -945,6 +946,9 @@ def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
                   if a in ok("ours") and b in ok(other)]
         return round(statistics.median(ratios), 3) if ratios else None
 
+    code_after = _git_state()
+    if code_after != code_before:
+        notes.append("the pipeline's code changed while this N was measured: rerun it")
     report_path = out_ours / "run-report.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
     rows = report.get("rows")
@@ -974,6 +978,7 @@ def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
         "floor_rows": floor_rows,
         "statuses": report.get("statuses"),
         "corpus": manifest,
+        "code": code_before,
         "notes": notes,
     }
 

@@ -9,8 +9,9 @@ The CLI is a thin shell over these functions; each works from Python too:
     (0, 69)
 
 Order of a merge: lock → sweep stale temporaries → read and validate → merge (pure) → write the
-master, the summary, the feedback copies and the run report, each atomically. A failure before
-the last replace leaves every previous output as it was.
+master, the summary and the run report to temporaries, and the feedback copies (each atomically) →
+rename the master, the summary and the report into place. A failure while writing (a full disk)
+leaves the previous master, summary and report as they were.
 """
 
 from __future__ import annotations
@@ -169,43 +170,68 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress) -> M
             )
         return path
 
+    # Fix (issue 5): every output is first written in full to a temporary beside it, and only then
+    # renamed over the old one. Before, the master was replaced before the summary and the report
+    # were written, so a full disk while writing those left a new master beside an old summary and
+    # report, and the message "前回の出力はそのまま残っています" was false. Writing is where the space
+    # runs out; the renames at the end need none.
+    master_target = outbox / master.master_name(catalog)
+    summary_target = outbox / master.summary_name(catalog)
+    report_path = outbox / REPORT_NAME
+    history = outbox / HISTORY_DIR
+    history_path = history / f"run-report-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    staged: list[Path] = []
+
+    def stage(target: Path, write: Callable[[Path], object]) -> Path:
+        tmp = atomic.temp_path_for(target)
+        staged.append(tmp)
+        write(tmp)
+        return tmp
+
+    def commit(target: Path, tmp: Path) -> Path:
+        # write_atomically's own temporary receives the staged file by a rename (no copy), then
+        # it is fsynced and replaced, with the fallback name when the target is open in Excel.
+        return atomic.write_atomically(target, lambda t: os.replace(tmp, t))
+
+    def report_blob(master_path: Path, summary_path: Path) -> tuple[dict[str, Any], bytes]:
+        report = build_run_report(catalog, reports, result, master_path, summary_path, notices)
+        return report, json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8")
+
     try:
-        master_target = outbox / master.master_name(catalog)
-        master_path = written(
-            master_target,
-            atomic.write_atomically(
+        try:
+            master_tmp = stage(
                 master_target,
                 lambda tmp: master.write_master(tmp, catalog, result, reports, issues, generated=generated),
-            ),
-            "集約ブック",
-        )
-        summary_target = outbox / master.summary_name(catalog)
-        summary_path = written(
-            summary_target,
-            atomic.write_atomically(
+            )
+            summary_tmp = stage(
                 summary_target, lambda tmp: master.write_summary(tmp, catalog, result, generated=generated)
-            ),
-            "集計ブック",
-        )
-        feedback = write_feedback_copies(reports, outbox / FEEDBACK_DIR, settings)
-    except OSError as exc:
-        raise OutputError(
-            f"出力の書き込みに失敗しました({type(exc).__name__}: {exc})。前回の出力はそのまま残っています。"
-            "空き容量とアクセス権を確認してください。"
-        ) from None
-
-    report = build_run_report(catalog, reports, result, master_path, summary_path, notices)
-    report_path = outbox / REPORT_NAME
-    blob = json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8")
-    try:
-        atomic.write_bytes_atomically(report_path, blob)
-        history = outbox / HISTORY_DIR
-        history.mkdir(exist_ok=True)
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        atomic.write_bytes_atomically(history / f"run-report-{stamp}.json", blob)
-        _prune_history(history, settings.keep_history)
-    except OSError as exc:
-        raise OutputError(f"実行レポートを書き込めません({type(exc).__name__}: {exc})。") from None
+            )
+            report, blob = report_blob(master_target, summary_target)
+            history.mkdir(exist_ok=True)
+            report_tmp = stage(report_path, lambda tmp: tmp.write_bytes(blob))
+            history_tmp = stage(history_path, lambda tmp: tmp.write_bytes(blob))
+            feedback = write_feedback_copies(reports, outbox / FEEDBACK_DIR, settings)
+            master_path = written(master_target, commit(master_target, master_tmp), "集約ブック")
+            summary_path = written(summary_target, commit(summary_target, summary_tmp), "集計ブック")
+        except OSError as exc:
+            raise OutputError(
+                f"出力の書き込みに失敗しました({type(exc).__name__}: {exc})。前回の出力はそのまま残っています。"
+                "空き容量とアクセス権を確認してください。"
+            ) from None
+        try:
+            if (master_path, summary_path) != (master_target, summary_target):  # written under another name
+                report, blob = report_blob(master_path, summary_path)
+                report_tmp = stage(report_path, lambda tmp: tmp.write_bytes(blob))
+                history_tmp = stage(history_path, lambda tmp: tmp.write_bytes(blob))
+            commit(report_path, report_tmp)
+            commit(history_path, history_tmp)
+            _prune_history(history, settings.keep_history)
+        except OSError as exc:
+            raise OutputError(f"実行レポートを書き込めません({type(exc).__name__}: {exc})。") from None
+    finally:
+        for tmp in staged:  # whatever was not renamed into place (the sweep would get it next time)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # the cache is an optimisation only
         cache.save()
     return MergeRun(catalog, reports, result, issues, report, master_path, summary_path, report_path, feedback, notices)
