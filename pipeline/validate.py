@@ -49,8 +49,8 @@ LABELS: dict[str, tuple[str, ...]] = {
     OUTLOOK: ("今後の事業計画・展望", "今後の事業計画", "今後の展望"),
 }
 _LABEL_KEYS = {label_key(alias): col for col, aliases in LABELS.items() for alias in aliases}
-# A sheet is a data sheet when a row among its first 30 carries at least these labels.
-IDENTIFYING = (PROJECT, DEPARTMENT, RATING)
+# A sheet is a data sheet when a row among its first 30 carries at least four of the labels.
+HEADER_MIN_LABELS = 4
 HEADER_SCAN_ROWS = 30
 TEXT_COLUMNS = (RESULT, OUTLOOK)
 
@@ -83,7 +83,9 @@ def _header_columns(row: list[Any]) -> dict[str, int]:
 
 
 def _is_header(row: list[Any]) -> bool:
-    return all(col in _header_columns(row) for col in IDENTIFYING)
+    """A row of published column labels. Four labels are enough, so a header that lost a required
+    column (事業No., say) is still found and reported as column-missing, never skipped silently."""
+    return len(_header_columns(row)) >= HEADER_MIN_LABELS
 
 
 def find_header(sheet: RawSheet) -> int | None:
@@ -257,6 +259,24 @@ def _cell_facts(c: Candidate, sheet: RawSheet) -> None:
             c.issues.append(make_issue(code, sheet=c.sheet, cell=cell, column=col, value="=" + formula, row=c.row))
     if c.row in facts.hidden_rows:
         c.issues.append(make_issue("row-hidden", sheet=c.sheet, cell=f"A{c.row}", value=c.row, row=c.row))
+    # A merged range that starts on this row: only its top-left cell holds a value (the rest read
+    # as blank and are carried down), so tell the department which cells were read as one.
+    for ref in facts.merged:
+        first, _, last = ref.partition(":")
+        if _row_of(first) == c.row and last:
+            c.issues.append(make_issue("cell-merged", sheet=c.sheet, cell=first, value=ref, row=c.row))
+
+
+# Cells that read as blank but are not blank in Excel: the reader reports them with their own code.
+_NOT_BLANK_CODES = frozenset({"cell-error-value", "cell-formula-no-cache", "cell-dde"})
+
+
+def _shown_not_blank(c: Candidate) -> set[str]:
+    return {i.cell for i in c.issues if i.code in _NOT_BLANK_CODES}
+
+
+def _row_of(cell: str) -> int:
+    return int(cell.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ$").replace("$", "") or 0)
 
 
 def _uncalculated(checked: gate.GateResult, candidates: list[Candidate], report: FileReport) -> None:
@@ -298,6 +318,8 @@ def _schema_issues(catalog: Catalog, candidates: list[Candidate]) -> None:
             code = "required-missing" if check == "not_nullable" else str(check)
             if code == "required-missing" and col == PROJECT and c.raw[PROJECT].strip():
                 continue
+            if code == "required-missing" and c.cells.get(col, "") in _shown_not_blank(c):
+                continue  # #REF!, an uncached formula: reported as such, not as a blank cell
             extra: dict[str, Any] = {}
             if code == "text-too-long":
                 extra["length"] = len(c.value.get(col) or "")

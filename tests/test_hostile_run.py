@@ -221,13 +221,6 @@ def check_values_read(report: dict, outbox: Path) -> None:
 
 
 LONG = "長" * 40_000
-# pipeline/validate.py never raises cell-merged: the gate records merged ranges (SheetFacts.merged,
-# RawSheet.merged) but _cell_facts does not look at them, so a merge in the data region is silent.
-# Strict xfail: when validate.py raises it, this case XPASSes and the marker must go.
-# BLANK_TOO: calamine reads an error value or an uncached formula as blank, so validate.py also
-# reports required-missing ("「事業評価」が空欄です") for G4, a cell that shows #REF! in Excel. The row is
-# excluded either way; the extra message is misleading (reported). Drop it here when that is fixed.
-MERGED_BUG = "validate.py does not raise cell-merged for merged cells in the data region (reported)"
 REF_ERR = "<f>VLOOKUP(B4,評価!A:B,2,FALSE)</f><v>#N/A</v>"
 
 CASES = [
@@ -284,7 +277,7 @@ CASES = [
          ["sheet-too-large"], marks=[pytest.mark.slow]),
     # --- cell level, in the data row ---
     Case("merged-cells", "hostile.xlsx", lambda src: add_merge(src, "F4:F5"), "accepted", ["cell-merged"],
-         replaces_row=True, marks=[pytest.mark.xfail(reason=MERGED_BUG)]),
+         replaces_row=True),
     Case("hidden-sheet", "hostile.xlsx", lambda src: set_sheet_state(src, "記入要領", "hidden"), "accepted",
          ["content-hidden"], replaces_row=True),
     Case("hidden-row", "hostile.xlsx", lambda src: hide_row(src, 4), "accepted", ["row-hidden"],
@@ -293,13 +286,13 @@ CASES = [
          lambda src: saved_by_excel(g4('<f>IF(B4="8","A","B")</f><v>A</v>', "str")(src)), "accepted",
          ["cell-formula"], replaces_row=True),
     Case("formula-no-cache", "hostile.xlsx", g4('<f>IF(B4="8","A","B")</f>'), "rejected",
-         ["cell-formula-no-cache", "required-missing", "row-kept-older"]),  # (BLANK_TOO)
+         ["cell-formula-no-cache", "row-kept-older"]),
     Case("formula-cached-by-other-tool", "hostile.xlsx", g4('<f>IF(B4="8","A","B")</f><v>A</v>', "str"),
          "accepted", ["cell-formula", "cell-uncalculated"], replaces_row=True),
     Case("error-REF", "hostile.xlsx", g4("<v>#REF!</v>", "e"), "rejected",
-         ["cell-error-value", "required-missing", "row-kept-older"]),  # (BLANK_TOO)
+         ["cell-error-value", "row-kept-older"]),
     Case("error-NA", "hostile.xlsx", lambda src: saved_by_excel(g4(REF_ERR, "e")(src)), "rejected",
-         ["cell-error-value", "required-missing", "row-kept-older"]),  # (BLANK_TOO)
+         ["cell-error-value", "row-kept-older"]),
     Case("text-over-32767", "hostile.xlsx", sheet_edit(text_cell("F4", LONG)), "rejected",
          ["row-kept-older", "text-too-long"]),
     Case("control-chars", "hostile.xlsx",

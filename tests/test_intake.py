@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import openpyxl

@@ -520,7 +520,10 @@ COPY_ISSUES = [
     # headers: 備考 is not a column of the table (the repeated header at row 9 is not re-reported)
     ("基本目標1", "G3", "column-extra"),
     ("基本目標2", "G1", "column-extra"),
-    # project 9 with its four 担当課 under merged 事業No./施策No. cells
+    # project 9 with its four 担当課 under merged 事業No./施策No. cells: each merge is told once
+    ("基本目標1", "B4", "cell-merged"),  # 事業No. B4:B7
+    ("基本目標1", "C4", "cell-merged"),  # 施策No. C4:C7
+    ("基本目標1", "H4", "cell-merged"),  # name H4:H7
     ("基本目標1", "C4", "value-normalised"),  # (3) /①
     ("基本目標1", "D4", "value-normalised"),  # Ｂ
     ("基本目標1", "D6", "value-normalised"),  # " a "
