@@ -646,8 +646,15 @@ def scenario_baseline(schemas: Path, inbox: Path, out: Path) -> None:
     import pandas as pd
     import pandera.errors
     import yaml
-
-    from schemas.evaluation import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, RESULT, evaluation_schema
+    from plan_schemas.evaluation import (
+        DEPARTMENT,
+        MEASURE,
+        OUTLOOK,
+        PROJECT,
+        RATING,
+        RESULT,
+        evaluation_schema,
+    )
 
     t1 = time.perf_counter()
     plan = yaml.safe_load((schemas / "plan-r6.yaml").read_text(encoding="utf-8"))

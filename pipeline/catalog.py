@@ -12,9 +12,12 @@ naming the file and the entry.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
+import os
+import pickle
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -22,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from plan_schemas import SCHEMAS_DIR
 
 from pipeline.errors import CatalogError
 from pipeline.normalize import CIRCLED, RATINGS, department_key, parse_project
-from schemas import SCHEMAS_DIR
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,14 @@ class Catalog:
     offices: dict[str, Office]
     routes: dict[str, str]
     version: str = ""
+    # Indexes, built once by the loader: every look-up below is a dict access, so a plan of tens
+    # of thousands of projects loads and validates in linear time.
     _by_number: dict[int, str] = field(default_factory=dict, repr=False)
     _office_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    _by_project: dict[str, list[Assignment]] = field(default_factory=dict, repr=False)
+    _by_office: dict[str, list[Assignment]] = field(default_factory=dict, repr=False)
+    _measures: dict[tuple[int, int, int], Measure] = field(default_factory=dict, repr=False)
+    _names: dict[str, str] | None = field(default=None, repr=False)
 
     # Look-ups -------------------------------------------------------------------------
 
@@ -135,17 +144,15 @@ class Catalog:
         return group if group is not None and group.key != key else None
 
     def measure_of(self, project: Project) -> Measure:
-        return next(
-            m
-            for m in self.measures
-            if (m.goal, m.direction, m.number) == (project.goal, project.direction, project.measure)
-        )
+        return self._measures[(project.goal, project.direction, project.measure)]
 
     def assignments_of(self, project_key: str) -> list[Assignment]:
-        return [a for a in self.assignments if a.project == project_key]
+        """The project's assignments in plan order."""
+        return self._by_project.get(project_key, [])
 
     def assignments_for_office(self, office: str) -> list[Assignment]:
-        return [a for a in self.assignments if a.office == office]
+        """The office's assignments in plan order."""
+        return self._by_office.get(office, [])
 
     def office_named(self, text: str) -> str | None:
         """The canonical office for a name or alias, in any width or spacing."""
@@ -190,8 +197,10 @@ class Catalog:
 
     def suggest_departments(self, text: str, limit: int = 3) -> list[str]:
         """The nearest known office names and 担当課 texts, for an error message."""
-        names = list(self.offices) + sorted({a.department for a in self.assignments})
-        keyed = {department_key(n): n for n in names}
+        if self._names is None:
+            names = list(self.offices) + sorted({a.department for a in self.assignments})
+            self._names = {department_key(n): n for n in names}
+        keyed = self._names
         close = difflib.get_close_matches(department_key(text), list(keyed), n=limit, cutoff=0.4)
         return [keyed[k] for k in close]
 
@@ -244,10 +253,48 @@ def load_catalog(year: str = "R6", schemas_dir: Path | None = None) -> Catalog:
     return _load(year.upper(), (schemas_dir or SCHEMAS_DIR).resolve())
 
 
+COMPILED_DIR = ".compiled"  # beside the YAML files; git-ignored
+
+
 @cache
 def _load(year: str, schemas_dir: Path) -> Catalog:
+    """The checked catalog, from a compiled copy when the YAML files have not changed.
+
+    YAML is the format people edit, but parsing it is slow for a large plan (a 60k-assignment
+    catalog takes seconds); the checked result is pickled beside it, keyed by the bytes of both
+    files and of this module, and used only when all three are unchanged. Deleting the folder
+    changes nothing but time; a folder we cannot write to is simply not used.
+    """
     path = schemas_dir / f"plan-{year.lower()}.yaml"
-    offices, routes = load_registry(schemas_dir / "departments.yaml")
+    registry = schemas_dir / "departments.yaml"
+    try:
+        digest = hashlib.sha256(path.read_bytes() + b"\0" + registry.read_bytes() + b"\0" + _CODE).hexdigest()
+    except OSError:
+        digest = ""  # let the loader say which file is missing
+    compiled = schemas_dir / COMPILED_DIR / f"{path.stem}-{digest[:24]}.pickle"
+    if digest:
+        with contextlib.suppress(Exception):  # missing, damaged or from another Python: rebuild
+            catalog = pickle.loads(compiled.read_bytes())
+            if isinstance(catalog, Catalog):
+                catalog.path = path
+                return catalog
+    catalog = _parse(year, path, registry)
+    if digest:
+        with contextlib.suppress(OSError):
+            compiled.parent.mkdir(exist_ok=True)
+            for old in compiled.parent.glob(f"{path.stem}-*.pickle"):
+                old.unlink(missing_ok=True)
+            tmp = compiled.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(pickle.dumps(catalog, protocol=pickle.HIGHEST_PROTOCOL))
+            os.replace(tmp, compiled)
+    return catalog
+
+
+_CODE = Path(__file__).read_bytes() + (Path(__file__).parent / "normalize.py").read_bytes()
+
+
+def _parse(year: str, path: Path, registry: Path) -> Catalog:
+    offices, routes = load_registry(registry)
     data = _read_yaml(path)
     fy = _require(data, "fiscal_year", path, "fiscal_year", dict)
     if _require(fy, "code", path, "fiscal_year").upper() != year:
@@ -300,11 +347,14 @@ def _load(year: str, schemas_dir: Path) -> Catalog:
                 measure = Measure(g["number"], d["number"], m["number"], _require(m, "name", path, dentry))
                 mentry = f"{gentry} {measure.code}"
                 catalog.measures.append(measure)
+                catalog._measures[(measure.goal, measure.direction, measure.number)] = measure
                 for p in _require(m, "projects", path, mentry, list):
                     _add_project(catalog, p, measure, path, mentry)
     if not catalog.assignments:
         raise CatalogError(path, "goals", "担当課の割り当てが1件もありません。")
-    catalog._by_number = {n: p.key for p in catalog.projects.values() for n in p.numbers}
+    for a in catalog.assignments:
+        catalog._by_project.setdefault(a.project, []).append(a)
+        catalog._by_office.setdefault(a.office, []).append(a)
     catalog.version = _version(data, catalog)
     return catalog
 
@@ -328,8 +378,9 @@ def _add_project(catalog: Catalog, p: Any, measure: Measure, path: Path, mentry:
         order=len(catalog.projects),
     )
     for n in project.numbers:
-        if any(n in q.numbers for q in catalog.projects.values()):
+        if n in catalog._by_number:
             raise CatalogError(path, pentry, f"事業No.{n} が他の事業と重なっています。")
+        catalog._by_number[n] = key
     catalog.projects[key] = project
     seen: set[str] = set()
     for i, a in enumerate(_require(p, "assignments", path, pentry, list)):

@@ -731,8 +731,7 @@ def _cd_table(ws: Worksheet, st: _Styles, row: int, catalog: Catalog, rows: Iter
                 st.put_project_label(ws, r, 0, p, style)
             else:
                 st.put(ws, r, c0, value, style)
-        lines = max(_lines(v, w) for v, w in zip(values, widths, strict=True))
-        ws.set_row(r, _line_height() * lines + 4)
+        ws.set_row(r, _row_height(zip(values, widths, strict=True)))
         r += 1
     if not found:
         st.put(ws, r, 0, "C・D 評価の事業はありません。", "empty")
@@ -871,11 +870,6 @@ def text_width(text: str) -> int:
 def _fit(minimum: float, texts: Iterable[str], *, cap: float) -> float:
     widest = max((text_width(t) for t in texts if t), default=0)
     return max(minimum, min(cap, widest * 1.1 + 2))
-
-
-def _lines(text: str, width: float) -> int:
-    usable = max(width - 1, 1)
-    return sum(max(1, math.ceil(text_width(part) / usable)) for part in str(text).split("\n"))
 
 
 def _approx_lines(text: str, width: float) -> int:

@@ -481,6 +481,7 @@ class FileReport:
     offices: set[str] = field(default_factory=set)
     # (sheet, excel row) of each row excluded by an error → the (project, 担当課) it was for
     excluded: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
+    from_cache: bool = False  # validated on an earlier night (same bytes): see pipeline.cache
 
     @property
     def errors(self) -> list[Issue]:

@@ -17,6 +17,7 @@ leaves the previous master, summary and report as they were.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -71,9 +72,6 @@ def write_feedback_copies(reports: list[FileReport], folder: Path, settings: Set
     for report in reports:
         if not report.issues or not report.kind:
             continue  # nothing to say, or never parsed (hostile files are not re-opened)
-        data = ingest.reload(report, settings.limits)
-        if data is None:
-            continue
         name = report.name.split(" › ")[-1]
         stem, dot, suffix = name.rpartition(".")
         candidate, n = name, 1
@@ -81,6 +79,12 @@ def write_feedback_copies(reports: list[FileReport], folder: Path, settings: Set
             n += 1
             candidate = f"{stem}_{n}.{suffix}" if dot else f"{name}_{n}"
         used.add(candidate)
+        if report.from_cache and (folder / candidate).exists():
+            written.append(folder / candidate)  # written on the night these bytes arrived
+            continue
+        data = ingest.reload(report, settings.limits)
+        if data is None:
+            continue
         folder.mkdir(parents=True, exist_ok=True)
         from pipeline.feedback import write_feedback  # openpyxl: only when there is something to say
 
@@ -197,22 +201,31 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress) -> M
         report = build_run_report(catalog, reports, result, master_path, summary_path, notices)
         return report, json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8")
 
+    # Nothing new since the last run (same inputs, catalog and code) and its workbooks untouched:
+    # they are already what this run would write, byte for byte, so they are kept as they are.
+    fingerprint = run_fingerprint(catalog, reports)
+    unchanged = _unchanged_outputs(outbox, fingerprint)
     try:
         try:
-            master_tmp = stage(
-                master_target,
-                lambda tmp: master.write_master(tmp, catalog, result, reports, issues, generated=generated),
-            )
-            summary_tmp = stage(
-                summary_target, lambda tmp: master.write_summary(tmp, catalog, result, generated=generated)
-            )
+            if unchanged:
+                master_path, summary_path = unchanged
+                feedback = []
+            else:
+                master_tmp = stage(
+                    master_target,
+                    lambda tmp: master.write_master(tmp, catalog, result, reports, issues, generated=generated),
+                )
+                summary_tmp = stage(
+                    summary_target, lambda tmp: master.write_summary(tmp, catalog, result, generated=generated)
+                )
             report, blob = report_blob(master_target, summary_target)
             history.mkdir(exist_ok=True)
             report_tmp = stage(report_path, lambda tmp: tmp.write_bytes(blob))
             history_tmp = stage(history_path, lambda tmp: tmp.write_bytes(blob))
-            feedback = write_feedback_copies(reports, outbox / FEEDBACK_DIR, settings)
-            master_path = written(master_target, commit(master_target, master_tmp), "集約ブック")
-            summary_path = written(summary_target, commit(summary_target, summary_tmp), "集計ブック")
+            if not unchanged:
+                feedback = write_feedback_copies(reports, outbox / FEEDBACK_DIR, settings)
+                master_path = written(master_target, commit(master_target, master_tmp), "集約ブック")
+                summary_path = written(summary_target, commit(summary_target, summary_tmp), "集計ブック")
         except OSError as exc:
             raise OutputError(
                 f"出力の書き込みに失敗しました({type(exc).__name__}: {exc})。前回の出力はそのまま残っています。"
@@ -232,9 +245,55 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress) -> M
         for tmp in staged:  # whatever was not renamed into place (the sweep would get it next time)
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # the cache is an optimisation only
+    with contextlib.suppress(OSError):  # the caches are an optimisation only
         cache.save()
+        _remember_outputs(outbox, fingerprint, master_path, summary_path)
     return MergeRun(catalog, reports, result, issues, report, master_path, summary_path, report_path, feedback, notices)
+
+
+LAST_RUN = "last-run.json"
+
+
+def run_fingerprint(catalog: Catalog, reports: list[FileReport]) -> str:
+    """What the workbooks of a run depend on: every input (name, content, time, sender), the
+    catalog and this code. Equal fingerprints give identical workbooks."""
+    from pipeline.cache import code_version
+
+    inputs = sorted((f.name, f.sha256, f.received, f.sender, f.subject, f.status) for f in reports)
+    blob = json.dumps([catalog.version, code_version(), inputs], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _stat(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _unchanged_outputs(outbox: Path, fingerprint: str) -> tuple[Path, Path] | None:
+    """The last run's master and summary, when this run would write them again unchanged."""
+    try:
+        last = json.loads((outbox / CACHE_DIR / LAST_RUN).read_text(encoding="utf-8"))
+        paths = Path(last["master"]), Path(last["summary"])
+        same = last["fingerprint"] == fingerprint and [_stat(p) for p in paths] == last["stats"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return paths if same else None
+
+
+def _remember_outputs(outbox: Path, fingerprint: str, master_path: Path, summary_path: Path) -> None:
+    from pipeline.atomic import write_bytes_atomically
+
+    record = {
+        "fingerprint": fingerprint,
+        "master": str(master_path),
+        "summary": str(summary_path),
+        "stats": [_stat(master_path), _stat(summary_path)],
+    }
+    (outbox / CACHE_DIR).mkdir(exist_ok=True)
+    write_bytes_atomically(outbox / CACHE_DIR / LAST_RUN, json.dumps(record).encode("utf-8"))
 
 
 def _prune_history(history: Path, keep: int) -> None:

@@ -9,11 +9,14 @@ row by row.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from plan_schemas.columns import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, REQUIRED, RESULT
 
 from pipeline import gate, ingest
 from pipeline import layout as templates
@@ -33,7 +36,6 @@ from pipeline.normalize import (
 )
 from pipeline.report import Evaluation, FileReport, Issue, ValidationReport, make_issue
 from pipeline.settings import LimitSettings
-from schemas.columns import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, REQUIRED, RESULT
 
 NAME = "個別事業・取り組み"
 CONTENT = "内容"
@@ -49,6 +51,8 @@ LABELS: dict[str, tuple[str, ...]] = {
     OUTLOOK: ("今後の事業計画・展望", "今後の事業計画", "今後の展望"),
 }
 _LABEL_KEYS = {label_key(alias): col for col, aliases in LABELS.items() for alias in aliases}
+MAX_LABEL_LENGTH = 40  # the longest label with spaces, brackets and a year suffix is about 25
+_label_key = functools.lru_cache(maxsize=4096)(label_key)  # 担当課 names and ratings repeat
 # A sheet is a data sheet when a row among its first 30 carries at least four of the labels.
 HEADER_MIN_LABELS = 4
 HEADER_SCAN_ROWS = 30
@@ -75,8 +79,9 @@ class Candidate:
 def _header_columns(row: list[Any]) -> dict[str, int]:
     found: dict[str, int] = {}
     for i, value in enumerate(row):
-        if isinstance(value, str) and value.strip():
-            col = _LABEL_KEYS.get(label_key(value))
+        # every data row is also checked for a repeated header: long texts cannot be labels
+        if isinstance(value, str) and 0 < len(value) <= MAX_LABEL_LENGTH:
+            col = _LABEL_KEYS.get(_label_key(value))
             if col and col not in found:
                 found[col] = i
     return found
@@ -302,8 +307,7 @@ def _schema_issues(catalog: Catalog, candidates: list[Candidate]) -> None:
         return
     import pandas as pd
     import pandera.errors
-
-    from schemas.evaluation import evaluation_schema
+    from plan_schemas.evaluation import evaluation_schema
 
     columns = (MEASURE, PROJECT, DEPARTMENT, RESULT, RATING, OUTLOOK)
     frame = pd.DataFrame({col: [c.value.get(col) for c in candidates] for col in columns})
@@ -442,6 +446,7 @@ def validate_sources(
             if entry is not None:
                 report = item.report()
                 entry.restore(report)
+                report.from_cache = True
                 reports.append(report)
                 from_sources.append(report)
                 continue

@@ -1,7 +1,7 @@
 """Data and declarations: the plan catalogs (plan-<year>.yaml), the department registry
 (departments.yaml) and the pandera schema of an evaluation row (evaluation.py).
 
-Imports only pandas and pandera, never `pipeline`.
+Imported as `plan_schemas` (see pyproject.toml). Imports only pandas and pandera, never `pipeline`.
 """
 
 from pathlib import Path

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import pandera.pandas as pa
 
-from schemas.columns import (  # noqa: F401  (re-exported with the schema)
+from plan_schemas.columns import (  # noqa: F401  (re-exported with the schema)
     DEPARTMENT,
     MAX_CELL_TEXT,
     MEASURE,

@@ -38,7 +38,8 @@ def test_reports_every_key(result: dict) -> None:
     assert set(result) >= KEYS, KEYS - set(result)
     assert result["files"] == 15
     assert result["runs"] == 1
-    assert not result["notes"], result["notes"]
+    # (a commit landing during the run only asks for a rerun; anything else is a failure)
+    assert not [n for n in result["notes"] if "code changed" not in n], result["notes"]
 
 
 def test_values_are_sane(result: dict) -> None:

@@ -12,7 +12,7 @@ import yaml
 
 from pipeline.catalog import load_catalog
 from pipeline.errors import CatalogError
-from schemas import SCHEMAS_DIR
+from plan_schemas import SCHEMAS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT.parent / "shared" / "seed" / "000_28fb2938c92c7781.txt"

@@ -43,7 +43,7 @@ from hypothesis import strategies as st
 from pipeline.catalog import load_catalog
 from pipeline.report import CODES
 from pipeline.validate import LABELS, validate_paths
-from schemas.evaluation import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, RESULT
+from plan_schemas.evaluation import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, RESULT
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 MUTATIONS = int(os.environ.get("FUZZ_MUTATIONS", "500"))

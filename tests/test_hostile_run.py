@@ -86,7 +86,7 @@ SERVER = textwrap.dedent(
     import pandas, pandera, openpyxl, xlsxwriter, filelock  # noqa: F401  (a merge imports them)
     from pipeline import feedback, ingest, master, runner, validate  # noqa: F401
     from pipeline.settings import Settings
-    from schemas import evaluation  # noqa: F401
+    from plan_schemas import evaluation  # noqa: F401
 
     reply = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # nothing a child prints can garble the replies
@@ -424,6 +424,9 @@ def test_kill_9_while_the_outputs_are_written(tmp_path: Path, demo_returns: Path
     killed_mid_write = 0
     previous_pids: list[int] = []
     for _ in range(20):
+        # a merge with nothing new keeps the last workbooks (runner.run_fingerprint): forget the
+        # last run, so that every merge writes its outputs again
+        (outbox / ".cache" / "last-run.json").unlink(missing_ok=True)
         proc = subprocess.Popen(merge_command(inbox, outbox), cwd=cwd, env=child_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         deadline = time.monotonic() + 60
@@ -512,7 +515,9 @@ def test_a_full_disk_while_writing_leaves_every_previous_output(
     assert invoke("merge", "--inbox", str(inbox), "--outbox", str(outbox)).exit_code == 1
     assert (outbox / "feedback" / SOURCE).exists()
     later = spoilt.stat().st_mtime + 3600
-    os.utime(spoilt, (later, later))  # re-sent an hour later: tonight's outputs would differ
+    wb["記入シート"]["G4"] = "良"  # re-sent an hour later, still wrong: tonight's outputs would differ
+    wb.save(spoilt)
+    os.utime(spoilt, (later, later))
     before = snapshot(outbox)
 
     if where == "summary":
@@ -548,6 +553,8 @@ def test_master_open_in_excel_is_written_under_a_timestamped_name(
     assert invoke("merge", "--inbox", str(inbox), "--outbox", str(outbox)).exit_code == 0
     target = outbox / MASTER
     before = target.read_bytes()
+    resent = inbox / SOURCE  # re-sent: without anything new, the merge keeps the last workbooks
+    os.utime(resent, (resent.stat().st_mtime + 60,) * 2)
     real = os.replace
 
     def replace(src, dst) -> None:  # Windows refuses to replace a file Excel has open

@@ -14,7 +14,7 @@ import yaml
 
 from pipeline.runner import run_merge
 from pipeline.settings import Settings
-from schemas import SCHEMAS_DIR
+from plan_schemas import SCHEMAS_DIR
 
 JST = timezone(timedelta(hours=9))
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -178,6 +178,8 @@ def test_department_text_that_looks_like_a_formula_stays_text(inbox, outbox):
 def test_a_failed_write_leaves_the_previous_outputs(inbox, outbox, monkeypatch):
     run_merge(settings(inbox, outbox))
     before = {p.name: p.read_bytes() for p in outbox.iterdir() if p.is_file()}
+    resent = inbox / WELFARE  # re-sent: without anything new, the merge keeps the last workbooks
+    os.utime(resent, (resent.stat().st_mtime + 60,) * 2)
 
     def disk_full(path, *args, **kwargs):
         Path(path).write_bytes(b"PK partial")
@@ -232,3 +234,22 @@ def test_partial_submission_status(inbox, outbox):
     assert status["自立生活支援課"]["status"] == "未提出" and status["自立生活支援課"]["missing"] == 14
     assert status["地域福祉課"]["status"] == "受理" and status["地域福祉課"]["received"] == 2
     assert run.report["rows"] == 69 - 14
+
+
+def test_a_night_with_nothing_new_keeps_the_workbooks_and_says_so_in_the_report(inbox, outbox):
+    first = run_merge(settings(inbox, outbox))
+    stamp = first.master.stat().st_mtime_ns, first.summary.stat().st_mtime_ns
+    second = run_merge(settings(inbox, outbox))
+    assert (second.master.stat().st_mtime_ns, second.summary.stat().st_mtime_ns) == stamp  # not rewritten
+    assert second.report["rows"] == 69 and second.report["goals"] == first.report["goals"]
+    assert all(f.from_cache for f in second.files)  # nothing was read again either
+    # anything new (here a return re-sent a minute later) rewrites them
+    resent = inbox / WELFARE
+    os.utime(resent, (resent.stat().st_mtime + 60,) * 2)
+    third = run_merge(settings(inbox, outbox))
+    assert third.master.stat().st_mtime_ns != stamp[0]
+    # and a master edited by hand since is rewritten too, never trusted
+    cells = _all_cells(third.master)
+    third.master.write_bytes(b"edited")
+    fourth = run_merge(settings(inbox, outbox))
+    assert _all_cells(fourth.master) == cells
