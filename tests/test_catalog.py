@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from plan_schemas import SCHEMAS_DIR
 
 from pipeline.catalog import load_catalog
 from pipeline.errors import CatalogError
-from plan_schemas import SCHEMAS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT.parent / "shared" / "seed" / "000_28fb2938c92c7781.txt"

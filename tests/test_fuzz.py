@@ -39,11 +39,11 @@ import pytest
 import xlsxwriter
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from plan_schemas.evaluation import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, RESULT
 
 from pipeline.catalog import load_catalog
 from pipeline.report import CODES
 from pipeline.validate import LABELS, validate_paths
-from plan_schemas.evaluation import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, RESULT
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 MUTATIONS = int(os.environ.get("FUZZ_MUTATIONS", "500"))

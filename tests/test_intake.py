@@ -11,10 +11,10 @@ from pathlib import Path
 
 import openpyxl
 import yaml
+from plan_schemas import SCHEMAS_DIR
 
 from pipeline.runner import run_merge
 from pipeline.settings import Settings
-from plan_schemas import SCHEMAS_DIR
 
 JST = timezone(timedelta(hours=9))
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
