@@ -49,7 +49,11 @@ class Entry:
         report.office = self.office
         report.offices = set(self.offices)
         report.issues.extend(replace(i, file=report.name) for i in self.issues)
-        report.rows = [replace(r, file=report.name, received=report.received) for r in self.rows]
+        name, received = report.name, report.received
+        report.rows = [
+            r if (r.file, r.received) == (name, received) else replace(r, file=name, received=received)
+            for r in self.rows
+        ]
         report.excluded = dict(self.excluded)
 
 
@@ -73,6 +77,7 @@ class ResultCache:
         self.key = (FORMAT, catalog_version, code_version(), tuple(sorted(asdict(limits).items())))
         self._old: dict[str, Entry] = {}
         self._new: dict[str, Entry] = {}
+        self._dirty = False
         self.hits = 0
         try:
             key, entries = pickle.loads(self.path.read_bytes())
@@ -90,8 +95,12 @@ class ResultCache:
 
     def put(self, sha256: str, entry: Entry) -> None:
         self._new[sha256] = entry
+        self._dirty = True
 
     def save(self) -> None:
+        """Keep what this run used; nothing to do when it used exactly what was there."""
+        if not self._dirty and self._new.keys() == self._old.keys():
+            return
         from pipeline.atomic import write_bytes_atomically
 
         self.path.parent.mkdir(parents=True, exist_ok=True)

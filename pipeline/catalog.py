@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -129,6 +130,11 @@ class Catalog:
 
     # Look-ups -------------------------------------------------------------------------
 
+    @functools.cached_property
+    def senders(self) -> dict[str, str]:
+        """Known sender address (lower case) → its office, from departments.yaml."""
+        return {s: name for name, office in self.offices.items() for s in office.senders}
+
     def project_for(self, value: object) -> Project | None:
         """The project a 事業No. cell names: 9, "９", "31～34"; a single number inside a group
         (e.g. 32) is not accepted, because the group reports as one row."""
@@ -196,13 +202,19 @@ class Catalog:
         return None, "not-assigned"
 
     def suggest_departments(self, text: str, limit: int = 3) -> list[str]:
-        """The nearest known office names and 担当課 texts, for an error message."""
+        """The nearest known office names (and aliases, and routed 担当課 texts), for a message.
+
+        Office names, not every assignment's 担当課 text: they are what people misspell, and a
+        large plan has tens of thousands of texts (difflib compares with each of them)."""
         if self._names is None:
-            names = list(self.offices) + sorted({a.department for a in self.assignments})
-            self._names = {department_key(n): n for n in names}
+            names = {department_key(n): n for n in self.routes}
+            for name, office in self.offices.items():
+                names.update({department_key(alias): name for alias in office.aliases})
+                names[department_key(name)] = name
+            self._names = names
         keyed = self._names
-        close = difflib.get_close_matches(department_key(text), list(keyed), n=limit, cutoff=0.4)
-        return [keyed[k] for k in close]
+        close = difflib.get_close_matches(department_key(text), list(keyed), n=limit * 2, cutoff=0.4)
+        return list(dict.fromkeys(keyed[k] for k in close))[:limit]  # an alias names its office
 
     def goal_of(self, project_key: str) -> int:
         return self.projects[project_key].goal

@@ -118,11 +118,16 @@ def office_statuses(
 ) -> list[OfficeStatus]:
     expected = Counter(a.office for a in catalog.assignments)
     valid = Counter(catalog_office for (p, d) in chosen for catalog_office in [_office(catalog, p, d)])
+    by_office: dict[str, list[FileReport]] = {}
+    for f in files:
+        if f.status != "ignored":
+            for office in f.offices:
+                by_office.setdefault(office, []).append(f)
     out: list[OfficeStatus] = []
     for office in catalog.offices:
         if not expected[office]:
             continue
-        mine = [f for f in files if office in f.offices and f.status != "ignored"]
+        mine = by_office.get(office, [])
         latest = max(mine, key=lambda f: (f.received, f.name), default=None)
         status = OfficeStatus(
             office=office,

@@ -517,10 +517,9 @@ def validate_sources(
 
 def _sender_issues(catalog: Catalog, report: FileReport) -> None:
     """E-mailed returns: is the sender one of the offices' known addresses, and the right one?"""
-    known = {s: name for name, office in catalog.offices.items() for s in office.senders}
-    if not report.sender or not known:
+    if not report.sender or not catalog.senders:
         return  # no e-mail, or no addresses registered: nothing to compare with
-    sender_office = known.get(report.sender.lower())
+    sender_office = catalog.senders.get(report.sender.lower())
     if sender_office is None:
         report.issues.append(make_issue("sender-unknown", file=report.name, value=report.sender))
     elif report.offices and sender_office not in report.offices:
