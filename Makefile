@@ -27,4 +27,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --files 15 200 2000
 
 clean:
-	rm -rf $(VENV) outbox/*.xlsx outbox/*.json outbox/history outbox/templates outbox/feedback demo/inbox
+	rm -rf $(VENV) outbox/*.xlsx outbox/*.json outbox/history outbox/templates outbox/feedback outbox/.cache schemas/.compiled demo/inbox
