@@ -95,6 +95,15 @@ def streamed_sheet(
     return out.getvalue()
 
 
+
+def _central_entry(name: str, crc: int, size: int, offset: int) -> bytes:
+    """One stored (uncompressed) entry of a zip's central directory."""
+    return (
+        struct.pack("<4s6HL2L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, size, size, len(name.encode()),
+                    0, 0, 0, 0, 0, offset)
+        + name.encode()
+    )
+
 def raw_zip(entries: list[tuple[str, bytes]], overlap_last_into_first: bool = False) -> bytes:
     """Write a stored zip by hand; optionally make the last entry live inside the first one's data."""
     local = b""
@@ -132,56 +141,10 @@ def raw_zip(entries: list[tuple[str, bytes]], overlap_last_into_first: bool = Fa
             + name.encode()
             + body
         )
-        central += (
-            struct.pack(
-                "<4s6HL2L5H2L",
-                b"PK\x01\x02",
-                20,
-                20,
-                0,
-                0,
-                0,
-                0,
-                crc,
-                len(body),
-                len(body),
-                len(name.encode()),
-                0,
-                0,
-                0,
-                0,
-                0,
-                offsets[-1],
-            )
-            + name.encode()
-        )
+        central += _central_entry(name, crc, len(body), offsets[-1])
     if overlap_last_into_first:
-        name = inner_name
-        crc = zlib.crc32(inner)
         inner_off = 30 + len(entries[0][0].encode())
-        central += (
-            struct.pack(
-                "<4s6HL2L5H2L",
-                b"PK\x01\x02",
-                20,
-                20,
-                0,
-                0,
-                0,
-                0,
-                crc,
-                len(inner),
-                len(inner),
-                len(name.encode()),
-                0,
-                0,
-                0,
-                0,
-                0,
-                inner_off,
-            )
-            + name.encode()
-        )
+        central += _central_entry(inner_name, zlib.crc32(inner), len(inner), inner_off)
     count = len(entries) + (1 if overlap_last_into_first else 0)
     eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(central), len(local), 0)
     return local + central + eocd
