@@ -18,8 +18,7 @@ from typing import Any
 
 from plan_schemas.columns import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, REQUIRED, RESULT
 
-from pipeline import gate, ingest
-from pipeline import layout as templates
+from pipeline import gate, ingest, layout
 from pipeline.cache import Entry, ResultCache
 from pipeline.catalog import Catalog
 from pipeline.gate import col_letters as column_letter
@@ -104,9 +103,9 @@ def find_header(sheet: RawSheet) -> int | None:
 def read_meta(sheets: list[RawSheet]) -> dict[str, str] | None:
     """Our template's metadata sheet as key → value, or None when this is not our template."""
     for sheet in sheets:
-        if sheet.name == templates.META_SHEET:
+        if sheet.name == layout.META_SHEET:
             meta = {as_text(r[0]).strip(): as_text(r[1]).strip() for r in sheet.rows if len(r) >= 2 and r[0]}
-            if meta.get("kind") == templates.TEMPLATE_KIND:
+            if meta.get("kind") == layout.TEMPLATE_KIND:
                 return meta
     return None
 
@@ -129,7 +128,7 @@ def _candidates(file_index: int, source: Source, sheets: list[RawSheet], report:
     empty: list[str] = []  # data sheets that gave no row
     data_sheets = 0
     for sheet in sheets:
-        if sheet.name == templates.META_SHEET:
+        if sheet.name == layout.META_SHEET:
             continue
         header = find_header(sheet)
         if header is None:
@@ -389,30 +388,30 @@ def _template_issues(catalog: Catalog, meta: dict[str, str], sheets: list[RawShe
     office = meta.get("office", "")
     expected = f"{catalog.year_label}({catalog.year})・計画版 {catalog.version} のテンプレート"
     if meta.get("fiscal_year", "").upper() != catalog.year:
-        report.issues.append(make_issue("template-mismatch", file=report.name, sheet=templates.META_SHEET,
+        report.issues.append(make_issue("template-mismatch", file=report.name, sheet=layout.META_SHEET,
                                         found=f"年度 {meta.get('fiscal_year')}", expected=expected))
     elif meta.get("catalog_version") != catalog.version:
-        report.issues.append(make_issue("template-mismatch", file=report.name, sheet=templates.META_SHEET,
+        report.issues.append(make_issue("template-mismatch", file=report.name, sheet=layout.META_SHEET,
                                         found=f"計画版 {meta.get('catalog_version')}", expected=expected))
     elif office not in catalog.offices or not catalog.assignments_for_office(office):
-        report.issues.append(make_issue("template-mismatch", file=report.name, sheet=templates.META_SHEET,
+        report.issues.append(make_issue("template-mismatch", file=report.name, sheet=layout.META_SHEET,
                                         found=f"担当課「{office}」", expected="登録された担当課のテンプレート"))
         return None
     if report.issues and any(i.code == "template-mismatch" for i in report.issues):
         return office if office in catalog.offices else None
-    values = templates.prefilled_values(catalog, office)
-    sheet = next((s for s in sheets if s.name == templates.TEMPLATE_SHEET), None)
+    values = layout.prefilled_values(catalog, office)
+    sheet = next((s for s in sheets if s.name == layout.TEMPLATE_SHEET), None)
     if sheet is None:
         return office
     for i, expected_row in enumerate(values):
-        r = templates.FIRST_DATA_ROW - 1 + i
+        r = layout.FIRST_DATA_ROW - 1 + i
         row = sheet.rows[r] if r < len(sheet.rows) else []
         for col, want in enumerate(expected_row):
             got = as_text(row[col]) if col < len(row) else ""
             if got != want:
                 report.issues.append(
                     make_issue("catalog-cell-changed", file=report.name, sheet=sheet.name,
-                               cell=f"{column_letter(col + 1)}{r + 1}", column=templates.COLUMNS[col],
+                               cell=f"{column_letter(col + 1)}{r + 1}", column=layout.COLUMNS[col],
                                value=got, row=r + 1, expected=want)
                 )
     return office
