@@ -516,18 +516,7 @@ class FileReport:
             "sender": self.sender,
             "subject": self.subject,
             "rows": len(self.rows),
-            "issues": [
-                {
-                    "code": i.code,
-                    "severity": i.severity,
-                    "sheet": i.sheet,
-                    "cell": i.cell,
-                    "column": i.column,
-                    "value": i.value,
-                    "message": i.message,
-                }
-                for i in self.issues
-            ],
+            "issues": [issue_entry(i) for i in self.issues],
         }
 
 
@@ -549,15 +538,25 @@ class ValidationReport:
     def exit_code(self) -> int:
         return 0 if self.valid else 1
 
-    def to_dict(self) -> dict[str, Any]:
-        counts = {s: sum(1 for f in self.files if f.status == s) for s in FILE_STATUSES}
+    def counts(self) -> dict[str, Any]:
+        """valid, errors, warnings and files per status: the head of every report we render."""
         return {
             "valid": self.valid,
             "errors": sum(1 for i in self.issues if i.is_error),
             "warnings": sum(1 for i in self.issues if not i.is_error),
-            "statuses": counts,
-            "files": [f.to_dict() for f in self.files],
+            "statuses": {s: sum(1 for f in self.files if f.status == s) for s in FILE_STATUSES},
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.counts(), "files": [f.to_dict() for f in self.files]}
+
+
+ISSUE_KEYS = ("code", "severity", "sheet", "cell", "column", "value", "message")
+
+
+def issue_entry(issue: Issue) -> dict[str, Any]:
+    """An issue as the JSON reports show it (the file is the entry it sits in)."""
+    return {k: getattr(issue, k) for k in ISSUE_KEYS}
 
 
 LEVEL_JA = {"row": "行を除外", "file": "ファイルを不受理", "note": "お知らせ"}

@@ -31,7 +31,7 @@ from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import InputError, LockedError, OutputError
 from pipeline.merge import MergeResult, merge_files
-from pipeline.report import FileReport, Issue, ValidationReport
+from pipeline.report import FileReport, Issue, ValidationReport, issue_entry
 from pipeline.settings import Settings
 from pipeline.validate import validate_sources
 
@@ -112,7 +112,7 @@ class MergeRun:
 
     @property
     def exit_code(self) -> int:
-        return 1 if any(i.is_error for f in self.files for i in f.issues) else 0
+        return ValidationReport(self.files).exit_code
 
 
 def _check_folders(settings: Settings) -> None:
@@ -317,12 +317,10 @@ def build_run_report(
     out_files = []
     for f in files:
         entry = f.to_dict()
-        entry["issues"] += [
-            {k: v for k, v in i.to_dict().items() if k in ("code", "severity", "sheet", "cell", "column", "value", "message")}
-            for i in notes_by_file.get(f.name, [])
-        ]
+        entry["issues"] += [issue_entry(i) for i in notes_by_file.get(f.name, [])]
         out_files.append(entry)
-    statuses = {s: sum(1 for f in files if f.status == s) for s in ("accepted", "partial", "rejected", "superseded", "ignored")}
+    validation = ValidationReport(files)
+    counts = validation.counts()
     return {
         "fiscal_year": catalog.year,
         "rows": len(result.rows),
@@ -332,10 +330,10 @@ def build_run_report(
         "catalog_version": catalog.version,
         "assignments": len(catalog.assignments),
         "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "exit_code": 1 if any(i.is_error for f in files for i in f.issues) else 0,
-        "statuses": statuses,
-        "errors": sum(1 for f in files for i in f.issues if i.is_error),
-        "warnings": sum(1 for f in files for i in f.issues if not i.is_error),
+        "exit_code": validation.exit_code,
+        "statuses": counts["statuses"],
+        "errors": counts["errors"],
+        "warnings": counts["warnings"],
         "offices": [
             {
                 "office": o.office,
