@@ -84,6 +84,11 @@ class GateResult:
     # workbook.xml <calcPr fullCalcOnLoad="1">: written by XlsxWriter/openpyxl, whose cached
     # formula results are placeholders (0) even though <Application> says "Microsoft Excel".
     calc_on_load: bool = False
+    # docProps/core.xml dcterms:modified, as written (UTC, "2025-05-20T01:02:03Z"): the time the
+    # workbook itself was last saved. Excel and LibreOffice rewrite it on every save.
+    saved: str = ""
+    # docProps/custom.xml: the custom document properties, name → text (our outputs carry a mark)
+    custom: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -356,6 +361,8 @@ class _MetaParser:
     def __init__(self) -> None:
         self.elements: list[tuple[str, dict[str, str]]] = []
         self.texts: dict[str, str] = {}
+        self.props: dict[str, str] = {}  # docProps/custom.xml: <property name="…"><vt:lpwstr>text
+        self._prop = ""
         self._stack: list[str] = []
         p = expat.ParserCreate(namespace_separator=" ")
         p.buffer_text = True
@@ -373,11 +380,16 @@ class _MetaParser:
         local = _local(name)
         self._stack.append(local)
         self.elements.append((local, {_attr(k): v for k, v in attrs.items()}))
+        if local == "property":
+            self._prop = attrs.get("name", "")[:200]
 
     def _end(self, name: str) -> None:
-        self._stack.pop()
+        if self._stack.pop() == "property":
+            self._prop = ""
 
     def _chars(self, text: str) -> None:
+        if self._prop and len(self.props.get(self._prop, "")) < 1000:
+            self.props[self._prop] = self.props.get(self._prop, "") + text
         if self._stack and len(self.texts.get(self._stack[-1], "")) < 1000:
             self.texts[self._stack[-1]] = self.texts.get(self._stack[-1], "") + text
 
@@ -771,7 +783,14 @@ class _Inspector:
 
         # Metadata first (they tell which members are worksheets), then everything else once.
         meta = {
-            n: _MetaParser() for n in ("xl/workbook.xml", "xl/_rels/workbook.xml.rels", "docProps/app.xml")
+            n: _MetaParser()
+            for n in (
+                "xl/workbook.xml",
+                "xl/_rels/workbook.xml.rels",
+                "docProps/app.xml",
+                "docProps/core.xml",
+                "docProps/custom.xml",
+            )
         }
         done: set[str] = set()
         for n, parser in meta.items():
@@ -823,6 +842,8 @@ class _Inspector:
             application=self.application,
             external_links=self.external_links,
             calc_on_load=self.calc_on_load,
+            saved=meta["docProps/core.xml"].texts.get("modified", "").strip()[:40],
+            custom=dict(meta["docProps/custom.xml"].props),
         )
 
     def _open_zip(self) -> list[zipfile.ZipInfo]:

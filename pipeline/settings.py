@@ -43,6 +43,10 @@ class Settings:
     schemas: Path | None = None  # None: the schemas/ folder shipped with the package
     keep_history: int = 60  # run reports kept in outbox/history
     limits: LimitSettings = field(default_factory=LimitSettings)
+    exclude: tuple[str, ...] = ()  # [paths] exclude: folder globs the inbox walk skips
+    max_drop_percent: float = 20.0  # [guards]: a larger fall in evaluations keeps the old outputs
+    goal_sheets: str = "auto"  # [master] goal_sheets: "auto", "always" or "never"
+    soffice: str = ""  # [publish] soffice: LibreOffice's program, "" = find it on PATH
 
     def with_options(self, **options: Any) -> Settings:
         """Override with the command-line options that were given (None means 'not given')."""
@@ -94,4 +98,8 @@ def load_settings(path: Path | None = None) -> Settings:
         contact=str(plan.get("contact", Settings.contact)),
         keep_history=int(data.get("history", {}).get("keep", 60)),
         limits=LimitSettings(**limits_data),
+        exclude=tuple(paths.get("exclude", ())),
+        max_drop_percent=float(data.get("guards", {}).get("max_drop_percent", 20.0)),
+        goal_sheets=str(data.get("master", {}).get("goal_sheets", "auto")),
+        soffice=str(data.get("publish", {}).get("soffice", "")),
     )
