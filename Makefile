@@ -26,5 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --files 15 200 2000
 
+# Only what the build and the demo made: never the live inbox/ or outbox/ (a real year's work).
 clean:
-	rm -rf $(VENV) outbox/*.xlsx outbox/*.json outbox/history outbox/templates outbox/feedback outbox/.cache schemas/.compiled demo/inbox
+	rm -rf $(VENV) schemas/.compiled demo/inbox demo/outbox benchmarks/work .pytest_cache .ruff_cache .mypy_cache
+	find $(wildcard pipeline schemas tests tools benchmarks) -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,8 +1,9 @@
 """What validation learnt from each file's content, kept between nightly runs (an optimisation only).
 
-An entry is keyed by the SHA-256 of the workbook's bytes and holds what the content alone decides:
-its kind, office, issues and valid rows. Provenance (name, received time, sender) is not cached:
-it is put back from the file as found tonight. The whole cache is keyed by the catalog version,
+An entry is keyed by the SHA-256 of the workbook's bytes and the hints of its name and sender (the
+office they name changes what the same bytes mean), and holds `validate.Content`: everything of a
+verdict but its provenance (name, received time, sender), which is put back from the file as found
+tonight. The whole cache is keyed by the catalog version,
 the limits and a hash of this package's own source, so a new plan, new limits or new code start
 from scratch. Deleting `outbox/.cache/` changes nothing but time; a cache that cannot be read is
 ignored.
@@ -12,49 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from pipeline.report import Evaluation, FileReport, Issue
 from pipeline.settings import LimitSettings
 
 CACHE_FILE = "validation.pickle"
-FORMAT = 1
-
-
-@dataclass(frozen=True)
-class Entry:
-    kind: str
-    office: str
-    offices: frozenset[str]
-    issues: tuple[Issue, ...]  # content issues only (no envelope notes, no sender checks)
-    rows: tuple[Evaluation, ...]
-    excluded: tuple[tuple[tuple[str, int], tuple[str, str]], ...]
-
-    @classmethod
-    def of(cls, report: FileReport, content_issues: list[Issue]) -> Entry:
-        return cls(
-            kind=report.kind,
-            office=report.office,
-            offices=frozenset(report.offices),
-            issues=tuple(content_issues),
-            rows=tuple(report.rows),
-            excluded=tuple(report.excluded.items()),
-        )
-
-    def restore(self, report: FileReport) -> None:
-        """Fill a fresh report (provenance and envelope notes already set) from this entry."""
-        report.kind = self.kind
-        report.office = self.office
-        report.offices = set(self.offices)
-        report.issues.extend(replace(i, file=report.name) for i in self.issues)
-        name, received = report.name, report.received
-        report.rows = [
-            r if (r.file, r.received) == (name, received) else replace(r, file=name, received=received)
-            for r in self.rows
-        ]
-        report.excluded = dict(self.excluded)
+FORMAT = 2
 
 
 @cache
@@ -75,8 +42,8 @@ class ResultCache:
     def __init__(self, folder: Path, catalog_version: str, limits: LimitSettings) -> None:
         self.path = folder / CACHE_FILE
         self.key = (FORMAT, catalog_version, code_version(), tuple(sorted(asdict(limits).items())))
-        self._old: dict[str, Entry] = {}
-        self._new: dict[str, Entry] = {}
+        self._old: dict[str, Any] = {}
+        self._new: dict[str, Any] = {}
         self._dirty = False
         self.hits = 0
         try:
@@ -86,15 +53,15 @@ class ResultCache:
         except Exception:  # missing, damaged or from another version: start empty
             self._old = {}
 
-    def get(self, sha256: str) -> Entry | None:
-        entry = self._new.get(sha256) or self._old.get(sha256)
+    def get(self, key: str) -> Any:
+        entry = self._new.get(key) or self._old.get(key)
         if entry is not None:
             self.hits += 1
-            self._new[sha256] = entry
+            self._new[key] = entry
         return entry
 
-    def put(self, sha256: str, entry: Entry) -> None:
-        self._new[sha256] = entry
+    def put(self, key: str, entry: Any) -> None:
+        self._new[key] = entry
         self._dirty = True
 
     def save(self) -> None:

@@ -29,7 +29,7 @@ import yaml
 from plan_schemas import SCHEMAS_DIR
 
 from pipeline.errors import CatalogError
-from pipeline.normalize import CIRCLED, RATINGS, department_key, parse_project
+from pipeline.normalize import CIRCLED, RATINGS, department_key, edit_distance, parse_project
 
 
 @dataclass(frozen=True)
@@ -218,6 +218,28 @@ class Catalog:
 
     def goal_of(self, project_key: str) -> int:
         return self.projects[project_key].goal
+
+    def office_in_name(self, text: str) -> str | None:
+        """The one office whose name or alias a file or folder name contains, or None (no office, or
+        names of several offices): 'R6_地域福祉計画評価_健康課.xlsx' → 健康課.
+
+        A name inside a longer matched name counts once (地域福祉課 in 福祉保健部地域福祉課)."""
+        key = department_key(text)
+        hits = [(k, office) for k, office in self._office_keys.items() if len(k) >= 2 and k in key]
+        offices = {office for k, office in hits if not any(k != other and k in other for other, _ in hits)}
+        return next(iter(offices)) if len(offices) == 1 else None
+
+    def misspelt_assignment(self, project_key: str, text: str, office: str) -> Assignment | None:
+        """The office's assignment for a project when `text` is its name with a small misspelling
+        (at most two characters and a third of the name differ), in a file known to come from it."""
+        mine = [a for a in self.assignments_of(project_key) if a.office == office]
+        if len(mine) != 1:
+            return None
+        key = department_key(text)
+        o = self.offices[office]
+        names = {department_key(n) for n in (office, *o.aliases, mine[0].department)}
+        close = any(edit_distance(key, n) <= min(2, len(n) // 3) for n in names)
+        return mine[0] if close else None
 
 
 def _require(mapping: Any, key: str, path: Path, entry: str, kind: type = str) -> Any:

@@ -145,7 +145,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], year: str | None, as_j
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
-        click.echo(render_files(report.files))
+        click.echo(render_files(list(report.files), report.notes))
         if written:
             click.echo(f"\n差し戻し用の写し {len(written)} 件: {folder}")
     ctx.exit(report.exit_code)
@@ -157,19 +157,22 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], year: str | None, as_j
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="出力フォルダー(既定: 設定ファイル、outbox)。")
 @click.option("--year", default=None, help="年度コード(既定: 設定ファイル、R6)。")
+@click.option("--allow-drop", is_flag=True,
+              help="評価の件数が前回より大きく減っても(0 件を含む)出力を更新します。")
 @click.pass_context
-def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str | None) -> None:
+def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str | None, allow_drop: bool) -> None:
     """受信フォルダーの全ファイルを点検し、集約ブックにまとめます(毎晩の処理)。
 
     \b
     例: python -m pipeline merge --inbox inbox --outbox outbox
-    終了コード: 0 全て正常 / 1 一部のファイルにエラー / 2 使い方の誤り / 3 実行できない(実行中・書込不可など)
+    終了コード: 0 全て正常 / 1 一部のファイルにエラー / 2 使い方の誤り /
+                3 実行できない(実行中・書込不可・評価の件数が前回より大きく減る など)
     """
     from pipeline.runner import run_merge
 
     s = _settings(ctx, inbox=inbox, outbox=outbox, year=year)
     try:
-        run = run_merge(s, _progress("読み込み中"))
+        run = run_merge(s, _progress("読み込み中"), allow_drop=allow_drop)
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
     click.echo(render_merge(run))
@@ -178,21 +181,22 @@ def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str
 
 @cli.command()
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="出力フォルダー(既定: outbox)。")
-@click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), default=Path("demo/inbox"),
-              show_default=True, help="デモ用の返送ファイルを置くフォルダー。")
+              help="デモの出力フォルダー(既定: demo/outbox)。本番の outbox には書きません。")
+@click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="デモ用の返送ファイルを置くフォルダー(既定: demo/inbox)。")
 @click.pass_context
-def demo(ctx: click.Context, outbox: Path | None, inbox: Path) -> None:
+def demo(ctx: click.Context, outbox: Path | None, inbox: Path | None) -> None:
     """デモ: テンプレートを作り、公表済みの令和6年度実績で各課の返送を再現して集約します。
 
     \b
+    本番の受信・出力フォルダーには触れず、demo/inbox と demo/outbox だけを使います。
     例: python -m pipeline demo
     """
     from pipeline.runner import run_demo
 
-    s = _settings(ctx, outbox=outbox)
+    s = _settings(ctx)
     try:
-        run = run_demo(s, inbox, _progress("読み込み中"))
+        run = run_demo(s, inbox, _progress("読み込み中"), outbox=outbox)
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
     click.echo(render_merge(run))
@@ -202,15 +206,17 @@ def demo(ctx: click.Context, outbox: Path | None, inbox: Path) -> None:
 # --- Rendering ---------------------------------------------------------------------------------
 
 
-def render_files(files: list[Any]) -> str:
+def render_files(files: list[Any], notes: Iterable[Any] = ()) -> str:
     """One line per file with its status, then a table of issues (file, sheet, cell, code, message)."""
     lines = []
     for f in files:
         counts = f"行 {len(f.rows)}" + (f"、エラー {len(f.errors)}" if f.errors else "") + (
             f"、警告 {len(f.warnings)}" if f.warnings else ""
         )
+        if f.status == "ignored":
+            counts = f.reason or "対象外"
         lines.append(f"{f.status:<10} {STATUS_JA.get(f.status, f.status)}\t{f.name}\t({counts})")
-    issues = [(f.name, i) for f in files for i in f.issues]
+    issues = [(f.name, i) for f in files for i in f.issues] + [(n.file, n) for n in notes]
     if issues:
         lines.append("")
         lines.append("ファイル\tシート\tセル\tコード\t重要度\t内容")
@@ -237,11 +243,17 @@ def render_merge(run: Any) -> str:
         lines.append("未完了の担当課: " + "、".join(f"{o['office']}({o['status']}、残り {o['missing']})" for o in outstanding))
     else:
         lines.append("全ての担当課の評価がそろいました。")
+    if r["unattributed"]:
+        shown = "、".join(r["unattributed"][:5]) + (f" ほか {len(r['unattributed']) - 5} 件" if len(r["unattributed"]) > 5 else "")
+        lines.append(f"差出課不明のファイル {len(r['unattributed'])} 件: {shown}")
+    if r["dropped"]:
+        lines.append(f"前回からなくなった評価: {len(r['dropped'])} 件(詳細は 検証結果 シートの row-dropped)")
     for notice in run.notices:
         lines.append("注意: " + notice)
     bad = [f for f in run.files if f.errors]
     for f in bad[:10]:
-        lines.append(f"  要確認: {f.name} ({STATUS_JA.get(f.status, f.status)}、エラー {len(f.errors)} 件)")
+        status = run.status_of(f)
+        lines.append(f"  要確認: {f.name} ({STATUS_JA.get(status, status)}、エラー {len(f.errors)} 件)")
     if len(bad) > 10:
         lines.append(f"  ほか {len(bad) - 10} ファイル(詳細は実行レポート)")
     lines.append(f"集約ブック: {run.master}")

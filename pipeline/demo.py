@@ -16,7 +16,8 @@ from pipeline.catalog import Catalog
 from pipeline.normalize import RATINGS
 from pipeline.templates import FIRST_DATA_ROW, TEMPLATE_SHEET, fit_data_row, save_atomically, set_text
 
-DEMO_RESULTS = Path(__file__).resolve().parent.parent / "demo" / "r6-results.yaml"
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"  # the demo's own folders: inbox/, outbox/
+DEMO_RESULTS = DEMO_DIR / "r6-results.yaml"
 
 _FIELDS = ("project", "department", "result", "rating", "outlook")
 

@@ -32,3 +32,7 @@ class OutputError(PipelineError):
 
 class LockedError(PipelineError):
     """Another merge holds the lock."""
+
+
+class GuardError(PipelineError):
+    """The night's valid evaluations would fall too far since the previous run: outputs are kept."""

@@ -1,14 +1,18 @@
-"""The one module that opens input files: finds them, reads their bytes, unwraps e-mails and zips,
+"""The one module that opens input files: walks the inbox, reads bytes, unwraps e-mails and zips,
 passes every workbook through the gate, and parses the survivors in a contained child process.
 
-Nothing here judges the data; it returns raw cell values with their positions, and a FileReport
-for what could not be read. Inputs are opened read-only and never modified, moved or deleted.
+Nothing here judges the data; it returns raw cell values with their positions, and a FileVerdict
+for what is not read (ignored files, unreadable folders and files). Inputs are opened read-only and
+never modified, moved or deleted. Every file found is accounted for: nothing is skipped silently.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,19 +21,36 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import gate, mail, sandbox
-from pipeline.report import FileReport, Issue, make_issue
+from pipeline.report import FileVerdict, Issue, Provenance, make_issue
 from pipeline.settings import LimitSettings
 
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".xlsb"}  # the gate rejects the legacy two with a code
 ENVELOPE_SUFFIXES = {".eml", ".msg", ".zip"}
-SILENT_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
+SYSTEM_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
+
+# Why a file or folder was not read, as staff read it in the run report and 提出状況.
+REASON_LOCK = "Excel が開いている間だけ作る一時ファイル(~$…)です"
+REASON_HIDDEN = "隠しファイル・隠しフォルダーです"
+REASON_SYSTEM = "Windows・macOS が作るシステムファイルです"
+REASON_EXCLUDED = "設定 [paths] exclude で除外したフォルダーです"
+REASON_NOT_RETURN = "Excel ブック・メール・ZIP ではありません"
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One entry of the inbox walk: a file to read, or a file or folder not read and why."""
+
+    path: Path
+    name: str  # relative to the inbox root, "/"-separated
+    skip: str = ""  # why it is not read ("" = read it)
+    error: str = ""  # a folder that could not be listed: the OS error
 
 
 @dataclass
 class Source:
     """One workbook to validate, with where it came from."""
 
-    name: str  # shown to people: "file.xlsx" or "mail.eml › file.xlsx"
+    name: str  # relative to the inbox: "健康課/file.xlsx" or "健康課/mail.eml › file.xlsx"
     path: Path  # the inbox file it was read from
     data: bytes
     received: str  # ISO 8601, local time: the file's mtime or the e-mail's Date
@@ -41,17 +62,9 @@ class Source:
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
-    def report(self, **kwargs: Any) -> FileReport:
-        return FileReport(
-            name=self.name,
-            path=str(self.path),
-            received=self.received,
-            sha256=self.sha256,
-            sender=self.sender,
-            subject=self.subject,
-            issues=list(self.notes),
-            **kwargs,
-        )
+    @property
+    def provenance(self) -> Provenance:
+        return Provenance(self.name, str(self.path), self.sha256, self.received, self.sender, self.subject)
 
 
 @dataclass
@@ -71,54 +84,111 @@ def local_time(timestamp: float | datetime) -> str:
     return moment.astimezone().isoformat(timespec="seconds")
 
 
-def find_files(paths: Iterable[Path]) -> list[Path]:
-    """Every file under the given files and folders, recursively, in a stable order.
+def _hidden(entry: os.DirEntry[str]) -> bool:
+    if entry.name.startswith("."):
+        return True
+    attributes = getattr(entry.stat(follow_symlinks=False), "st_file_attributes", 0)  # Windows only
+    return bool(attributes & getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 0))
 
-    Excel's owner files (~$…) and system files (Thumbs.db, dot files) are skipped silently.
+
+def walk(root: Path, exclude: Iterable[str] = ()) -> list[Listed]:
+    """Every file under `root`, in a stable order, each named by its path relative to `root`.
+
+    Subfolders are read (staff keep one per office). Hidden files and folders, Excel's lock files
+    (~$…) and folders matched by an `exclude` glob (on the folder's name or its relative path) are
+    listed with the reason they are not read; a folder that cannot be listed is listed with its
+    error. Nothing found is left out.
     """
-    found: list[Path] = []
-    for p in paths:
-        candidates = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-        for q in candidates:
-            if q.name.startswith(("~$", ".")) or q.name.lower() in SILENT_NAMES:
+    patterns = [p.strip("/\\") for p in exclude if p.strip("/\\")]
+    found: list[Listed] = []
+
+    def visit(folder: Path, prefix: str) -> None:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            found.append(Listed(folder, prefix.rstrip("/") or folder.name, error=f"{type(exc).__name__}"))
+            return
+        for entry in entries:
+            name = prefix + entry.name
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                hidden = _hidden(entry)
+            except OSError as exc:
+                found.append(Listed(path, name, error=type(exc).__name__))
                 continue
-            found.append(q)
+            if is_dir:
+                if hidden:
+                    found.append(Listed(path, name + "/", skip=REASON_HIDDEN))
+                elif any(fnmatch.fnmatch(entry.name, p) or fnmatch.fnmatch(name, p) for p in patterns):
+                    found.append(Listed(path, name + "/", skip=REASON_EXCLUDED))
+                else:
+                    visit(path, name + "/")
+            elif entry.name.startswith("~$"):
+                found.append(Listed(path, name, skip=REASON_LOCK))
+            elif entry.name.lower() in SYSTEM_NAMES:
+                found.append(Listed(path, name, skip=REASON_SYSTEM))
+            elif hidden:
+                found.append(Listed(path, name, skip=REASON_HIDDEN))
+            else:
+                found.append(Listed(path, name))
+
+    visit(root, "")
     return found
 
 
-def open_inputs(files: Iterable[Path], limits: LimitSettings) -> Iterator[Source | FileReport]:
-    """Sources to validate, and finished reports for files that are not workbooks or can't be read."""
-    for path in files:
+def find_files(paths: Iterable[Path], exclude: Iterable[str] = ()) -> list[Listed]:
+    """The inbox walk over several files and folders (`validate PATH…`): a folder's files are named
+    relative to it, a file by its own name; a name met twice gets the folder it came from."""
+    listed: list[Listed] = []
+    for p in paths:
+        listed.extend(walk(p, exclude) if p.is_dir() else [Listed(p, p.name)])
+    seen: dict[str, int] = {}
+    for e in listed:
+        seen[e.name] = seen.get(e.name, 0) + 1
+    return [
+        Listed(e.path, str(e.path).replace(os.sep, "/"), e.skip, e.error) if seen[e.name] > 1 else e
+        for e in listed
+    ]
+
+
+def open_inputs(files: Iterable[Listed], limits: LimitSettings) -> Iterator[Source | FileVerdict]:
+    """Sources to validate, and finished verdicts for what is not read or cannot be."""
+    for item in files:
+        path, name = item.path, item.name
+        where = Provenance(name, str(path))
+        if item.error:
+            issue = make_issue("folder-unreadable", file=name, value=name, detail=item.error)
+            yield FileVerdict.judged(where, [issue])
+            continue
+        if item.skip:
+            yield FileVerdict.ignored(where, item.skip)
+            continue
         suffix = path.suffix.lower()
         if suffix not in WORKBOOK_SUFFIXES | ENVELOPE_SUFFIXES:
-            yield FileReport(name=path.name, path=str(path), status="ignored")
+            yield FileVerdict.ignored(where, REASON_NOT_RETURN)
             continue
         try:
-            size = path.stat().st_size
-            if size > limits.max_file_mib * 2**20:
-                report = FileReport(name=path.name, path=str(path))
-                report.issues.append(
-                    make_issue("file-too-large", file=path.name, value=f"{size / 2**20:.1f} MiB",
-                               detail=f"上限 {limits.max_file_mib} MiB")
-                )
-                report.settle_status()
-                yield report
+            st = path.stat()
+            received = local_time(st.st_mtime)
+            where = Provenance(name, str(path), received=received)
+            if st.st_size > limits.max_file_mib * 2**20:
+                issue = make_issue("file-too-large", file=name, value=f"{st.st_size / 2**20:.1f} MiB",
+                                   detail=f"{st.st_size / 2**20:.1f} MiB、上限 {limits.max_file_mib} MiB")
+                yield FileVerdict.judged(where, [issue])
                 continue
             data = path.read_bytes()
-            received = local_time(path.stat().st_mtime)
         except OSError as exc:
-            report = FileReport(name=path.name, path=str(path))
-            report.issues.append(make_issue("file-vanished", file=path.name, detail=type(exc).__name__))
-            report.settle_status()
-            yield report
+            yield FileVerdict.judged(where, [make_issue("file-vanished", file=name, detail=type(exc).__name__)])
             continue
         if suffix in WORKBOOK_SUFFIXES:
-            yield Source(path.name, path, data, received)
+            yield Source(name, path, data, received)
         else:
-            yield from _unwrap(path, data, received, limits)
+            yield from _unwrap(path, name, data, received, limits)
 
 
-def _unwrap(path: Path, data: bytes, received: str, limits: LimitSettings) -> Iterator[Source | FileReport]:
+def _unwrap(path: Path, name: str, data: bytes, received: str, limits: LimitSettings) -> Iterator[Source | FileVerdict]:
     """Workbooks inside an e-mail or zip. Errors about the message (no workbook, an unsafe zip
     beside a good attachment) are reported on the message itself, and its good attachments are
     still read; warnings (e.g. no Date header) travel with each attachment."""
@@ -126,28 +196,25 @@ def _unwrap(path: Path, data: bytes, received: str, limits: LimitSettings) -> It
     when = local_time(envelope.received) if envelope.received else received
     errors = [i for i in envelope.issues if i.is_error]
     if not envelope.attachments or errors:
-        report = FileReport(
-            name=path.name,
-            path=str(path),
-            received=when,
-            sha256=hashlib.sha256(data).hexdigest(),
-            sender=envelope.sender,
-            subject=envelope.subject,
-            issues=errors or list(envelope.issues),
-        )
-        report.settle_status()
-        yield report
-    warnings = [i for i in envelope.issues if not i.is_error]
+        where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), when, envelope.sender, envelope.subject)
+        issues = errors or list(envelope.issues)
+        yield FileVerdict.judged(where, [_renamed(i, name) for i in issues])
+    warnings = [_renamed(i, name) for i in envelope.issues if not i.is_error]
+    used: set[str] = set()
     for att in envelope.attachments:
-        yield Source(
-            f"{path.name} › {att.name}",
-            path,
-            att.data,
-            when,
-            envelope.sender,
-            envelope.subject,
-            notes=warnings,
-        )
+        inner = f"{name} › {att.name}"
+        n = 1
+        while inner in used:  # two attachments of one name (a forwarded message): keep both apart
+            n += 1
+            inner = f"{name} › {att.name} ({n})"
+        used.add(inner)
+        yield Source(inner, path, att.data, when, envelope.sender, envelope.subject, notes=warnings)
+
+
+def _renamed(issue: Issue, name: str) -> Issue:
+    from dataclasses import replace
+
+    return replace(issue, file=name) if issue.file and issue.file != name else issue
 
 
 def _zip_limits(limits: LimitSettings) -> mail.ZipLimits:
@@ -158,17 +225,17 @@ def _zip_limits(limits: LimitSettings) -> mail.ZipLimits:
     )
 
 
-def reload(report: FileReport, limits: LimitSettings) -> bytes | None:
-    """The bytes a report was made from, read again (for the feedback copy), or None when the file
+def reload(source: Provenance, limits: LimitSettings) -> bytes | None:
+    """The bytes a verdict was made from, read again (for the feedback copy), or None when the file
     changed or vanished since: we never annotate anything but what we validated."""
     try:
-        data = Path(report.path).read_bytes()
+        data = Path(source.path).read_bytes()
     except OSError:
         return None
     candidates = [data]
-    if Path(report.path).suffix.lower() in ENVELOPE_SUFFIXES:
-        candidates = [a.data for a in mail.read_envelope(data, Path(report.path).name, _zip_limits(limits)).attachments]
-    return next((d for d in candidates if hashlib.sha256(d).hexdigest() == report.sha256), None)
+    if Path(source.path).suffix.lower() in ENVELOPE_SUFFIXES:
+        candidates = [a.data for a in mail.read_envelope(data, Path(source.path).name, _zip_limits(limits)).attachments]
+    return next((d for d in candidates if hashlib.sha256(d).hexdigest() == source.sha256), None)
 
 
 def gate_limits(limits: LimitSettings) -> gate.Limits:
@@ -223,26 +290,25 @@ def _range(m: Any) -> str:
 
 def read_workbook(
     source: Source, reader: sandbox.Worker, limits: gate.Limits
-) -> tuple[list[RawSheet], gate.GateResult, FileReport]:
-    """Gate, then parse. Returns the sheets (empty when rejected), the gate's result and a report
-    that already holds the gate's issues."""
-    report = source.report()
+) -> tuple[list[RawSheet], gate.GateResult, list[Issue]]:
+    """Gate, then parse. Returns the sheets (empty when rejected), the gate's result and the issues
+    of reading (the gate's, and the reader's when it failed)."""
     checked = gate.inspect_workbook(source.data, source.name, limits)
-    report.issues.extend(checked.issues)
+    issues = list(checked.issues)
     if not checked.ok:
-        return [], checked, report
+        return [], checked, issues
     try:
         payload = reader.call(source.data)
     except sandbox.SandboxError as exc:
         # a dead, stuck or exhausted reader is reported apart from a damaged file
-        report.issues.append(make_issue("reader-crashed", file=source.name, detail=f"{exc.kind}: {exc.detail}"))
-        return [], checked, report
+        issues.append(make_issue("reader-crashed", file=source.name, detail=f"{exc.kind}: {exc.detail}"))
+        return [], checked, issues
     except Exception as exc:  # the parser's own error: a damaged file the gate let through
         detail = f"{type(exc).__name__}: {str(exc)[:200]}"
-        report.issues.append(make_issue("file-unreadable", file=source.name, detail=detail))
-        return [], checked, report
+        issues.append(make_issue("file-unreadable", file=source.name, detail=detail))
+        return [], checked, issues
     sheets = [
         RawSheet(name, state, rows, checked.sheets.get(name), merged)
         for name, state, rows, merged in payload
     ]
-    return sheets, checked, report
+    return sheets, checked, issues

@@ -86,3 +86,23 @@ def receiving_offices(catalog: Catalog) -> list[str]:
     """Offices that receive a template (those with at least one assignment), in registry order."""
     used = {a.office for a in catalog.assignments}
     return [o for o in catalog.offices if o in used]
+
+
+# --- the mark on every workbook we write ----------------------------------------------------------
+# A custom document property (File → Info → Properties → Advanced → Custom in Excel). Dropped into
+# the inbox, a workbook carrying it is one of ours and is not read as a return (own-output).
+
+OUTPUT_PROPERTY = "WelfarePlanOutput"
+OUTPUT_KINDS = {"master": "集約ブック", "summary": "集計ブック", "feedback": "差し戻し用の写し", "publish": "公表用ブック"}
+# A department may correct a feedback copy and send it back: Excel rewrites dcterms:modified on
+# every save, so a copy saved later than this after we wrote it is the department's return.
+FEEDBACK_RESAVED_AFTER_S = 120
+
+
+def output_mark(kind: str, catalog: Catalog, when: str) -> str:
+    """The property's value: 'kind=master;year=R6;version=…;time=…' (time ISO 8601)."""
+    return f"kind={kind};year={catalog.year};version={catalog.version};time={when}"
+
+
+def parse_output_mark(value: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in value.split(";") if "=" in part)

@@ -55,15 +55,20 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
 from pipeline.catalog import Catalog, Project
-from pipeline.merge import (
+from pipeline.layout import OUTPUT_PROPERTY, output_mark
+from pipeline.normalize import RATINGS
+from pipeline.report import (
+    ERROR,
     STATUS_ACCEPTED,
     STATUS_ERRORS,
     STATUS_MISSING,
     STATUS_PARTIAL,
-    MergeResult,
+    UNATTRIBUTED,
+    Evaluation,
+    FileVerdict,
+    Issue,
+    Outcome,
 )
-from pipeline.normalize import RATINGS
-from pipeline.report import ERROR, Evaluation, FileReport, Issue
 
 MASTER_SHEETS = ("評価一覧", "基本目標1", "基本目標2", "基本目標3", "集計", "提出状況", "検証結果")
 LIST_SHEET, SUMMARY_SHEET, STATUS_SHEET, ISSUES_SHEET = "評価一覧", "集計", "提出状況", "検証結果"
@@ -88,6 +93,7 @@ STATUS_COLOURS = {
     STATUS_PARTIAL: ("#FFEB9C", "#7F6000"),
     STATUS_ERRORS: ("#FCD5B4", "#833C0C"),
     STATUS_MISSING: ("#FFC7CE", "#9C0006"),
+    UNATTRIBUTED: ("#EDE7F6", "#4A148C"),
 }
 SEVERITY_LABELS = {ERROR: "エラー", "warning": "警告"}
 SEVERITY_COLOURS = {"エラー": ("#FFC7CE", "#9C0006"), "警告": ("#FFEB9C", "#7F6000")}
@@ -184,9 +190,9 @@ def master_sheets(catalog: Catalog) -> tuple[str, ...]:
 def write_master(
     path: Path,
     catalog: Catalog,
-    result: MergeResult,
-    files: list[FileReport],
-    issues: list[Issue],
+    result: Outcome,
+    files: Sequence[FileVerdict],
+    issues: Sequence[Issue],
     *,
     generated: str,
 ) -> None:
@@ -195,8 +201,8 @@ def write_master(
     Raises ValueError (before anything is written) when a text exceeds Excel's 32,767-character
     cell limit or a row is not an assignment of the catalog.
     """
-    _check_rows(catalog, result.rows)
-    wb = _new_workbook(path, catalog, "評価集約")
+    check_rows(catalog, result.rows)
+    wb = _new_workbook(path, catalog, "評価集約", "master", generated)
     st = _Styles(wb)
     tally = _Tally(catalog, result.rows)
     header = _page_header(catalog, generated)
@@ -209,15 +215,15 @@ def write_master(
     wb.close()
 
 
-def write_summary(path: Path, catalog: Catalog, result: MergeResult, *, generated: str) -> None:
+def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: str) -> None:
     """Write the committee summary to exactly `path`: one A4 landscape sheet per 基本目標.
 
     Each sheet holds the A–D counts and shares per 施策の方向性 and per 施策, a stacked bar chart,
     and the C/D rows with their reasons. 未提出 is counted separately and is never part of a
     share (shares are of the submitted rows).
     """
-    _check_rows(catalog, result.rows)
-    wb = _new_workbook(path, catalog, "評価集計")
+    check_rows(catalog, result.rows)
+    wb = _new_workbook(path, catalog, "評価集計", "summary", generated)
     st = _Styles(wb)
     tally = _Tally(catalog, result.rows)
     header = _page_header(catalog, generated)
@@ -336,8 +342,10 @@ def _zero() -> dict[str, int]:
     return {**dict.fromkeys(RATINGS, 0), MISSING: 0}
 
 
-def _new_workbook(path: Path, catalog: Catalog, kind: str) -> xlsxwriter.Workbook:
+def _new_workbook(path: Path, catalog: Catalog, kind: str, mark: str, generated: str) -> xlsxwriter.Workbook:
     wb = xlsxwriter.Workbook(str(path), _WORKBOOK_OPTIONS)
+    # Ours: dropped into the inbox, it is recognised and never read as a return (own-output).
+    wb.set_custom_property(OUTPUT_PROPERTY, output_mark(mark, catalog, generated))
     wb.set_properties(
         {
             "title": f"{catalog.title} {catalog.year_label} {kind}",
@@ -369,8 +377,9 @@ def _setup_print(ws: Worksheet, header: str, *, paper: int = 8, repeat: int | No
         ws.repeat_rows(repeat)
 
 
-def _check_rows(catalog: Catalog, rows: Sequence[Evaluation]) -> None:
-    """Reject, before writing, what would otherwise be silently wrong in the workbook."""
+def check_rows(catalog: Catalog, rows: Iterable[Evaluation]) -> None:
+    """Reject, before writing, what would otherwise be silently wrong in the workbook. The runner
+    calls it file by file first, so a file whose rows cannot be written is set aside alone."""
     keys = {a.key for a in catalog.assignments}
     for r in rows:
         if r.key not in keys:
@@ -742,11 +751,12 @@ def _cd_table(ws: Worksheet, st: _Styles, row: int, catalog: Catalog, rows: Iter
 
 # --- 提出状況 -----------------------------------------------------------------------------------
 
-STATUS_HEADERS = ("課", "担当件数", "受理件数", "未提出件数", "状況", "受信ファイル数", "最終ファイル", "最終受信日時", "送信者")
+STATUS_HEADERS = ("課", "担当件数", "受理件数", "未提出件数", "状況", "受信ファイル数", "最終ファイル", "最終受信日時", "送信者",
+                  "エラーの内容")
 FILE_HEADERS = ("ファイル", "課", "状態", "受理行数", "エラー", "警告", "受信日時", "送信者", "件名")
 
 
-def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: MergeResult, files: Sequence[FileReport],
+def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: Sequence[FileVerdict],
                   header: str) -> None:
     ws = wb.add_worksheet(STATUS_SHEET)
     offices = result.offices
@@ -754,6 +764,7 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: MergeResult, fil
         _fit(14, (o.office for o in offices), cap=30), 9, 9, 10, 11, 12,
         _fit(30, (f.name for f in files), cap=60), 17,
         _fit(24, (s for o in offices for s in o.senders), cap=40),
+        _fit(30, (o.reason for o in offices), cap=60),
     ]
     for c, width in enumerate(widths):
         ws.set_column(c, c, width)
@@ -769,6 +780,19 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: MergeResult, fil
         st.put(ws, r, 6, o.last_file, "wrap")
         st.put_time(ws, r, 7, o.last_time)
         st.put(ws, r, 8, "\n".join(o.senders), "wrap")
+        st.put(ws, r, 9, o.reason, "wrap")
+        r += 1
+    if result.unattributed:
+        # Files whose office could not be told: on a line of their own, never counted for an office.
+        st.put(ws, r, 0, UNATTRIBUTED, "text")
+        for c in (1, 2, 3):
+            st.put(ws, r, c, "—", "center")
+        st.put(ws, r, 4, UNATTRIBUTED, "center")
+        ws.write_number(r, 5, len(result.unattributed), st.fmt["int"])
+        st.put(ws, r, 6, "\n".join(result.unattributed), "wrap")
+        for c in (7, 8):
+            st.put(ws, r, c, "", "text")
+        st.put(ws, r, 9, "提出した課を確認できません(テンプレート・送信元・ファイル名に課名がない)", "wrap")
         r += 1
     last = max(r - 1, 1)
     ws.autofilter(0, 0, last, len(STATUS_HEADERS) - 1)
@@ -788,8 +812,9 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: MergeResult, fil
         st.put(ws, r, 0, "受信ファイルはありません。", "empty")
     for f in files:
         st.put(ws, r, 0, f.name, "wrap")
-        st.put(ws, r, 1, f.office or "—", "text")
-        st.put(ws, r, 2, FILE_STATUS_LABELS.get(f.status, f.status), "center")
+        st.put(ws, r, 1, f.office or UNATTRIBUTED, "text")
+        status = result.statuses.get(f.name, f.status)
+        st.put(ws, r, 2, FILE_STATUS_LABELS.get(status, status), "center")
         ws.write_number(r, 3, len(f.rows), st.fmt["int"])
         ws.write_number(r, 4, len(f.errors), st.fmt["int"])
         ws.write_number(r, 5, len(f.warnings), st.fmt["int"])

@@ -1,158 +1,229 @@
-"""The merge as a pure function: validated files in, the master's rows and the submission status out.
+"""The merge as a pure function: file verdicts in, an Outcome out. No I/O, and nothing it is given
+is changed.
 
-Newest wins, row by row: each (project, 担当課) takes its value from the newest file holding a
-valid row for it (newest by received time, ties broken by file name). A newer invalid row never
-replaces an older valid one, because invalid rows never reach `FileReport.rows`. No I/O here.
+Which row wins, for each (事業, 担当課):
+
+1. A row from a file whose office is verified (our template's metadata, the sender's registered
+   address, an office name in the file name) beats a row from a file whose office is not, whatever
+   their times: a consolidated or anonymous workbook never overrides an office's own return.
+2. Then the newest: by the time the workbook itself was last saved (docProps/core.xml, rewritten
+   by Excel and LibreOffice on every save), then the time it was received (the e-mail's Date,
+   else the file's modification time), then the name. A draft copied into the inbox after the
+   correction has the older saved time and loses; `order-conflict` says so.
+
+A newer invalid row never replaces an older valid one, because invalid rows never reach a
+verdict's rows (`row-kept-older` tells the department). Compared with the previous run's master,
+each evaluation that disappeared is listed (`row-dropped`) with the file it last came from.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
 from pipeline.catalog import Catalog
-from pipeline.normalize import RATINGS
-from pipeline.report import Evaluation, FileReport, Issue, make_issue
+from pipeline.report import (
+    CODES,
+    STATUS_ACCEPTED,
+    STATUS_ERRORS,
+    STATUS_MISSING,
+    STATUS_PARTIAL,
+    DroppedRow,
+    Evaluation,
+    FileVerdict,
+    Issue,
+    OfficeStatus,
+    Outcome,
+    make_issue,
+)
 
-STATUS_MISSING = "未提出"
-STATUS_ERRORS = "エラーあり"
-STATUS_PARTIAL = "一部受理"
-STATUS_ACCEPTED = "受理"
-
-
-@dataclass
-class OfficeStatus:
-    """One row of 提出状況."""
-
-    office: str
-    assignments: int
-    received: int  # files from this office that were read
-    valid: int  # assignments with a valid row in the master
-    missing: int
-    last_file: str = ""
-    last_time: str = ""
-    status: str = STATUS_MISSING
-    senders: list[str] = field(default_factory=list)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+USABLE = ("accepted", "partial")
 
 
-@dataclass
-class MergeResult:
-    rows: list[Evaluation]  # one per assignment that has a valid row, in plan order
-    offices: list[OfficeStatus]
-    notes: list[Issue]  # superseded rows and rows kept from an older file
-
-    def goal_counts(self, catalog: Catalog) -> dict[str, dict[str, int]]:
-        """A–D counts per 基本目標, every goal and rating present (zeros included)."""
-        counts = {str(g.number): dict.fromkeys(RATINGS, 0) for g in catalog.goals}
-        for r in self.rows:
-            counts[str(catalog.goal_of(r.project))][r.rating] += 1
-        return counts
+def moment(iso: str) -> datetime | None:
+    """An ISO time as an aware datetime (a time without offset is UTC, as in core.xml)."""
+    if not iso:
+        return None
+    try:
+        when = datetime.fromisoformat(iso.strip())
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def newest_first(files: list[FileReport]) -> list[FileReport]:
-    """Files ordered newest first; equal times are broken by name (the later name wins)."""
-    return sorted(files, key=lambda f: (f.received, f.name), reverse=True)
+def order_key(f: FileVerdict) -> tuple[bool, datetime, datetime, str]:
+    """Rank of a file's rows: verified office first, then saved, received, name (larger wins)."""
+    received = moment(f.received) or _EPOCH
+    return (f.verified, moment(f.saved) or received, received, f.name)
 
 
-def merge_files(catalog: Catalog, files: list[FileReport]) -> MergeResult:
-    """Choose each assignment's row and mark files whose every row was replaced as `superseded`.
+def newest_first(files: Iterable[FileVerdict]) -> list[FileVerdict]:
+    return sorted(files, key=order_key, reverse=True)
 
-    Mutates the status of superseded files (and only that); returns the master's rows.
-    """
+
+def merge(
+    catalog: Catalog, files: Iterable[FileVerdict], previous: Mapping[tuple[str, str], str] | None = None
+) -> Outcome:
+    """Choose each assignment's row. `previous` maps each evaluation of the previous run's master
+    (same fiscal year) to the file it came from, when that run is known."""
+    files = list(files)
     chosen: dict[tuple[str, str], Evaluation] = {}
-    source: dict[tuple[str, str], FileReport] = {}
+    source: dict[tuple[str, str], FileVerdict] = {}
     notes: list[Issue] = []
-    for f in newest_first(files):
+    for f in newest_first(x for x in files if x.status in USABLE):
         for row in f.rows:
-            if row.key in chosen:
-                newer = source[row.key]
-                notes.append(
-                    make_issue(
-                        "row-superseded",
-                        file=f.name,
-                        sheet=row.sheet,
-                        cell=f"A{row.row}" if row.row else "",
-                        value=row.department,
-                        project=catalog.projects[row.project].label,
-                        newer=newer.name,
-                    )
-                )
+            winner = source.get(row.key)
+            if winner is None:
+                chosen[row.key] = row
+                source[row.key] = f
                 continue
-            chosen[row.key] = row
-            source[row.key] = f
+            why = "より新しい提出" if winner.verified == f.verified else "提出した課が確認できたファイルを優先"
+            notes.append(
+                make_issue("row-superseded", file=f.name, sheet=row.sheet, cell=f"A{row.row}" if row.row else "",
+                           value=row.department, project=catalog.projects[row.project].label,
+                           newer=winner.name, why=why)
+            )
 
     # A newer file whose row for a key was invalid: tell the department the older value is used.
     for f in files:
         told: set[tuple[str, str]] = set()
-        for issue in f.issues:
-            key = f.excluded.get((issue.sheet, issue.row)) if issue.is_error and issue.row else None
-            if key is None or key in told:
+        for x in f.excluded:
+            older = source.get(x.key)
+            if older is None or older is f or x.key in told or order_key(older) > order_key(f):
                 continue
-            older = source.get(key)
-            if older is not None and older is not f and (older.received, older.name) <= (f.received, f.name):
-                told.add(key)
-                notes.append(
-                    make_issue(
-                        "row-kept-older",
-                        file=f.name,
-                        sheet=issue.sheet,
-                        cell=issue.cell,
-                        value=key[1],
-                        project=catalog.projects[key[0]].label,
-                        older=older.name,
-                    )
-                )
+            told.add(x.key)
+            first = next((i for i in f.issues if i.is_error and i.sheet == x.sheet and i.row == x.row), None)
+            notes.append(
+                make_issue("row-kept-older", file=f.name, sheet=x.sheet, cell=first.cell if first else "",
+                           value=x.department, project=catalog.projects[x.project].label, older=older.name)
+            )
 
     used = {id(f) for f in source.values()}
-    for f in files:
-        if f.rows and id(f) not in used and f.status in ("accepted", "partial"):
-            f.status = "superseded"
-
+    statuses = {
+        f.name: "superseded" if f.status in USABLE and f.rows and id(f) not in used else f.status for f in files
+    }
+    notes.extend(_order_conflicts(files))
+    dropped = _dropped(catalog, files, chosen, previous) if previous is not None else []
+    notes.extend(
+        make_issue("row-dropped", file=d.file, value=d.department, project=catalog.projects[d.project].label
+                   if d.project in catalog.projects else d.project, older=d.file, reason=d.reason)
+        for d in dropped
+    )
     order = {a.key: a.order for a in catalog.assignments}
-    rows = sorted(chosen.values(), key=lambda r: order[r.key])
-    return MergeResult(rows=rows, offices=office_statuses(catalog, files, chosen), notes=notes)
+    rows = tuple(sorted(chosen.values(), key=lambda r: order[r.key]))
+    return Outcome(
+        rows=rows,
+        statuses=statuses,
+        notes=tuple(notes),
+        offices=tuple(office_statuses(catalog, files, chosen)),
+        unattributed=tuple(f.name for f in files if f.status != "ignored" and not f.office),
+        dropped=tuple(dropped),
+        previous_rows=len(previous) if previous is not None else None,
+    )
+
+
+def _order_conflicts(files: list[FileVerdict]) -> list[Issue]:
+    """A file of an office received after the one whose rows win, but saved before it: an old draft
+    put in the inbox late. Its rows lose (saved order); say so, naming both."""
+    by_office: dict[str, list[FileVerdict]] = {}
+    for f in files:
+        if f.status in USABLE and f.office and f.verified:
+            by_office.setdefault(f.office, []).append(f)
+    notes = []
+    for office, mine in by_office.items():
+        winner = max(mine, key=order_key)
+        w_saved, w_received = moment(winner.saved), moment(winner.received)
+        for f in mine:
+            saved, received = moment(f.saved), moment(f.received)
+            if f is winner or not (saved and received and w_saved and w_received):
+                continue
+            if received > w_received and saved < w_saved:
+                notes.append(make_issue("order-conflict", file=f.name, value=f.name, office=office, other=winner.name,
+                                        saved=_shown(saved), other_saved=_shown(w_saved)))
+    return notes
+
+
+def _shown(when: datetime) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _dropped(
+    catalog: Catalog,
+    files: list[FileVerdict],
+    chosen: Mapping[tuple[str, str], Evaluation],
+    previous: Mapping[tuple[str, str], str],
+) -> list[DroppedRow]:
+    by_name = {f.name: f for f in files}
+    assigned = {a.key for a in catalog.assignments}
+    out = []
+    for key, name in previous.items():
+        if key in chosen:
+            continue
+        f = by_name.get(name)
+        if key not in assigned:
+            reason = "計画の割り当てから外れました"
+        elif f is None:
+            reason = "ファイルが受付フォルダにありません"
+        elif f.status == "rejected":
+            first = next((i for i in f.errors), None)
+            reason = f"ファイルが不受理になりました({CODES[first.code].title if first else '—'})"
+        elif f.status == "ignored":
+            reason = f"ファイルが対象外になりました({f.reason})"
+        elif any(x.key == key for x in f.excluded):
+            reason = "ファイルのこの行に誤りがあります"
+        else:
+            reason = "ファイルにこの行がありません"
+        out.append(DroppedRow(key[0], key[1], name, reason))
+    return out
 
 
 def office_statuses(
-    catalog: Catalog, files: list[FileReport], chosen: dict[tuple[str, str], Evaluation]
+    catalog: Catalog, files: list[FileVerdict], chosen: Mapping[tuple[str, str], Evaluation]
 ) -> list[OfficeStatus]:
-    expected = Counter(a.office for a in catalog.assignments)
-    valid = Counter(catalog_office for (p, d) in chosen for catalog_office in [_office(catalog, p, d)])
-    by_office: dict[str, list[FileReport]] = {}
+    """提出状況: per office, what it owes, what it sent (a rejected file counts as sent when its office
+    is known by its sender or name) and what is still missing."""
+    office_of = {a.key: a.office for a in catalog.assignments}
+    expected = Counter(office_of.values())
+    valid = Counter(office_of[key] for key in chosen)
+    by_office: dict[str, list[FileVerdict]] = {}
     for f in files:
         if f.status != "ignored":
-            for office in f.offices:
+            for office in f.offices | ({f.office} - {""}):
                 by_office.setdefault(office, []).append(f)
     out: list[OfficeStatus] = []
     for office in catalog.offices:
         if not expected[office]:
             continue
         mine = by_office.get(office, [])
-        latest = max(mine, key=lambda f: (f.received, f.name), default=None)
-        status = OfficeStatus(
-            office=office,
-            assignments=expected[office],
-            received=len(mine),
-            valid=valid[office],
-            missing=expected[office] - valid[office],
-            last_file=latest.name if latest else "",
-            last_time=latest.received if latest else "",
-            senders=sorted({f.sender for f in mine if f.sender}),
-        )
+        latest = max(mine, key=order_key, default=None)
+        missing = expected[office] - valid[office]
+        with_errors = [f for f in newest_first(mine) if f.errors]
         if not mine:
-            status.status = STATUS_MISSING
-        elif status.missing == 0:
-            status.status = STATUS_ACCEPTED
-        elif any(f.errors for f in mine):
-            status.status = STATUS_ERRORS
+            status = STATUS_MISSING
+        elif missing == 0:
+            status = STATUS_ACCEPTED
+        elif with_errors:
+            status = STATUS_ERRORS
         else:
-            status.status = STATUS_PARTIAL
-        out.append(status)
+            status = STATUS_PARTIAL
+        reason = ""
+        if status == STATUS_ERRORS:
+            f = with_errors[0]
+            reason = f"{f.name}: {CODES[f.errors[0].code].title}" + (f" ほか {len(f.errors) - 1} 件" if len(f.errors) > 1 else "")
+        out.append(
+            OfficeStatus(
+                office=office,
+                assignments=expected[office],
+                received=len(mine),
+                valid=valid[office],
+                missing=missing,
+                status=status,
+                last_file=latest.name if latest else "",
+                last_time=latest.received if latest else "",
+                senders=tuple(sorted({f.sender for f in mine if f.sender})),
+                reason=reason,
+            )
+        )
     return out
-
-
-def _office(catalog: Catalog, project: str, department: str) -> str:
-    for a in catalog.assignments_of(project):
-        if a.department == department:
-            return a.office
-    raise KeyError((project, department))

@@ -137,3 +137,55 @@ def parse_rating(value: object) -> str | None:
     """A 事業評価 cell to A–D: 'Ａ', ' b ', 'B　' → 'B'; anything else → None."""
     s = squash(fold(as_text(value))).upper()
     return s if s in RATINGS else None
+
+
+# --- fiscal years named in text ----------------------------------------------------------------
+
+_WAREKI = re.compile(r"令和\s*([0-9０-９]{1,2}|元)\s*年度")
+_WESTERN = re.compile(r"((?:19|20)[0-9]{2}|[１２][０-９]{3})\s*年度")
+_R_CODE = re.compile(r"(?<![A-Za-z0-9Ａ-Ｚａ-ｚ０-９])[RrＲｒ]\s*([0-9０-９]{1,2})(?=[\s_\-－.．年(（]|$)")
+_RANGE_MARKS = "～~〜-－‐ー―"
+
+
+def fiscal_years(text: str, *, codes: bool = False) -> list[str]:
+    """The fiscal years a text names, as codes ("R5"), in order: 令和5年度, 令和元年度, 2023年度
+    (令和 = Western year − 2018) and, with `codes`, file-name forms such as R5_ or Ｒ５年度.
+
+    A range (令和4年度～令和8年度, the plan's period) names no single year and is skipped.
+
+    >>> fiscal_years("事業実績・評価理由 (令和5年度)"), fiscal_years("2024年度 実績"), fiscal_years("R5_健康課.xlsx", codes=True)
+    (['R5'], ['R6'], ['R5'])
+    >>> fiscal_years("第4期計画(令和4年度～令和8年度)")
+    []
+    """
+    found: list[tuple[int, int, str]] = []
+    for m in _WAREKI.finditer(text):
+        n = 1 if m[1] == "元" else int(fold(m[1]))
+        found.append((m.start(), m.end(), f"R{n}"))
+    for m in _WESTERN.finditer(text):
+        n = int(fold(m[1])) - 2018
+        if n >= 1:
+            found.append((m.start(), m.end(), f"R{n}"))
+    if codes:
+        for m in _R_CODE.finditer(text):
+            if not any(s <= m.start() < e for s, e, _ in found):
+                found.append((m.start(), m.end(), f"R{int(fold(m[1]))}"))
+    out = []
+    for start, end, year in sorted(found):
+        before = text[:start].rstrip()
+        after = text[end:].lstrip()
+        if (before and before[-1] in _RANGE_MARKS) or (after and after[0] in _RANGE_MARKS):
+            continue
+        out.append(year)
+    return out
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions), for short names."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]

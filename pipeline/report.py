@@ -8,8 +8,12 @@ code table is tested against `CODES`.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.catalog import Catalog
 
 ERROR = "error"
 WARNING = "warning"
@@ -73,7 +77,7 @@ CODES: dict[str, Code] = {
     "catalog-cell-changed": Code(
         ERROR,
         "テンプレートの印刷済みセルが変更された",
-        "このセルは計画から印刷された欄で、変更できません(元の値「{expected}」、今の値「{value}」)。"
+        "このセルは計画から印刷された欄で、変更できません({diff})。"
         "元に戻すか、新しいテンプレートに記入し直してください。",
     ),
     "template-mismatch": Code(
@@ -308,7 +312,8 @@ CODES: dict[str, Code] = {
     "cell-formula": Code(
         WARNING,
         "数式の計算結果を使用",
-        "セル {cell} は数式です。保存されていた計算結果「{value}」を値として読み込みました。",
+        "セル {cell} は数式({formula})です。保存されていた計算結果「{value}」を値として読み込みました。"
+        "値をそのまま入力すると確実です。",
     ),
     "cell-formula-no-cache": Code(
         ERROR,
@@ -361,7 +366,7 @@ CODES: dict[str, Code] = {
     "row-superseded": Code(
         WARNING,
         "新しい提出で置き換え",
-        "事業No.{project}・担当課「{value}」の評価は、より新しいファイル「{newer}」の内容で置き換えました。",
+        "事業No.{project}・担当課「{value}」の評価は、ファイル「{newer}」の内容で置き換えました({why})。",
         level="note",
     ),
     "row-kept-older": Code(
@@ -540,7 +545,7 @@ class Evaluation:
     result: str  # 事業実績・評価理由
     rating: str  # A, B, C or D
     outlook: str  # 今後の事業計画・展望
-    file: str = ""  # the FileReport name it came from
+    file: str = ""  # the name of the file it came from (FileVerdict.name)
     sheet: str = ""
     row: int = 0
     received: str = ""  # ISO 8601 time of the file (mtime, or the e-mail's Date)
@@ -550,26 +555,110 @@ class Evaluation:
         return (self.project, self.department)
 
 
-@dataclass
-class FileReport:
-    """What one input file gave: its status, its valid rows and its issues."""
+# How a file's office was decided, strongest first. The first three verify the office: a file with
+# a verified office may change only that office's assignments, and its rows win over rows from a
+# file whose office could not be verified ("rows": every row names one office; "none": several).
+OFFICE_SOURCES = ("template", "sender", "file-name", "rows", "none")
+VERIFIED_SOURCES = frozenset({"template", "sender", "file-name"})
 
-    name: str  # as shown to people: "file.xlsx" or "mail.eml › file.xlsx"
-    path: str = ""
-    status: str = "accepted"
-    issues: list[Issue] = field(default_factory=list)
-    rows: list[Evaluation] = field(default_factory=list)
-    office: str = ""  # receiving office, from template metadata or the rows
-    received: str = ""  # ISO 8601 time used for newest-wins
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where one workbook came from, as found tonight (never cached: a file may be renamed)."""
+
+    name: str  # path relative to the inbox, "/"-separated: "健康課/mail.eml › R6_….xlsx"
+    path: str = ""  # the inbox file it was read from
     sha256: str = ""
+    received: str = ""  # ISO 8601: the e-mail's Date header, else the file's modification time
     sender: str = ""
     subject: str = ""
-    kind: str = ""  # "template", "table" (a non-template workbook), "" when not read
-    # offices whose rows the file holds (a template: its office; a table: one or several)
-    offices: set[str] = field(default_factory=set)
-    # (sheet, excel row) of each row excluded by an error → the (project, 担当課) it was for
-    excluded: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExcludedRow:
+    """A data row excluded by an error, and the assignment it was for."""
+
+    sheet: str
+    row: int
+    project: str
+    department: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.project, self.department)
+
+
+@dataclass(frozen=True)
+class FileVerdict:
+    """Everything validation decided about one file. Built once (`judged` / `ignored`), never changed:
+    the merge reads verdicts and returns an Outcome of its own."""
+
+    source: Provenance
+    status: str  # accepted | partial | rejected | ignored  (superseded is the merge's word, not ours)
+    issues: tuple[Issue, ...] = ()
+    rows: tuple[Evaluation, ...] = ()
+    kind: str = ""  # "template", "table" (a workbook in another layout), "" when not read
+    office: str = ""  # the office that sent it, "" when unknown
+    office_source: str = "none"  # one of OFFICE_SOURCES
+    offices: frozenset[str] = frozenset()  # offices whose assignments its rows (valid or not) answer
+    excluded: tuple[ExcludedRow, ...] = ()
+    saved: str = ""  # docProps/core.xml dcterms:modified (UTC), "" when the workbook has none
+    reason: str = ""  # why an ignored file was not read (Japanese)
     from_cache: bool = False  # validated on an earlier night (same bytes): see pipeline.cache
+
+    @classmethod
+    def judged(cls, source: Provenance, issues: Iterable[Issue], rows: Iterable[Evaluation] = (),
+               **fields: Any) -> FileVerdict:
+        """The verdict of a file that was examined: its status follows from its issues.
+
+        A file-level error rejects the file (and none of its rows is used); row errors make it
+        partial; a file whose every row has an error is rejected."""
+        issues = tuple(issues)
+        rows = tuple(rows)
+        errors = [i for i in issues if i.is_error and CODES[i.code].level != "note"]
+        if any(i.is_file_level for i in errors) or (errors and not rows):
+            status, rows = "rejected", ()
+        elif errors:
+            status = "partial"
+        else:
+            status = "accepted"
+        return cls(source=source, status=status, issues=issues, rows=rows, **fields)
+
+    @classmethod
+    def ignored(cls, source: Provenance, reason: str, issues: Iterable[Issue] = (), **fields: Any) -> FileVerdict:
+        return cls(source=source, status="ignored", issues=tuple(issues), reason=reason, **fields)
+
+    def failed(self, issue: Issue) -> FileVerdict:
+        """This verdict with one more file-level error: rejected, no rows (e.g. internal-error)."""
+        return dataclasses.replace(self, status="rejected", issues=(*self.issues, issue), rows=())
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def received(self) -> str:
+        return self.source.received
+
+    @property
+    def sender(self) -> str:
+        return self.source.sender
+
+    @property
+    def subject(self) -> str:
+        return self.source.subject
+
+    @property
+    def path(self) -> str:
+        return self.source.path
+
+    @property
+    def sha256(self) -> str:
+        return self.source.sha256
+
+    @property
+    def verified(self) -> bool:
+        return self.office_source in VERIFIED_SOURCES
 
     @property
     def errors(self) -> list[Issue]:
@@ -579,44 +668,52 @@ class FileReport:
     def warnings(self) -> list[Issue]:
         return [i for i in self.issues if not i.is_error]
 
-    def settle_status(self) -> None:
-        """Derive the status from the issues: a file-level error rejects, row errors make it partial."""
-        if self.status in ("ignored", "superseded"):
-            return
-        if any(i.is_error and i.is_file_level for i in self.issues) or (
-            self.errors and not self.rows
-        ):
-            self.status = "rejected"
-            self.rows = []
-        elif self.errors:
-            self.status = "partial"
-        else:
-            self.status = "accepted"
-
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, status: str | None = None, notes: Iterable[Issue] = ()) -> dict[str, Any]:
+        """The file's entry in the JSON reports; the merge may give a final status and notes."""
+        s = self.source
         return {
-            "name": self.name,
-            "path": self.path,
-            "status": self.status,
+            "name": s.name,
+            "path": s.path,
+            "status": status or self.status,
             "office": self.office,
-            "received": self.received,
-            "sha256": self.sha256,
-            "sender": self.sender,
-            "subject": self.subject,
+            "office_source": self.office_source,
+            "saved": self.saved,
+            "received": s.received,
+            "sha256": s.sha256,
+            "sender": s.sender,
+            "subject": s.subject,
             "rows": len(self.rows),
-            "issues": [issue_entry(i) for i in self.issues],
+            "reason": self.reason,
+            "issues": [issue_entry(i) for i in (*self.issues, *notes)],
         }
 
 
-@dataclass
-class ValidationReport:
-    """The result of validating a set of files: one FileReport per file, in input order."""
+# Kept for code written against the mutable report of earlier versions.
+FileReport = FileVerdict
 
-    files: list[FileReport] = field(default_factory=list)
+
+def summary_counts(issues: Iterable[Issue], statuses: Iterable[str]) -> dict[str, Any]:
+    """valid, errors, warnings and files per status: the head of every report we render."""
+    issues = list(issues)
+    statuses = list(statuses)
+    return {
+        "valid": not any(i.is_error for i in issues),
+        "errors": sum(1 for i in issues if i.is_error),
+        "warnings": sum(1 for i in issues if not i.is_error),
+        "statuses": {s: statuses.count(s) for s in FILE_STATUSES},
+    }
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The result of validating a set of files: one verdict per file, in input order."""
+
+    files: tuple[FileVerdict, ...] = ()
+    notes: tuple[Issue, ...] = ()  # about the run's outputs, e.g. feedback-not-written
 
     @property
     def issues(self) -> list[Issue]:
-        return [i for f in self.files for i in f.issues]
+        return [i for f in self.files for i in f.issues] + list(self.notes)
 
     @property
     def valid(self) -> bool:
@@ -627,16 +724,150 @@ class ValidationReport:
         return 0 if self.valid else 1
 
     def counts(self) -> dict[str, Any]:
-        """valid, errors, warnings and files per status: the head of every report we render."""
-        return {
-            "valid": self.valid,
-            "errors": sum(1 for i in self.issues if i.is_error),
-            "warnings": sum(1 for i in self.issues if not i.is_error),
-            "statuses": {s: sum(1 for f in self.files if f.status == s) for s in FILE_STATUSES},
-        }
+        return summary_counts(self.issues, (f.status for f in self.files))
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.counts(), "files": [f.to_dict() for f in self.files]}
+        return {
+            **self.counts(),
+            "files": [f.to_dict(notes=[n for n in self.notes if n.file == f.name]) for f in self.files],
+        }
+
+
+# --- the merge's outcome and the run report ----------------------------------------------------
+
+STATUS_MISSING = "未提出"
+STATUS_ERRORS = "エラーあり"
+STATUS_PARTIAL = "一部受理"
+STATUS_ACCEPTED = "受理"
+UNATTRIBUTED = "差出課不明"
+
+
+@dataclass(frozen=True)
+class OfficeStatus:
+    """One row of 提出状況."""
+
+    office: str
+    assignments: int
+    received: int  # files from this office (known by template, sender, name or its rows)
+    valid: int  # assignments with a valid row in the master
+    missing: int
+    status: str = STATUS_MISSING
+    last_file: str = ""
+    last_time: str = ""
+    senders: tuple[str, ...] = ()
+    reason: str = ""  # why エラーあり: the newest error of the office's files
+
+
+@dataclass(frozen=True)
+class DroppedRow:
+    """An evaluation the previous run's master held and this run's does not."""
+
+    project: str
+    department: str
+    file: str  # the file it came from last time
+    reason: str  # why it is gone (Japanese)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the merge made of a set of verdicts: it changes none of them."""
+
+    rows: tuple[Evaluation, ...]  # one per assignment that has a valid row, in plan order
+    statuses: dict[str, str]  # file name → final status (a verdict's, or "superseded")
+    notes: tuple[Issue, ...]  # row-superseded, row-kept-older, order-conflict, row-dropped, ...
+    offices: tuple[OfficeStatus, ...]
+    unattributed: tuple[str, ...] = ()  # files whose office could not be told (差出課不明)
+    dropped: tuple[DroppedRow, ...] = ()
+    previous_rows: int | None = None  # evaluations in the previous run of the same year
+
+    def goal_counts(self, catalog: Catalog) -> dict[str, dict[str, int]]:
+        """A–D counts per 基本目標, every goal and rating present (zeros included)."""
+        counts = {str(g.number): dict.fromkeys(RATING_LETTERS, 0) for g in catalog.goals}
+        for r in self.rows:
+            counts[str(catalog.goal_of(r.project))][r.rating] += 1
+        return counts
+
+    def notes_for(self, name: str) -> tuple[Issue, ...]:
+        return tuple(n for n in self.notes if n.file == name)
+
+    def with_notes(self, notes: Iterable[Issue]) -> Outcome:
+        return dataclasses.replace(self, notes=(*self.notes, *notes))
+
+
+RATING_LETTERS = ("A", "B", "C", "D")
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """run-report.json as a typed value; `to_dict` is the one place it is serialised."""
+
+    fiscal_year: str
+    catalog_version: str
+    assignments: int
+    goals: dict[str, dict[str, int]]
+    master: str
+    summary: str
+    generated_at: str
+    files: tuple[FileVerdict, ...]
+    outcome: Outcome
+    notices: tuple[str, ...] = ()
+
+    @property
+    def issues(self) -> list[Issue]:
+        return [i for f in self.files for i in f.issues] + list(self.outcome.notes)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if not any(i.is_error for i in self.issues) else 1
+
+    def counts(self) -> dict[str, Any]:
+        return summary_counts(self.issues, (self.outcome.statuses.get(f.name, f.status) for f in self.files))
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = self.counts()
+        notes: dict[str, list[Issue]] = {}
+        for n in self.outcome.notes:
+            notes.setdefault(n.file, []).append(n)
+        return {
+            "fiscal_year": self.fiscal_year,
+            "rows": len(self.outcome.rows),
+            "goals": self.goals,
+            "master": self.master,
+            "summary": self.summary,
+            "catalog_version": self.catalog_version,
+            "assignments": self.assignments,
+            "generated_at": self.generated_at,
+            "exit_code": self.exit_code,
+            "statuses": counts["statuses"],
+            "errors": counts["errors"],
+            "warnings": counts["warnings"],
+            "previous_rows": self.outcome.previous_rows,
+            "offices": [
+                {
+                    "office": o.office,
+                    "assignments": o.assignments,
+                    "received": o.received,
+                    "valid": o.valid,
+                    "missing": o.missing,
+                    "status": o.status,
+                    "reason": o.reason,
+                    "last_file": o.last_file,
+                    "last_time": o.last_time,
+                    "senders": list(o.senders),
+                }
+                for o in self.outcome.offices
+            ],
+            "unattributed": list(self.outcome.unattributed),
+            "dropped": [dataclasses.asdict(d) for d in self.outcome.dropped],
+            "notices": list(self.notices),
+            "evaluations": [
+                {"project": r.project, "department": r.department, "rating": r.rating, "file": r.file}
+                for r in self.outcome.rows
+            ],
+            "files": [
+                f.to_dict(self.outcome.statuses.get(f.name, f.status), notes.get(f.name, ())) for f in self.files
+            ],
+        }
 
 
 ISSUE_KEYS = ("code", "severity", "sheet", "cell", "column", "value", "message")

@@ -8,18 +8,27 @@ The CLI is a thin shell over these functions; each works from Python too:
     >>> run.exit_code, run.report["rows"]                                      # doctest: +SKIP
     (0, 69)
 
-Order of a merge: lock → sweep stale temporaries → read and validate → merge (pure) → write the
-master, the summary and the run report to temporaries, and the feedback copies (each atomically) →
-rename the master, the summary and the report into place. A failure while writing (a full disk)
-leaves the previous master, summary and report as they were.
+Order of a merge: lock → sweep stale temporaries → walk the inbox → validate (one immutable verdict
+per file) → merge (a pure function: verdicts → Outcome) → compare with the previous run (a large
+fall in evaluations keeps every previous output and exits 3) → feedback copies (each on its own;
+one that fails is `feedback-not-written`) → the master, the summary and the run report written to
+temporaries → renamed into place. A failure while writing (a full disk) leaves the previous
+master, summary and report as they were.
+
+A night is never stopped by one file: anything that goes wrong with one file becomes an issue on
+that file. Exit 3 (a PipelineError) is for faults of the run itself: the lock, the inbox, the
+outbox, the disk, the catalog, the settings, the drop guard.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,9 +38,9 @@ from typing import Any
 from pipeline import ingest
 from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog, load_catalog
-from pipeline.errors import InputError, LockedError, OutputError
-from pipeline.merge import MergeResult, merge_files
-from pipeline.report import FileReport, Issue, ValidationReport, issue_entry
+from pipeline.errors import GuardError, InputError, LockedError, OutputError, PipelineError
+from pipeline.merge import merge
+from pipeline.report import FileVerdict, Issue, Outcome, RunReport, ValidationReport, make_issue
 from pipeline.settings import Settings
 from pipeline.validate import validate_sources
 
@@ -39,12 +48,16 @@ LOCK_NAME = ".merge.lock"
 REPORT_NAME = "run-report.json"
 HISTORY_DIR = "history"
 FEEDBACK_DIR = "feedback"
+TEMPLATES_DIR = "templates"
 CACHE_DIR = ".cache"
 
-Progress = Callable[[Iterable[Path]], Iterable[Path]]
+Progress = Callable[[Iterable[Any]], Iterable[Any]]
+
+# A full disk (or quota, or a read-only outbox) is the run's fault, not one file's: exit 3.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
-def _no_progress(files: Iterable[Path]) -> Iterable[Path]:
+def _no_progress(files: Iterable[Any]) -> Iterable[Any]:
     return files
 
 
@@ -59,37 +72,65 @@ def run_validate(
     for p in paths:
         if not p.exists():
             raise InputError(f"{p} が見つかりません。ファイルかフォルダーのパスを確認してください。")
-    files = ingest.find_files(paths)
-    reports = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits)
-    written = write_feedback_copies(reports, feedback_dir, settings) if feedback_dir else []
-    return ValidationReport(reports), written
-
-
-def write_feedback_copies(reports: list[FileReport], folder: Path, settings: Settings) -> list[Path]:
-    """An annotated copy of each readable workbook that has issues (差し戻し用)."""
+    files = ingest.find_files(paths, settings.exclude)
+    verdicts = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits)
     written: list[Path] = []
+    notes: list[Issue] = []
+    if feedback_dir:
+        copies, notes = write_feedback_copies(verdicts, feedback_dir, settings)
+        written = [path for _, path in copies]
+    return ValidationReport(tuple(verdicts), tuple(notes)), written
+
+
+def write_feedback_copies(
+    verdicts: Iterable[FileVerdict], folder: Path, settings: Settings, stage: Callable[[Path], Path] | None = None
+) -> tuple[list[tuple[Path, Path]], list[Issue]]:
+    """An annotated copy of each readable workbook that has issues (差し戻し用).
+
+    Returns (target, file written) pairs. With `stage`, each copy is written to the temporary it
+    gives for the target, and the caller renames it into place with the run's other outputs;
+    without, it is written in place (atomically). Each copy is written on its own: one that cannot
+    be written is `feedback-not-written` on its file and the others are still written. Only a full
+    disk stops the run (OutputError)."""
+    written: list[tuple[Path, Path]] = []
+    notes: list[Issue] = []
     used: set[str] = set()
-    for report in reports:
-        if not report.issues or not report.kind:
+    for v in verdicts:
+        if not v.issues or not v.kind or v.status == "ignored":
             continue  # nothing to say, or never parsed (hostile files are not re-opened)
-        name = report.name.split(" › ")[-1]
+        name = v.name.split(" › ")[-1].rsplit("/", 1)[-1]
         stem, dot, suffix = name.rpartition(".")
         candidate, n = name, 1
         while candidate in used:
             n += 1
             candidate = f"{stem}_{n}.{suffix}" if dot else f"{name}_{n}"
         used.add(candidate)
-        if report.from_cache and (folder / candidate).exists():
-            written.append(folder / candidate)  # written on the night these bytes arrived
+        target = folder / candidate
+        if v.from_cache and target.exists():
+            written.append((target, target))  # written on the night these bytes arrived
             continue
-        data = ingest.reload(report, settings.limits)
-        if data is None:
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        from pipeline.feedback import write_feedback  # openpyxl: only when there is something to say
+        try:
+            data = ingest.reload(v.source, settings.limits)
+            if data is None:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            from pipeline.feedback import write_feedback  # openpyxl: only when there is something to say
 
-        written.append(write_feedback(data, name, report.issues, folder / candidate))
-    return written
+            out = stage(target) if stage is not None else target
+            written.append((target, write_feedback(data, name, list(v.issues), out)))
+        except Exception as exc:
+            cause = exc if isinstance(exc, OSError) else exc.__cause__
+            if isinstance(cause, OSError) and cause.errno in _DISK_ERRNOS:
+                raise OutputError(
+                    f"差し戻し用のファイル {target} を書き込めません({cause.strerror or cause})。"
+                    "前回の出力はそのまま残っています。ディスクの空きを確認してください。"
+                ) from exc
+            notes.append(_feedback_failed(v, exc))
+    return written, notes
+
+
+def _feedback_failed(v: FileVerdict, exc: BaseException) -> Issue:
+    return make_issue("feedback-not-written", file=v.name, detail=f"{type(exc).__name__}: {str(exc)[:160]}")
 
 
 # --- merge ------------------------------------------------------------------------------------
@@ -97,22 +138,29 @@ def write_feedback_copies(reports: list[FileReport], folder: Path, settings: Set
 
 @dataclass
 class MergeRun:
-    """Everything a merge produced; `report` is what run-report.json holds."""
+    """Everything a merge produced. `run_report` is the typed report; `report` its JSON form."""
 
     catalog: Catalog
-    files: list[FileReport]
-    result: MergeResult
-    issues: list[Issue]
-    report: dict[str, Any]
+    files: list[FileVerdict]
+    outcome: Outcome
+    run_report: RunReport
     master: Path
     summary: Path
     report_path: Path
     feedback: list[Path] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # e.g. the master was open in Excel
+    report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
-        return ValidationReport(self.files).exit_code
+        return self.run_report.exit_code
+
+    @property
+    def issues(self) -> list[Issue]:
+        return self.run_report.issues
+
+    def status_of(self, f: FileVerdict) -> str:
+        return self.outcome.statuses.get(f.name, f.status)
 
 
 def _check_folders(settings: Settings) -> None:
@@ -123,6 +171,13 @@ def _check_folders(settings: Settings) -> None:
         next(iter(os.scandir(inbox)), None)
     except OSError as exc:
         raise InputError(f"受信フォルダー {inbox} を読めません ({type(exc).__name__})。アクセス権を確認してください。") from None
+    i, o = inbox.resolve(), outbox.resolve()
+    if o == i or o.is_relative_to(i) or i.is_relative_to(o):
+        # Our own outputs would be read back as returns, or the inbox swept as our output.
+        raise InputError(
+            f"受信フォルダー {inbox} と出力フォルダー {outbox} が同じか、一方がもう一方の中にあります。"
+            "別々のフォルダーにしてください(設定ファイルの [paths] inbox / outbox)。"
+        )
     try:
         outbox.mkdir(parents=True, exist_ok=True)
         probe = outbox / f".~probe-{os.getpid()}"
@@ -132,8 +187,11 @@ def _check_folders(settings: Settings) -> None:
         raise OutputError(f"出力フォルダー {outbox} に書き込めません ({type(exc).__name__})。空き容量とアクセス権を確認してください。") from None
 
 
-def run_merge(settings: Settings, progress: Progress = _no_progress) -> MergeRun:
-    """The nightly merge. Raises PipelineError subclasses (exit 3) when it cannot run at all."""
+def run_merge(settings: Settings, progress: Progress = _no_progress, *, allow_drop: bool = False) -> MergeRun:
+    """The nightly merge. Raises PipelineError subclasses (exit 3) when it cannot run at all.
+
+    `allow_drop` writes the outputs even when the evaluations would fall by more than
+    `[guards] max_drop_percent` (or to zero) since the previous run."""
     from filelock import FileLock, Timeout
 
     catalog = load_catalog(settings.year, settings.schemas)
@@ -146,25 +204,72 @@ def run_merge(settings: Settings, progress: Progress = _no_progress) -> MergeRun
             f"別の集約処理が実行中です({settings.outbox / LOCK_NAME})。終わってからもう一度実行してください。"
         ) from None
     try:
-        return _merge_locked(catalog, settings, progress)
+        return _merge_locked(catalog, settings, progress, allow_drop)
     finally:
         lock.release()
 
 
-def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress) -> MergeRun:
+def previous_run(outbox: Path, catalog: Catalog) -> dict[tuple[str, str], str] | None:
+    """The previous run of the same fiscal year: each evaluation of its master → the file it came
+    from (run-report.json). None when there is none (first run, another year, unreadable)."""
+    try:
+        data = json.loads((outbox / REPORT_NAME).read_text(encoding="utf-8"))
+        if data.get("fiscal_year") != catalog.year:
+            return None
+        return {(e["project"], e["department"]): e["file"] for e in data["evaluations"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _preflight(catalog: Catalog, verdicts: list[FileVerdict]) -> list[FileVerdict]:
+    """Each file's rows checked against what the master writer accepts, file by file: a file whose
+    rows could not be written is rejected with internal-error, and the merge chooses without it."""
+    from pipeline import master
+
+    out = []
+    for v in verdicts:
+        try:
+            master.check_rows(catalog, v.rows)
+        except Exception as exc:
+            v = v.failed(make_issue("internal-error", file=v.name, detail=f"{type(exc).__name__}: {str(exc)[:160]}"))
+        out.append(v)
+    return out
+
+
+def _guard(outcome: Outcome, settings: Settings) -> None:
+    """Never a silent wipe: refuse a fall to zero, or by more than max_drop_percent."""
+    before, after = outcome.previous_rows, len(outcome.rows)
+    if not before or after >= before:
+        return
+    fall = before - after
+    if after > 0 and fall * 100 <= settings.max_drop_percent * before:
+        return
+    why = Counter(d.reason.split("(")[0] for d in outcome.dropped)
+    reasons = "、".join(f"{r} {n} 件" for r, n in why.most_common()) or "不明"
+    raise GuardError(
+        f"評価の件数が前回の {before} 件から {after} 件に減る({fall} 件、{fall * 100 / before:.0f}%)ため、"
+        f"出力を更新しませんでした(上限 {settings.max_drop_percent:g}%)。前回の集約ブック・集計ブック・実行レポートは"
+        f"そのまま残っています。消える評価の理由: {reasons}。受付フォルダ({settings.inbox})がつながっているか、"
+        "ファイルが移動・削除されていないか確認してください。意図した変更であれば merge --allow-drop で実行してください。"
+    )
+
+
+def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allow_drop: bool) -> MergeRun:
     from pipeline import atomic, master
 
     outbox = settings.outbox
-    for folder in (outbox, outbox / HISTORY_DIR, outbox / FEEDBACK_DIR, outbox / CACHE_DIR):
+    for folder in (outbox, outbox / HISTORY_DIR, outbox / FEEDBACK_DIR, outbox / CACHE_DIR, outbox / TEMPLATES_DIR):
         if folder.is_dir():
             atomic.sweep_temporaries(folder)
-    files = ingest.find_files([settings.inbox])
+    files = ingest.walk(settings.inbox, settings.exclude)
     cache = ResultCache(outbox / CACHE_DIR, catalog.version, settings.limits)
-    reports = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits, cache)
-    result = merge_files(catalog, reports)
-    issues = [i for f in reports for i in f.issues] + result.notes
+    verdicts = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits, cache)
+    verdicts = _preflight(catalog, verdicts)
+    outcome = merge(catalog, verdicts, previous_run(outbox, catalog))
+    if not allow_drop:
+        _guard(outcome, settings)
     # The master shows the newest input time, not the clock: the same inbox gives the same cells.
-    generated = max((f.received for f in reports if f.received), default="")
+    generated = max((v.received for v in verdicts if v.received), default="")
     notices: list[str] = []
 
     def written(target: Path, path: Path, what: str) -> Path:
@@ -174,11 +279,8 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress) -> M
             )
         return path
 
-    # Fix (issue 5): every output is first written in full to a temporary beside it, and only then
-    # renamed over the old one. Before, the master was replaced before the summary and the report
-    # were written, so a full disk while writing those left a new master beside an old summary and
-    # report, and the message "前回の出力はそのまま残っています" was false. Writing is where the space
-    # runs out; the renames at the end need none.
+    # Every output is first written in full to a temporary beside it, and only then renamed over
+    # the old one, so a full disk while writing any of them leaves all previous outputs as they were.
     master_target = outbox / master.master_name(catalog)
     summary_target = outbox / master.summary_name(catalog)
     report_path = outbox / REPORT_NAME
@@ -197,43 +299,69 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress) -> M
         # it is fsynced and replaced, with the fallback name when the target is open in Excel.
         return atomic.write_atomically(target, lambda t: os.replace(tmp, t))
 
-    def report_blob(master_path: Path, summary_path: Path) -> tuple[dict[str, Any], bytes]:
-        report = build_run_report(catalog, reports, result, master_path, summary_path, notices)
-        return report, json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8")
+    def report_blob(final: Outcome, master_path: Path, summary_path: Path) -> tuple[RunReport, bytes]:
+        report = RunReport(
+            fiscal_year=catalog.year,
+            catalog_version=catalog.version,
+            assignments=len(catalog.assignments),
+            goals=final.goal_counts(catalog),
+            master=str(master_path),
+            summary=str(summary_path),
+            generated_at=datetime.now().astimezone().isoformat(timespec="seconds"),
+            files=tuple(verdicts),
+            outcome=final,
+            notices=tuple(notices),
+        )
+        return report, json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode("utf-8")
 
     # Nothing new since the last run (same inputs, catalog and code) and its workbooks untouched:
     # they are already what this run would write, byte for byte, so they are kept as they are.
-    fingerprint = run_fingerprint(catalog, reports)
+    fingerprint = run_fingerprint(catalog, verdicts)
     unchanged = _unchanged_outputs(outbox, fingerprint)
+    # Everything is staged first (feedback copies, master, summary, report), then renamed into
+    # place: a full disk while writing any of them leaves every previous output as it was.
+    feedback: list[Path] = []
     try:
         try:
+            copies: list[tuple[Path, Path]] = []
             if unchanged:
                 master_path, summary_path = unchanged
-                feedback = []
             else:
+                copies, failed = write_feedback_copies(
+                    verdicts, outbox / FEEDBACK_DIR, settings, stage=lambda target: stage(target, lambda tmp: None)
+                )
+                outcome = outcome.with_notes(failed)
+                issues = [i for v in verdicts for i in v.issues] + list(outcome.notes)
                 master_tmp = stage(
                     master_target,
-                    lambda tmp: master.write_master(tmp, catalog, result, reports, issues, generated=generated),
+                    lambda tmp: master.write_master(tmp, catalog, outcome, verdicts, issues, generated=generated),
                 )
                 summary_tmp = stage(
-                    summary_target, lambda tmp: master.write_summary(tmp, catalog, result, generated=generated)
+                    summary_target, lambda tmp: master.write_summary(tmp, catalog, outcome, generated=generated)
                 )
-            report, blob = report_blob(master_target, summary_target)
+            run_report, blob = report_blob(outcome, master_target, summary_target)
             history.mkdir(exist_ok=True)
             report_tmp = stage(report_path, lambda tmp: tmp.write_bytes(blob))
             history_tmp = stage(history_path, lambda tmp: tmp.write_bytes(blob))
             if not unchanged:
-                feedback = write_feedback_copies(reports, outbox / FEEDBACK_DIR, settings)
+                feedback = [commit(target, tmp) if tmp != target else target for target, tmp in copies]
                 master_path = written(master_target, commit(master_target, master_tmp), "集約ブック")
                 summary_path = written(summary_target, commit(summary_target, summary_tmp), "集計ブック")
+        except PipelineError:
+            raise
         except OSError as exc:
             raise OutputError(
                 f"出力の書き込みに失敗しました({type(exc).__name__}: {exc})。前回の出力はそのまま残っています。"
                 "空き容量とアクセス権を確認してください。"
             ) from None
+        except Exception as exc:  # a fault of ours while writing: the run's, not one file's
+            raise OutputError(
+                f"集約ブックの作成中に内部エラーが起きました({type(exc).__name__}: {str(exc)[:200]})。"
+                "前回の出力はそのまま残っています。このメッセージを添えてシステム担当に連絡してください。"
+            ) from exc
         try:
             if (master_path, summary_path) != (master_target, summary_target):  # written under another name
-                report, blob = report_blob(master_path, summary_path)
+                run_report, blob = report_blob(outcome, master_path, summary_path)
                 report_tmp = stage(report_path, lambda tmp: tmp.write_bytes(blob))
                 history_tmp = stage(history_path, lambda tmp: tmp.write_bytes(blob))
             commit(report_path, report_tmp)
@@ -248,18 +376,22 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress) -> M
     with contextlib.suppress(OSError):  # the caches are an optimisation only
         cache.save()
         _remember_outputs(outbox, fingerprint, master_path, summary_path)
-    return MergeRun(catalog, reports, result, issues, report, master_path, summary_path, report_path, feedback, notices)
+    return MergeRun(catalog, verdicts, outcome, run_report, master_path, summary_path, report_path, feedback,
+                    notices, run_report.to_dict())
 
 
 LAST_RUN = "last-run.json"
 
 
-def run_fingerprint(catalog: Catalog, reports: list[FileReport]) -> str:
-    """What the workbooks of a run depend on: every input (name, content, time, sender), the
-    catalog and this code. Equal fingerprints give identical workbooks."""
+def run_fingerprint(catalog: Catalog, verdicts: list[FileVerdict]) -> str:
+    """What the workbooks of a run depend on: every input (name, content, times, sender, office),
+    the catalog and this code. Equal fingerprints give identical workbooks."""
     from pipeline.cache import code_version
 
-    inputs = sorted((f.name, f.sha256, f.received, f.sender, f.subject, f.status) for f in reports)
+    inputs = sorted(
+        (f.name, f.source.sha256, f.received, f.saved, f.sender, f.source.subject, f.status, f.office)
+        for f in verdicts
+    )
     blob = json.dumps([catalog.version, code_version(), inputs], ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -302,57 +434,6 @@ def _prune_history(history: Path, keep: int) -> None:
         p.unlink(missing_ok=True)
 
 
-def build_run_report(
-    catalog: Catalog,
-    files: list[FileReport],
-    result: MergeResult,
-    master_path: Path,
-    summary_path: Path,
-    notices: list[str],
-) -> dict[str, Any]:
-    """run-report.json: the contract keys (fiscal_year, rows, goals, master, files) and more."""
-    notes_by_file: dict[str, list[Issue]] = {}
-    for n in result.notes:
-        notes_by_file.setdefault(n.file, []).append(n)
-    out_files = []
-    for f in files:
-        entry = f.to_dict()
-        entry["issues"] += [issue_entry(i) for i in notes_by_file.get(f.name, [])]
-        out_files.append(entry)
-    validation = ValidationReport(files)
-    counts = validation.counts()
-    return {
-        "fiscal_year": catalog.year,
-        "rows": len(result.rows),
-        "goals": result.goal_counts(catalog),
-        "master": str(master_path),
-        "summary": str(summary_path),
-        "catalog_version": catalog.version,
-        "assignments": len(catalog.assignments),
-        "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "exit_code": validation.exit_code,
-        "statuses": counts["statuses"],
-        "errors": counts["errors"],
-        "warnings": counts["warnings"],
-        "offices": [
-            {
-                "office": o.office,
-                "assignments": o.assignments,
-                "received": o.received,
-                "valid": o.valid,
-                "missing": o.missing,
-                "status": o.status,
-                "last_file": o.last_file,
-                "last_time": o.last_time,
-                "senders": o.senders,
-            }
-            for o in result.offices
-        ],
-        "notices": notices,
-        "files": out_files,
-    }
-
-
 # --- templates and the demo -------------------------------------------------------------------
 
 
@@ -366,13 +447,27 @@ def run_templates(settings: Settings, out_dir: Path) -> list[Path]:
         raise OutputError(f"テンプレートを {out_dir} に書き込めません({type(exc).__name__}: {exc})。") from None
 
 
-def run_demo(settings: Settings, demo_inbox: Path, progress: Progress = _no_progress) -> MergeRun:
-    """Templates → filled in with the published R6 answers, as each department would → merge."""
-    from pipeline.demo import DEMO_RESULTS, fill_returns
+def run_demo(
+    settings: Settings, demo_inbox: Path | None = None, progress: Progress = _no_progress, *, outbox: Path | None = None
+) -> MergeRun:
+    """Templates → filled in with the published R6 answers, as each department would → merge.
 
-    templates_dir = settings.outbox / "templates"
-    run_templates(settings, templates_dir)
-    catalog = load_catalog(settings.year, settings.schemas)
-    fill_returns(catalog, templates_dir, DEMO_RESULTS, demo_inbox)
-    return run_merge(settings.with_options(inbox=demo_inbox), progress)
+    A sandbox: it writes only into its own folders (default demo/inbox and demo/outbox), never the
+    live inbox or outbox of the settings, and always runs the shipped R6 plan (the published data)."""
+    from pipeline.demo import DEMO_DIR, DEMO_RESULTS, fill_returns
+
+    demo = dataclasses.replace(
+        settings,
+        inbox=demo_inbox or DEMO_DIR / "inbox",
+        outbox=outbox or DEMO_DIR / "outbox",
+        year="R6",
+        schemas=None,
+        exclude=(),
+    )
+    templates_dir = demo.outbox / TEMPLATES_DIR
+    run_templates(demo, templates_dir)
+    catalog = load_catalog(demo.year, demo.schemas)
+    demo.inbox.mkdir(parents=True, exist_ok=True)
+    fill_returns(catalog, templates_dir, DEMO_RESULTS, demo.inbox)
+    return run_merge(demo, progress)
 

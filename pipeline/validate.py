@@ -1,31 +1,40 @@
 """Validate returned workbooks: find the data, normalise it, run the pandera schema and the
-plan-aware checks, and turn every problem into an Issue at a cell address.
+plan-aware checks, and turn every problem into an Issue at a cell address. The result is one
+immutable `FileVerdict` per file.
 
 The same function serves `validate` and the nightly `merge`. Work is batched: each file is read
 and normalised on its own, then the rows of all files go through the pandera schema in one lazy
 pass (a schema call per file would cost more than reading the file), then the plan checks run
-row by row.
+row by row. Who sent a file (its office) and which year it reports are decided here too, because
+they decide which rows a file may change.
+
+Containment: whatever goes wrong inside the checks of one file (a bug, a value no one foresaw)
+becomes `internal-error` on that file; the other files are validated as if it were not there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from plan_schemas.columns import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, REQUIRED, RESULT
 
 from pipeline import gate, ingest, layout
-from pipeline.cache import Entry, ResultCache
-from pipeline.catalog import Catalog
+from pipeline.cache import ResultCache
+from pipeline.catalog import Assignment, Catalog
 from pipeline.gate import col_letters as column_letter
 from pipeline.ingest import RawSheet, Source
 from pipeline.normalize import (
     as_text,
     clean_text,
+    fiscal_years,
     fold,
     label_key,
     parse_measure,
@@ -33,7 +42,16 @@ from pipeline.normalize import (
     parse_rating,
     squash,
 )
-from pipeline.report import Evaluation, FileReport, Issue, ValidationReport, make_issue
+from pipeline.report import (
+    VERIFIED_SOURCES,
+    Evaluation,
+    ExcludedRow,
+    FileVerdict,
+    Issue,
+    Provenance,
+    ValidationReport,
+    make_issue,
+)
 from pipeline.settings import LimitSettings
 
 NAME = "個別事業・取り組み"
@@ -70,6 +88,7 @@ class Candidate:
     value: dict[str, str | None]  # column → normalised value (None when blank)
     issues: list[Issue] = field(default_factory=list)
     carried: bool = False  # 施策No./事業No. taken from the row above
+    restored: bool = False  # a template's overwritten 担当課, read as the printed one
 
 
 # --- Reading the layout -----------------------------------------------------------------------
@@ -123,7 +142,7 @@ def _warn_normalised(c: Candidate, col: str, raw: str, normalised: str) -> None:
         )
 
 
-def _candidates(file_index: int, source: Source, sheets: list[RawSheet], report: FileReport) -> list[Candidate]:
+def _candidates(file_index: int, name: str, sheets: list[RawSheet], issues: list[Issue]) -> list[Candidate]:
     out: list[Candidate] = []
     empty: list[str] = []  # data sheets that gave no row
     data_sheets = 0
@@ -137,14 +156,14 @@ def _candidates(file_index: int, source: Source, sheets: list[RawSheet], report:
         columns = _header_columns(sheet.rows[header])
         missing = [c for c in REQUIRED if c not in columns]
         for col in missing:
-            report.issues.append(make_issue("column-missing", file=source.name, sheet=sheet.name, column=col))
+            issues.append(make_issue("column-missing", file=name, sheet=sheet.name, column=col))
         if missing:
             continue
         for i, value in enumerate(sheet.rows[header]):
             text = as_text(value).strip()
             if text and i not in columns.values():
-                report.issues.append(
-                    make_issue("column-extra", file=source.name, sheet=sheet.name,
+                issues.append(
+                    make_issue("column-extra", file=name, sheet=sheet.name,
                                cell=f"{column_letter(i + 1)}{header + 1}", value=text)
                 )
         previous: Candidate | None = None
@@ -185,10 +204,10 @@ def _candidates(file_index: int, source: Source, sheets: list[RawSheet], report:
     # left with just its header (e.g. 基本目標3 with nothing to report) must not reject the rows of
     # the others.
     if not out:
-        for name in empty:
-            report.issues.append(make_issue("no-rows", file=source.name, sheet=name))
+        for sheet_name in empty:
+            issues.append(make_issue("no-rows", file=name, sheet=sheet_name))
     if not data_sheets:
-        report.issues.append(make_issue("header-not-found", file=source.name))
+        issues.append(make_issue("header-not-found", file=name))
     return out
 
 
@@ -229,8 +248,7 @@ def _normalise(c: Candidate, row: list[Any], columns: dict[str, int]) -> None:
         c.value[col] = text or None
         if had_x000d:
             c.issues.append(
-                make_issue("value-normalised", sheet=c.sheet, cell=c.cells[col], column=col,
-                           value="_x000D_", row=c.row, normalised="改行")
+                make_issue("line-break-pasted", sheet=c.sheet, cell=c.cells[col], column=col, row=c.row)
             )
         if had_control:
             c.issues.append(
@@ -260,7 +278,10 @@ def _cell_facts(c: Candidate, sheet: RawSheet) -> None:
                 code = "cell-formula-no-cache"
             else:
                 code = "cell-formula"
-            c.issues.append(make_issue(code, sheet=c.sheet, cell=cell, column=col, value="=" + formula, row=c.row))
+            # the value used is what the department saw: the cached result (formula for the DDE)
+            shown = "=" + formula if code != "cell-formula" else c.raw.get(col, "")
+            c.issues.append(make_issue(code, sheet=c.sheet, cell=cell, column=col, value=shown, row=c.row,
+                                       formula="=" + formula[:80]))
     if c.row in facts.hidden_rows:
         c.issues.append(make_issue("row-hidden", sheet=c.sheet, cell=f"A{c.row}", value=c.row, row=c.row))
     # A merged range that starts on this row: only its top-left cell holds a value (the rest read
@@ -283,7 +304,7 @@ def _row_of(cell: str) -> int:
     return int(cell.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ$").replace("$", "") or 0)
 
 
-def _uncalculated(checked: gate.GateResult, candidates: list[Candidate], report: FileReport) -> None:
+def _uncalculated(checked: gate.GateResult, candidates: list[Candidate], name: str, issues: list[Issue]) -> None:
     """Formulas saved by a tool that does not calculate (or asked Excel to recalculate on open):
     their cached results may be stale or 0, so say so once for the file."""
     first = next((i for c in candidates for i in c.issues if i.code == "cell-formula"), None)
@@ -291,25 +312,144 @@ def _uncalculated(checked: gate.GateResult, candidates: list[Candidate], report:
     excel = app.startswith("Microsoft Excel") and "openpyxl" not in app.lower()
     if first is None or (excel and not checked.calc_on_load):
         return
-    report.issues.append(
-        make_issue("cell-uncalculated", file=report.name, sheet=first.sheet, cell=first.cell,
+    issues.append(
+        make_issue("cell-uncalculated", file=name, sheet=first.sheet, cell=first.cell,
                    value=app or "不明なソフト", row=first.row)
     )
+
+
+# --- Who sent it, and which year ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What a file's provenance says before its content is read: the office of its sender address
+    and the office and years its name carries. Part of the cache key, since they change what the
+    same bytes mean (a row of another office is an error in a file known to come from one office)."""
+
+    sender_office: str = ""
+    name_office: str = ""
+    name_years: tuple[str, ...] = ()
+    name_where: str = ""  # the name the years were found in
+
+    @property
+    def key(self) -> str:
+        return f"{self.sender_office}|{self.name_office}|{','.join(self.name_years)}"
+
+
+def _name_pieces(name: str) -> tuple[list[str], list[str]]:
+    """File names innermost first (attachment, then the message or zip) and folder names innermost
+    first, from a name such as '健康課/5月/mail.eml › R6_….xlsx'."""
+    segments = name.split(" › ")
+    files = [seg.rsplit("/", 1)[-1] for seg in reversed(segments)]
+    folders = [f for f in reversed(segments[0].split("/")[:-1]) if f]
+    return files, folders
+
+
+def hints_for(catalog: Catalog, name: str, sender: str = "") -> Hints:
+    files, folders = _name_pieces(name)
+    office = next((o for o in map(catalog.office_in_name, files + folders) if o), None) or ""
+    years: tuple[str, ...] = ()
+    where = ""
+    for f in files:
+        found = fiscal_years(f, codes=True)
+        if found:
+            years, where = tuple(found), f
+            break
+    sender_office = catalog.senders.get(sender.lower(), "") if sender else ""
+    return Hints(sender_office, office, years, where)
+
+
+def _office_from(template_office: str, hints: Hints) -> tuple[str, str]:
+    """The office and how it is known: the template's metadata, the sender, the name (in that order)."""
+    if template_office:
+        return template_office, "template"
+    if hints.sender_office:
+        return hints.sender_office, "sender"
+    if hints.name_office:
+        return hints.name_office, "file-name"
+    return "", "none"
+
+
+def _year_label(code: str) -> str:
+    return f"令和{code[1:]}年度" if code != "R1" else "令和元年度"
+
+
+def _year_issue(catalog: Catalog, sheets: list[RawSheet], hints: Hints, name: str) -> Issue | None:
+    """year-mismatch when the first place that names a fiscal year (the header's label, a title row
+    above it, the file name) names another year than the run's."""
+    headers = []
+    for sheet in sheets:
+        if sheet.name == layout.META_SHEET:
+            continue
+        header = find_header(sheet)
+        if header is not None:
+            headers.append((sheet, header))
+
+    def cells(sheet: RawSheet, rows: Iterable[int]) -> Iterable[tuple[str, str]]:
+        for r in rows:
+            for i, value in enumerate(sheet.rows[r]):
+                if isinstance(value, str) and 0 < len(value) <= 200:
+                    yield f"{column_letter(i + 1)}{r + 1}", value
+
+    places: list[tuple[list[str], str]] = []
+    for sheet, header in headers:
+        for cell, text in cells(sheet, [header]):
+            if fiscal_years(text):
+                places.append((fiscal_years(text), f"シート「{sheet.name}」{cell} の見出し「{text.strip()}」"))
+    if not places:
+        for sheet, header in headers:
+            for cell, text in cells(sheet, range(header)):
+                if fiscal_years(text):
+                    places.append((fiscal_years(text), f"シート「{sheet.name}」{cell} の表題「{text.strip()[:60]}」"))
+    if not places and hints.name_years:
+        places.append((list(hints.name_years), f"ファイル名「{hints.name_where}」"))
+    if not places:
+        return None
+    years, where = places[0]
+    if catalog.year in years:
+        return None
+    return make_issue("year-mismatch", file=name, value=years[0], found=_year_label(years[0]), where=where,
+                      expected=f"{catalog.year_label}({catalog.year})")
+
+
+def _moment(iso: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(iso.strip())
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)  # core.xml times are UTC (W3CDTF)
+
+
+def _own_output(checked: gate.GateResult) -> str | None:
+    """The kind label of a workbook we wrote (集約ブック, …), or None when it is not ours — or is a
+    feedback copy the department saved again after correcting it, which is their return."""
+    value = checked.custom.get(layout.OUTPUT_PROPERTY)
+    if not value:
+        return None
+    mark = layout.parse_output_mark(value)
+    kind = mark.get("kind", "")
+    if kind == "feedback":
+        written, saved = _moment(mark.get("time", "")), _moment(checked.saved)
+        if written and saved and (saved - written).total_seconds() > layout.FEEDBACK_RESAVED_AFTER_S:
+            return None
+    return layout.OUTPUT_KINDS.get(kind, "ファイル")
 
 
 # --- Checks -----------------------------------------------------------------------------------
 
 
-def _schema_issues(catalog: Catalog, candidates: list[Candidate]) -> None:
-    """One lazy pandera pass over every row of the batch; failures become issues on their rows."""
+def _schema_issues(catalog: Catalog, candidates: list[Candidate]) -> list[tuple[Candidate, Issue]]:
+    """One lazy pandera pass over every row of the batch; returns each failure as an issue on its row."""
     if not candidates:
-        return
+        return []
     import pandas as pd
     import pandera.errors
     from plan_schemas.evaluation import evaluation_schema
 
     columns = (MEASURE, PROJECT, DEPARTMENT, RESULT, RATING, OUTLOOK)
     frame = pd.DataFrame({col: [c.value.get(col) for c in candidates] for col in columns})
+    out: list[tuple[Candidate, Issue]] = []
     try:
         evaluation_schema(catalog.projects).validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as exc:
@@ -325,21 +465,23 @@ def _schema_issues(catalog: Catalog, candidates: list[Candidate]) -> None:
                 continue  # #REF!, an uncached formula: reported as such, not as a blank cell
             extra: dict[str, Any] = {}
             if code == "text-too-long":
-                extra["length"] = len(c.value.get(col) or "")
+                extra["length"] = len((c.value.get(col) or "").encode("utf-16-le")) // 2  # as Excel counts
             if code == "project-unknown":
                 group = catalog.group_containing(c.value.get(PROJECT))
                 if group is not None:
                     extra["hint"] = f"事業No.{group.label} はまとめて1行で報告します(事業No. は「{group.label}」)。"
-            c.issues.append(
-                make_issue(code, sheet=c.sheet, cell=c.cells.get(col, ""), column=col,
-                           value=c.raw.get(col, ""), row=c.row, **extra)
-            )
+            out.append((c, make_issue(code, sheet=c.sheet, cell=c.cells.get(col, ""), column=col,
+                                      value=c.raw.get(col, ""), row=c.row, **extra)))
+    return out
 
 
 def _plan_issues(
     catalog: Catalog, c: Candidate, office: str | None, seen: dict[tuple[str, str], int]
-) -> tuple[str, str] | None:
-    """Measure, assignment, office and duplicate checks. Returns the row's key when known."""
+) -> Assignment | None:
+    """Measure, assignment, office and duplicate checks. Returns the row's assignment when known.
+
+    `office` is the verified office of the file: a row for another office's assignment is
+    office-mismatch, and a small misspelling of the office's own name is read as the office."""
     project_key = c.value.get(PROJECT)
     project = catalog.projects.get(project_key or "")
     if project is None:
@@ -355,6 +497,8 @@ def _plan_issues(
         return None
     assignment, how = catalog.match_assignment(project.key, text)
     cell = c.cells[DEPARTMENT]
+    if assignment is None and how == "unknown" and office:
+        assignment = catalog.misspelt_assignment(project.key, text, office)
     if assignment is None:
         assigned = "、".join(a.department for a in catalog.assignments_of(project.key))
         if how == "unknown":
@@ -369,7 +513,8 @@ def _plan_issues(
         return None
     # Also for an exact match after trimming: surrounding (full-width) spaces are a change too,
     # and _warn_normalised only warns when the text as written differs.
-    _warn_normalised(c, DEPARTMENT, c.raw[DEPARTMENT], assignment.department)
+    if not c.restored:  # a restored 担当課 is reported as catalog-cell-changed instead
+        _warn_normalised(c, DEPARTMENT, c.raw[DEPARTMENT], assignment.department)
     if office and assignment.office != office:
         c.issues.append(make_issue("office-mismatch", sheet=c.sheet, cell=cell, column=DEPARTMENT,
                                    value=assignment.department, row=c.row, office=office))
@@ -380,41 +525,279 @@ def _plan_issues(
                                    first=seen[key]))
     else:
         seen[key] = c.row
-    return key
+    return assignment
 
 
-def _template_issues(catalog: Catalog, meta: dict[str, str], sheets: list[RawSheet], report: FileReport) -> str | None:
-    """Year, office and catalog version of our template, and its pre-filled cells. Returns the office."""
+def _diff(expected: str, found: str) -> str:
+    """Where a pre-filled text was changed: the whole values when short, else the changed part
+    with a little context, so the change can be found in a 300-character 内容."""
+    if len(expected) <= 30 and len(found) <= 30:
+        return f"元の値「{expected}」、今の値「{found}」"
+    p = 0
+    while p < min(len(expected), len(found)) and expected[p] == found[p]:
+        p += 1
+    q = 0
+    while q < min(len(expected), len(found)) - p and expected[-1 - q] == found[-1 - q]:
+        q += 1
+    before = expected[max(0, p - 10) : p]
+    after = expected[len(expected) - q :][:10]
+    lead = "…" if p > 10 else ""
+    tail = "…" if q > 10 else ""
+    def part(text: str) -> str:
+        return (text[:40] + "…" if len(text) > 40 else text) or "(なし)"
+
+    old, new = part(expected[p : len(expected) - q]), part(found[p : len(found) - q])
+    return f"{p + 1} 文字目から変更: 元「{lead}{before}【{old}】{after}{tail}」→ 今「{lead}{before}【{new}】{after}{tail}」"
+
+
+_PREFILLED = (MEASURE, PROJECT, NAME, CONTENT, DEPARTMENT)
+
+
+def _prefilled_issues(catalog: Catalog, c: Candidate, assignment: Assignment) -> None:
+    """Our template's printed cells A–E of a row, compared with the plan for the row's assignment
+    (matched by 事業No. and 担当課, wherever the row now stands)."""
+    project = catalog.projects[assignment.project]
+    expected = (project.measure_code, project.label, project.name, project.content, assignment.department)
+    for col, want in zip(_PREFILLED, expected, strict=True):
+        got = c.raw.get(col, "")
+        if col in c.cells and got != want:
+            c.issues.append(
+                make_issue("catalog-cell-changed", sheet=c.sheet, cell=c.cells[col], column=col, value=got,
+                           row=c.row, expected=want, diff=_diff(want, got))
+            )
+
+
+def _restore_overwritten_departments(catalog: Catalog, office: str, candidates: list[Candidate]) -> None:
+    """In our template 担当課 is a printed, locked cell. A row whose 担当課 was overwritten no longer
+    names one of the office's assignments; when exactly one of them with the row's 事業No. has no
+    row, the row is that assignment (its changed 担当課 is then catalog-cell-changed), not a
+    stranger's row plus a missing one."""
+    mine = catalog.assignments_for_office(office)
+    keys = {a.key for a in mine}
+    placed: set[tuple[str, str]] = set()
+    strays: list[Candidate] = []
+    for c in candidates:
+        project, text = c.value.get(PROJECT), c.value.get(DEPARTMENT)
+        if c.sheet != layout.TEMPLATE_SHEET or project not in catalog.projects or not text:
+            continue
+        found, _ = catalog.match_assignment(project, text)
+        if found is not None and found.key in keys:
+            placed.add(found.key)
+        else:
+            strays.append(c)
+    for c in strays:
+        free = [a for a in mine if a.project == c.value.get(PROJECT) and a.key not in placed]
+        if len(free) == 1:
+            c.value[DEPARTMENT] = free[0].department
+            c.restored = True
+            placed.add(free[0].key)
+
+
+def _template_order(catalog: Catalog, office: str, placed: list[tuple[tuple[str, str], int]],
+                    sheet: str) -> list[Issue]:
+    """row-missing for each of the office's assignments with no row, and at most one row-moved when
+    the rows were reordered, or shifted by an inserted row."""
+    expected = [a for a in catalog.assignments_for_office(office)]
+    present = {key: row for key, row in placed}
+    issues = [
+        make_issue("row-missing", sheet=sheet, value=a.department, project=catalog.projects[a.project].label)
+        for a in expected
+        if a.key not in present
+    ]
+    order = [key for key, _ in placed if key in {a.key for a in expected}]
+    reordered = order != [a.key for a in expected if a.key in present]
+    shifted = any(present.get(a.key, i + layout.FIRST_DATA_ROW) != i + layout.FIRST_DATA_ROW
+                  for i, a in enumerate(expected))
+    if reordered or (shifted and not issues):
+        detail = "行の順番が入れ替わっています" if reordered else "行が挿入されています"
+        first = next((row for key, row in placed), layout.FIRST_DATA_ROW)
+        issues.append(make_issue("row-moved", sheet=sheet, cell=f"A{first}", detail=detail, row=first))
+    return issues
+
+
+def _template_issues(catalog: Catalog, meta: dict[str, str], name: str) -> tuple[str, list[Issue]]:
+    """Year, office and catalog version of our template. Returns the office ("" when unknown)."""
     office = meta.get("office", "")
     expected = f"{catalog.year_label}({catalog.year})・計画版 {catalog.version} のテンプレート"
     if meta.get("fiscal_year", "").upper() != catalog.year:
-        report.issues.append(make_issue("template-mismatch", file=report.name, sheet=layout.META_SHEET,
-                                        found=f"年度 {meta.get('fiscal_year')}", expected=expected))
+        found = f"年度 {meta.get('fiscal_year')}"
     elif meta.get("catalog_version") != catalog.version:
-        report.issues.append(make_issue("template-mismatch", file=report.name, sheet=layout.META_SHEET,
-                                        found=f"計画版 {meta.get('catalog_version')}", expected=expected))
+        found = f"計画版 {meta.get('catalog_version')}"
     elif office not in catalog.offices or not catalog.assignments_for_office(office):
-        report.issues.append(make_issue("template-mismatch", file=report.name, sheet=layout.META_SHEET,
-                                        found=f"担当課「{office}」", expected="登録された担当課のテンプレート"))
-        return None
-    if report.issues and any(i.code == "template-mismatch" for i in report.issues):
-        return office if office in catalog.offices else None
-    values = layout.prefilled_values(catalog, office)
-    sheet = next((s for s in sheets if s.name == layout.TEMPLATE_SHEET), None)
-    if sheet is None:
-        return office
-    for i, expected_row in enumerate(values):
-        r = layout.FIRST_DATA_ROW - 1 + i
-        row = sheet.rows[r] if r < len(sheet.rows) else []
-        for col, want in enumerate(expected_row):
-            got = as_text(row[col]) if col < len(row) else ""
-            if got != want:
-                report.issues.append(
-                    make_issue("catalog-cell-changed", file=report.name, sheet=sheet.name,
-                               cell=f"{column_letter(col + 1)}{r + 1}", column=layout.COLUMNS[col],
-                               value=got, row=r + 1, expected=want)
-                )
-    return office
+        issue = make_issue("template-mismatch", file=name, sheet=layout.META_SHEET,
+                           found=f"担当課「{office}」", expected="登録された担当課のテンプレート")
+        return "", [issue]
+    else:
+        return office, []
+    issue = make_issue("template-mismatch", file=name, sheet=layout.META_SHEET, found=found, expected=expected)
+    return (office if office in catalog.offices else ""), [issue]
+
+
+# --- One file: read, then finish after the batch's schema pass -----------------------------------
+
+
+@dataclass(frozen=True)
+class Content:
+    """What a workbook's bytes decided, given its hints: everything of a verdict but provenance.
+    This is what the validation cache keeps between nights."""
+
+    kind: str = ""
+    office: str = ""
+    office_source: str = "none"
+    offices: frozenset[str] = frozenset()
+    issues: tuple[Issue, ...] = ()
+    rows: tuple[Evaluation, ...] = ()
+    excluded: tuple[ExcludedRow, ...] = ()
+    saved: str = ""
+    ignore: str = ""  # why it is not read (one of our own outputs)
+
+
+@dataclass
+class _Draft:
+    """A file under validation (mutable while it is checked; frozen into Content by _finish)."""
+
+    source: Source
+    hints: Hints
+    issues: list[Issue] = field(default_factory=list)
+    kind: str = ""
+    office: str = ""
+    office_source: str = "none"
+    saved: str = ""
+    ignore: str = ""
+    candidates: list[Candidate] = field(default_factory=list)
+    failed: Issue | None = None
+
+
+def _internal_error(name: str, exc: BaseException) -> Issue:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return make_issue("internal-error", file=name, detail=f"{type(exc).__name__}: {str(exc)[:160]}{where}")
+
+
+def _read(catalog: Catalog, d: _Draft, reader: Any, limits: gate.Limits, index: int) -> None:
+    name = d.source.name
+    sheets, checked, issues = ingest.read_workbook(d.source, reader, limits)
+    d.issues.extend(issues)
+    d.saved = checked.saved
+    template_office = ""
+    if sheets:
+        own = _own_output(checked)
+        if own is not None:
+            d.ignore = f"このツールが作成した{own}です"
+            d.issues.append(make_issue("own-output", file=name, value=own,
+                                       detail=f"作成 {checked.saved or '日時不明'}"))
+            return
+        meta = read_meta(sheets)
+        if meta is not None:
+            d.kind = "template"
+            template_office, template = _template_issues(catalog, meta, name)
+            d.issues.extend(template)
+        else:
+            d.kind = "table"
+    d.office, d.office_source = _office_from(template_office, d.hints)
+    if not sheets or _rejected(d.issues):
+        return
+    if d.kind != "template":  # a template's year is its metadata's (template-mismatch)
+        year = _year_issue(catalog, sheets, d.hints, name)
+        if year is not None:
+            d.issues.append(year)
+            return
+    d.candidates = _candidates(index, name, sheets, d.issues)
+    _uncalculated(checked, d.candidates, name, d.issues)
+
+
+def _rejected(issues: Iterable[Issue]) -> bool:
+    return any(i.is_error and i.is_file_level for i in issues)
+
+
+def _finish(catalog: Catalog, d: _Draft) -> Content:
+    name = d.source.name
+    fields = {"kind": d.kind, "saved": d.saved}
+    if d.failed is not None:
+        return Content(**fields, office=d.office, office_source=d.office_source, issues=(*d.issues, d.failed))
+    if d.ignore or _rejected(d.issues):
+        return Content(**fields, office=d.office, office_source=d.office_source, issues=tuple(d.issues),
+                       ignore=d.ignore)
+    verified = d.office if d.office_source in VERIFIED_SOURCES else None
+    issues = list(d.issues)
+    rows: list[Evaluation] = []
+    excluded: list[ExcludedRow] = []
+    offices: set[str] = set()
+    placed: list[tuple[tuple[str, str], int]] = []
+    seen: dict[tuple[str, str], int] = {}
+    template = d.kind == "template"
+    if template and verified:
+        _restore_overwritten_departments(catalog, verified, d.candidates)
+    for c in d.candidates:
+        assignment = _plan_issues(catalog, c, verified, seen)
+        if assignment is not None:
+            offices.add(assignment.office)
+            placed.append((assignment.key, c.row))
+            if template and c.sheet == layout.TEMPLATE_SHEET:
+                _prefilled_issues(catalog, c, assignment)
+        issues.extend(dataclasses.replace(i, file=name) for i in c.issues)
+        if any(i.is_error for i in c.issues):
+            if assignment is not None:
+                excluded.append(ExcludedRow(c.sheet, c.row, *assignment.key))
+            continue
+        assert assignment is not None  # a row without errors has a known assignment
+        rows.append(Evaluation(assignment.project, assignment.department, c.value[RESULT] or "",
+                               c.value[RATING] or "", c.value[OUTLOOK] or "", name, c.sheet, c.row,
+                               d.source.received))
+    office, source = d.office, d.office_source
+    if template and verified:
+        issues.extend(dataclasses.replace(i, file=name)
+                      for i in _template_order(catalog, verified, placed, layout.TEMPLATE_SHEET))
+    if source not in VERIFIED_SOURCES:
+        if len(offices) == 1:
+            office, source = next(iter(offices)), "rows"
+        if offices:
+            issues.append(make_issue("office-unverified", file=name))
+    return Content(kind=d.kind, office=office, office_source=source, offices=frozenset(offices | ({office} - {""})),
+                   issues=tuple(issues), rows=tuple(rows), excluded=tuple(excluded), saved=d.saved)
+
+
+def _sender_issues(catalog: Catalog, source: Provenance, office: str) -> list[Issue]:
+    """E-mailed returns: is the sender one of the offices' known addresses, and the right one?"""
+    if not source.sender or not catalog.senders:
+        return []  # no e-mail, or no addresses registered: nothing to compare with
+    sender_office = catalog.senders.get(source.sender.lower())
+    if sender_office is None:
+        return [make_issue("sender-unknown", file=source.name, value=source.sender)]
+    if office and sender_office != office:
+        return [make_issue("sender-office-mismatch", file=source.name, value=source.sender,
+                           sender_office=sender_office, office=office)]
+    return []
+
+
+def _verdict(catalog: Catalog, source: Source, content: Content, from_cache: bool) -> FileVerdict:
+    prov = source.provenance
+    name, received = prov.name, prov.received
+    rows = tuple(r if (r.file, r.received) == (name, received) else dataclasses.replace(r, file=name, received=received)
+                 for r in content.rows)
+    issues = [
+        *source.notes,
+        *(i if i.file == name else dataclasses.replace(i, file=name) for i in content.issues),
+        *_sender_issues(catalog, prov, content.office),
+    ]
+    fields: dict[str, Any] = {"kind": content.kind, "office": content.office, "office_source": content.office_source,
+                              "saved": content.saved, "from_cache": from_cache}
+    if content.ignore:
+        return FileVerdict.ignored(prov, content.ignore, issues, **fields)
+    return FileVerdict.judged(prov, issues, rows, offices=content.offices, excluded=content.excluded, **fields)
+
+
+def _attributed(catalog: Catalog, verdict: FileVerdict) -> FileVerdict:
+    """A file not read (rejected before parsing, unreadable, an e-mail without a workbook) still
+    counts for its office when its sender or name tells which one it is."""
+    if verdict.status == "ignored" or verdict.office:
+        return verdict
+    office, source = _office_from("", hints_for(catalog, verdict.name, verdict.sender))
+    if not office:
+        return verdict
+    extra = _sender_issues(catalog, verdict.source, office)
+    return dataclasses.replace(verdict, office=office, office_source=source, offices=frozenset({office}),
+                               issues=(*verdict.issues, *extra))
 
 
 # --- The entry points -------------------------------------------------------------------------
@@ -422,119 +805,72 @@ def _template_issues(catalog: Catalog, meta: dict[str, str], sheets: list[RawShe
 
 def validate_sources(
     catalog: Catalog,
-    items: Iterable[Source | FileReport],
+    items: Iterable[Source | FileVerdict],
     limits: LimitSettings,
     cache: ResultCache | None = None,
-) -> list[FileReport]:
-    """Validate every source; FileReports passed in (ignored, unreadable) are kept in order.
+) -> list[FileVerdict]:
+    """One verdict per item, in order; verdicts passed in (ignored, unreadable) are kept.
 
-    With a cache, a workbook whose bytes were validated before (same catalog, limits and code)
-    takes its verdict from there instead of being read again.
+    With a cache, a workbook whose bytes were validated before (same hints, catalog, limits and
+    code) takes its content from there instead of being read again.
     """
-    reports: list[FileReport] = []
-    batch: list[tuple[FileReport, list[Candidate], str | None, set[tuple[str, int]]]] = []
-    fresh: list[tuple[FileReport, Source]] = []  # validated tonight: to be cached
-    from_sources: list[FileReport] = []
+    slots: list[FileVerdict | _Draft] = []
+    drafts: list[_Draft] = []
+    cached: dict[int, Content] = {}
     gate_limits = ingest.gate_limits(limits)
     with ingest.open_reader(limits) as reader:
         for item in items:
-            if isinstance(item, FileReport):
-                reports.append(item)
+            if isinstance(item, FileVerdict):
+                slots.append(_attributed(catalog, item))
                 continue
-            entry = cache.get(item.sha256) if cache is not None else None
-            if entry is not None:
-                report = item.report()
-                entry.restore(report)
-                report.from_cache = True
-                reports.append(report)
-                from_sources.append(report)
-                continue
-            sheets, checked, report = ingest.read_workbook(item, reader, gate_limits)
-            reports.append(report)
-            from_sources.append(report)
-            fresh.append((report, item))
-            if not sheets:
-                continue
-            meta = read_meta(sheets)
-            office = None
-            if meta is not None:
-                report.kind = "template"
-                office = _template_issues(catalog, meta, sheets, report)
-                if office:
-                    report.office = office
-                    report.offices = {office}
+            hints = hints_for(catalog, item.name, item.sender)
+            d = _Draft(item, hints)
+            entry = cache.get(f"{item.sha256}|{hints.key}") if cache is not None else None
+            if isinstance(entry, Content):
+                cached[id(d)] = entry
             else:
-                report.kind = "table"
-            if any(i.is_file_level and i.is_error for i in report.issues):
-                continue
-            candidates = _candidates(len(batch), item, sheets, report)
-            _uncalculated(checked, candidates, report)
-            # A changed pre-filled cell is a row-level error: its row is excluded like any other
-            # (the issue itself was recorded by _template_issues, outside the row's own issues).
-            changed = {(i.sheet, i.row) for i in report.issues if i.code == "catalog-cell-changed" and i.row}
-            batch.append((report, candidates, office, changed))
+                try:
+                    _read(catalog, d, reader, gate_limits, len(drafts))
+                except Exception as exc:
+                    d.failed = _internal_error(item.name, exc)
+                drafts.append(d)
+            slots.append(d)
 
-    everything = [c for _, cands, _, _ in batch for c in cands]
-    _schema_issues(catalog, everything)
-    for report, candidates, office, changed in batch:
-        seen: dict[tuple[str, str], int] = {}
-        for c in candidates:
-            key = _plan_issues(catalog, c, office, seen)
-            for issue in c.issues:
-                report.issues.append(_with_file(issue, report.name))
-            if key and office is None:
-                report.offices.add(next(a.office for a in catalog.assignments_of(key[0]) if a.department == key[1]))
-            if any(i.is_error for i in c.issues) or (c.sheet, c.row) in changed:
-                if key:
-                    report.excluded[(c.sheet, c.row)] = key
-                continue
-            assert key is not None  # a row without errors has a known assignment
-            report.rows.append(
-                Evaluation(
-                    project=key[0],
-                    department=key[1],
-                    result=c.value[RESULT] or "",
-                    rating=c.value[RATING] or "",
-                    outlook=c.value[OUTLOOK] or "",
-                    file=report.name,
-                    sheet=c.sheet,
-                    row=c.row,
-                    received=report.received,
-                )
-            )
-        if len(report.offices) == 1 and not report.office:
-            report.office = next(iter(report.offices))
-    if cache is not None:
-        for report, item in fresh:  # what the content decided; envelope notes stay out
-            cache.put(item.sha256, Entry.of(report, report.issues[len(item.notes) :]))
-    for report in from_sources:
-        _sender_issues(catalog, report)
-    for report in reports:
-        report.settle_status()
-    return reports
+    live = [d for d in drafts if d.candidates and d.failed is None]
+    try:
+        found = _schema_issues(catalog, [c for d in live for c in d.candidates])
+    except Exception:  # contain it: run the pass file by file, and fail only the files that fail
+        found = []
+        for d in live:
+            try:
+                found.extend(_schema_issues(catalog, d.candidates))
+            except Exception as exc:
+                d.failed = _internal_error(d.source.name, exc)
+    for c, issue in found:
+        c.issues.append(issue)
+
+    out: list[FileVerdict] = []
+    for slot in slots:
+        if isinstance(slot, FileVerdict):
+            out.append(slot)
+            continue
+        content = cached.get(id(slot))
+        from_cache = content is not None
+        if content is None:
+            try:
+                content = _finish(catalog, slot)
+            except Exception as exc:
+                slot.failed = _internal_error(slot.source.name, exc)
+                content = _finish(catalog, slot)
+            if cache is not None and slot.failed is None:  # an internal error is not remembered
+                cache.put(f"{slot.source.sha256}|{slot.hints.key}", content)
+        out.append(_verdict(catalog, slot.source, content, from_cache))
+    return out
 
 
-def _sender_issues(catalog: Catalog, report: FileReport) -> None:
-    """E-mailed returns: is the sender one of the offices' known addresses, and the right one?"""
-    if not report.sender or not catalog.senders:
-        return  # no e-mail, or no addresses registered: nothing to compare with
-    sender_office = catalog.senders.get(report.sender.lower())
-    if sender_office is None:
-        report.issues.append(make_issue("sender-unknown", file=report.name, value=report.sender))
-    elif report.offices and sender_office not in report.offices:
-        report.issues.append(
-            make_issue("sender-office-mismatch", file=report.name, value=report.sender,
-                       sender_office=sender_office, office="・".join(sorted(report.offices)))
-        )
-
-
-def _with_file(issue: Issue, name: str) -> Issue:
-    from dataclasses import replace
-
-    return replace(issue, file=name)
-
-
-def validate_paths(catalog: Catalog, paths: Iterable[Path], limits: LimitSettings | None = None) -> ValidationReport:
+def validate_paths(
+    catalog: Catalog, paths: Iterable[Path], limits: LimitSettings | None = None, exclude: Iterable[str] = ()
+) -> ValidationReport:
     """Validate files and folders (recursively): the library behind `pipeline validate`.
 
     >>> report = validate_paths(load_catalog("R6"), [Path("inbox")])   # doctest: +SKIP
@@ -542,5 +878,5 @@ def validate_paths(catalog: Catalog, paths: Iterable[Path], limits: LimitSetting
     0
     """
     limits = limits or LimitSettings()
-    files = ingest.find_files(paths)
-    return ValidationReport(validate_sources(catalog, ingest.open_inputs(files, limits), limits))
+    files = ingest.find_files(paths, exclude)
+    return ValidationReport(tuple(validate_sources(catalog, ingest.open_inputs(files, limits), limits)))

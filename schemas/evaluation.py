@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pandas as pd
 import pandera.pandas as pa
-
 from plan_schemas.columns import (  # noqa: F401  (re-exported with the schema)
     DEPARTMENT,
     MAX_CELL_TEXT,
@@ -26,12 +26,19 @@ from plan_schemas.columns import (  # noqa: F401  (re-exported with the schema)
 )
 
 
+def _utf16_units(texts: pd.Series) -> pd.Series:
+    """Length as Excel counts it: UTF-16 code units (𠮷 and other supplementary characters count 2)."""
+    return texts.str.encode("utf-16-le").str.len() // 2
+
+
+# Excel's limit is in UTF-16 units; code points would let 17,000 × 𠮷 (34,000 units) through.
+_FITS_IN_CELL = pa.Check(
+    lambda texts: _utf16_units(texts) <= MAX_CELL_TEXT, name="text-too-long", error="text-too-long"
+)
+
+
 def _text(required: bool) -> pa.Column:
-    return pa.Column(
-        str,
-        checks=pa.Check.str_length(max_value=MAX_CELL_TEXT, name="text-too-long", error="text-too-long"),
-        nullable=not required,
-    )
+    return pa.Column(str, checks=_FITS_IN_CELL, nullable=not required)
 
 
 def evaluation_schema(project_keys: Iterable[str]) -> pa.DataFrameSchema:

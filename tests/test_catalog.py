@@ -117,8 +117,26 @@ def test_department_matching_and_suggestions(catalog):
     a, how = catalog.match_assignment("18", "広報秘書課")
     assert how == "office" and a is not None and a.department == "(広報秘書課)"
     assert catalog.match_assignment("1", "交通対策課") == (None, "not-assigned")
-    assert catalog.match_assignment("18", "自立相談支援課") == (None, "unknown")
-    assert catalog.suggest_departments("自立相談支援課")[0] == "自立生活支援課"
+    # the published table's misprint (事業18) is a registered alias: it names 自立生活支援課
+    a, how = catalog.match_assignment("18", "自立相談支援課")
+    assert how == "office" and a is not None and a.department == "自立生活支援課"
+    assert catalog.match_assignment("18", "自立支援課X") == (None, "unknown")
+    assert catalog.suggest_departments("自立生活支援係")[0] == "自立生活支援課"
+
+
+def test_office_named_in_a_file_name(catalog):
+    assert catalog.office_in_name("R6_地域福祉計画評価_健康課.xlsx") == "健康課"
+    assert catalog.office_in_name("福祉保健部地域福祉課_回答.xlsx") == "地域福祉課"  # once, in the longer name
+    assert catalog.office_in_name("社協_評価.xlsx") == "社会福祉協議会"  # an alias
+    assert catalog.office_in_name("R6_地域福祉計画評価.xlsx") is None  # 地域福祉計画 is not 地域福祉課
+    assert catalog.office_in_name("健康課と指導室.xlsx") is None  # two offices: none
+
+
+def test_a_small_misspelling_of_the_known_office(catalog):
+    a = catalog.misspelt_assignment("18", "自立生括支援課", "自立生活支援課")  # one character
+    assert a is not None and a.key == ("18", "自立生活支援課")
+    assert catalog.misspelt_assignment("18", "介護福祉課", "自立生活支援課") is None  # another office
+    assert catalog.misspelt_assignment("18", "自立生括支援課", "健康課") is None  # not the file's office
 
 
 def test_demo_results_cover_every_assignment_and_give_the_published_counts(catalog):

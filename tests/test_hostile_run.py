@@ -92,13 +92,13 @@ SERVER = textwrap.dedent(
     os.dup2(2, 1)  # nothing a child prints can garble the replies
 
     def patch(mode, victim):
-        real_find, real_read = ingest.find_files, pathlib.Path.read_bytes
+        real_walk, real_read = ingest.walk, pathlib.Path.read_bytes
         if mode == "vanish":  # listed, then deleted before it is read
-            def find_files(paths):
-                found = real_find(paths)
+            def walk(root, exclude=()):
+                found = real_walk(root, exclude)
                 pathlib.Path(victim).unlink()
                 return found
-            ingest.find_files = find_files
+            ingest.walk = walk
         elif mode == "unreadable":  # listed, then refused (as chmod 000 would, were we not root)
             def read_bytes(self):
                 if str(self) == victim:
@@ -298,14 +298,14 @@ CASES = [
     Case("control-chars", "hostile.xlsx",
          sheet_edit(text_cell("F4", "小中学校において_x000D_\n発達段階に応じた保健福祉教育を実施した。"),
                     text_cell("H4", "制御文字入り_x0001_の展望。")),
-         "accepted", ["cell-control-chars", "value-normalised"], replaces_row=True, check=check_cleaned),
+         "accepted", ["cell-control-chars", "line-break-pasted"], replaces_row=True, check=check_cleaned),
     Case("external-link", "hostile.xlsx",
          lambda src: saved_by_excel(add_external_link(g4("<f>[1]評価!G4</f><v>A</v>", "str")(src))), "accepted",
          ["cell-formula", "external-links"], replaces_row=True),
     Case("dde-formula", "hostile.xlsx", g4("<f>cmd|' /C calc'!A0</f><v>A</v>", "str"), "rejected",
          ["cell-dde", "row-kept-older"]),
     # --- around the files ---
-    Case("excel-owner-file", "~$R6_地域福祉計画評価_指導室.xlsx", lambda src: OWNER_FILE, "", []),
+    Case("excel-owner-file", "~$R6_地域福祉計画評価_指導室.xlsx", lambda src: OWNER_FILE, "ignored", []),
     Case("vanishes-during-run", "hostile.xlsx", lambda src: src, "rejected", ["file-vanished"], mode="vanish"),
     Case("unreadable-during-run", "hostile.xlsx", lambda src: src, "rejected", ["file-vanished"],
          mode="unreadable"),
@@ -333,6 +333,8 @@ def test_one_hostile_file_among_the_good_returns(
         assert mine is not None, f"{case.name} not in the run report"
         assert (mine["status"], sorted(i["code"] for i in mine["issues"])) == (case.status, case.codes)
         assert report["exit_code"] == got["exit_code"] == (1 if mine["status"] == "rejected" else 0)
+        if mine["status"] == "ignored":  # listed, never read, with the reason
+            assert mine["reason"]
     else:
         assert mine is None and got["exit_code"] == 0  # not listed at all
     others = {n: f["status"] for n, f in files.items()}

@@ -12,6 +12,7 @@ from pathlib import Path
 import openpyxl
 import yaml
 from plan_schemas import SCHEMAS_DIR
+from returns import saved_time, set_saved
 
 from pipeline.runner import run_merge
 from pipeline.settings import Settings
@@ -86,21 +87,22 @@ def test_an_inbox_of_emails_gives_the_same_master_as_files(tmp_path, demo_return
     assert first["received"] == (sent + timedelta(minutes=1)).astimezone().isoformat(timespec="seconds")
 
 
-def test_the_date_header_decides_which_email_is_newest(tmp_path, demo_returns):
+def test_the_date_header_decides_between_workbooks_saved_at_the_same_time(tmp_path, demo_returns):
     wb = demo_returns / "R6_地域福祉計画評価_交通対策課.xlsx"
     book = openpyxl.load_workbook(wb)
     book["記入シート"]["G4"] = "B"
     revised = tmp_path / wb.name
     book.save(revised)
+    set_saved(revised, saved_time(wb))  # the workbooks carry the same saved time: the Date decides
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    # the revision was SENT later, though its file is saved first (file times must not decide)
+    # the revision was SENT later, though its .eml file is written first (file times must not decide)
     (inbox / "b_revised.eml").write_bytes(eml(revised, "kotsu@city.example.lg.jp", datetime(2025, 5, 21, 10, tzinfo=JST)))
     (inbox / "a_first.eml").write_bytes(eml(wb, "kotsu@city.example.lg.jp", datetime(2025, 5, 20, 10, tzinfo=JST)))
     run = run_merge(Settings(inbox=inbox, outbox=tmp_path / "out"))
-    rows = run.result.rows
+    rows = run.outcome.rows
     assert [(r.project, r.rating, r.file) for r in rows] == [("3", "B", f"b_revised.eml › {wb.name}")]
-    statuses = {f.name: f.status for f in run.files}
+    statuses = {f.name: run.status_of(f) for f in run.files}
     assert statuses[f"a_first.eml › {wb.name}"] == "superseded"
 
 

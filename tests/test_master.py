@@ -7,6 +7,7 @@ ones: 基本目標1 A25 B9, 基本目標2 A6 B9 D3, 基本目標3 A10 B6 D1.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import zipfile
 from datetime import datetime
@@ -30,8 +31,8 @@ from pipeline.master import (
     write_master,
     write_summary,
 )
-from pipeline.merge import MergeResult, merge_files
-from pipeline.report import Evaluation, FileReport, Issue, make_issue
+from pipeline.merge import merge
+from pipeline.report import Evaluation, FileVerdict, Issue, Outcome, Provenance, make_issue
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = "2025-05-02T03:00:00+09:00"
@@ -78,32 +79,33 @@ def file_name(office: str) -> str:
 
 
 def build_files(catalog: Catalog, published: dict, *, skip_offices: tuple[str, ...] = (),
-                texts: dict[tuple[str, str], str] | None = None) -> list[FileReport]:
-    """One accepted FileReport per office holding its published rows (texts overrides 事業実績)."""
-    files: dict[str, FileReport] = {}
+                texts: dict[tuple[str, str], str] | None = None) -> list[FileVerdict]:
+    """One accepted verdict per office holding its published rows (texts overrides 事業実績)."""
+    rows: dict[str, list[Evaluation]] = {}
     for n, a in enumerate(catalog.assignments):
         if a.office in skip_offices:
             continue
         r = published[a.key]
-        f = files.setdefault(
-            a.office,
-            FileReport(name=file_name(a.office), path=f"inbox/{file_name(a.office)}", office=a.office,
-                       received=RECEIVED, offices={a.office}, kind="template"),
-        )
-        f.rows.append(
+        rows.setdefault(a.office, []).append(
             Evaluation(
                 project=a.project,
                 department=a.department,
                 result=(texts or {}).get(a.key, r["result"]),
                 rating=r["rating"],
                 outlook=r["outlook"],
-                file=f.name,
+                file=file_name(a.office),
                 sheet="評価表",
                 row=n + 5,
                 received=RECEIVED,
             )
         )
-    return list(files.values())
+    return [
+        FileVerdict.judged(
+            Provenance(file_name(office), f"inbox/{file_name(office)}", received=RECEIVED), [], mine,
+            office=office, office_source="template", offices=frozenset({office}), kind="template",
+        )
+        for office, mine in rows.items()
+    ]
 
 
 def sample_issues() -> list[Issue]:
@@ -114,9 +116,9 @@ def sample_issues() -> list[Issue]:
     ]
 
 
-def write(tmp_path: Path, catalog: Catalog, files: list[FileReport], issues: list[Issue] | None = None,
-          name: str = "master.xlsx") -> tuple[Path, MergeResult]:
-    result = merge_files(catalog, files)
+def write(tmp_path: Path, catalog: Catalog, files: list[FileVerdict], issues: list[Issue] | None = None,
+          name: str = "master.xlsx") -> tuple[Path, Outcome]:
+    result = merge(catalog, files)
     path = tmp_path / name
     write_master(path, catalog, result, files, sample_issues() if issues is None else issues,
                  generated=GENERATED)
@@ -394,20 +396,41 @@ def test_no_formulas_anywhere(full) -> None:
 def test_status_sheet_one_row_per_office(full) -> None:
     _, result, files, wb = full
     ws = wb["提出状況"]
-    assert values(ws, 1, 9) == ["課", "担当件数", "受理件数", "未提出件数", "状況", "受信ファイル数", "最終ファイル",
-                                "最終受信日時", "送信者"]
+    assert values(ws, 1, 10) == ["課", "担当件数", "受理件数", "未提出件数", "状況", "受信ファイル数", "最終ファイル",
+                                 "最終受信日時", "送信者", "エラーの内容"]
     for i, o in enumerate(result.offices, start=2):
-        assert values(ws, i, 9) == [o.office, o.assignments, o.assignments, 0, "受理", 1, file_name(o.office),
-                                    datetime(2025, 5, 1, 9, 0), None]
-    assert ws.auto_filter.ref == f"A1:I{len(result.offices) + 1}"
+        assert values(ws, i, 10) == [o.office, o.assignments, o.assignments, 0, "受理", 1, file_name(o.office),
+                                     datetime(2025, 5, 1, 9, 0), None, None]
+    assert ws.auto_filter.ref == f"A1:J{len(result.offices) + 1}"
     assert ws.freeze_panes == "B2"
     rules = [cf for cf in ws.conditional_formatting]
     assert [str(cf.sqref) for cf in rules] == [f"E2:E{len(result.offices) + 1}"]
-    assert {r.formula[0] for r in rules[0].rules} == {'"受理"', '"一部受理"', '"エラーあり"', '"未提出"'}
+    assert {r.formula[0] for r in rules[0].rules} == {'"受理"', '"一部受理"', '"エラーあり"', '"未提出"', '"差出課不明"'}
     head = find_row(ws, 1, "受信ファイル一覧") + 1
     assert ws.cell(row=head, column=1).value == "ファイル"
     for i, f in enumerate(files, start=head + 1):
         assert values(ws, i, 7) == [f.name, f.office, "受理", len(f.rows), 0, 0, datetime(2025, 5, 1, 9, 0)]
+
+
+def test_status_sheet_lists_unattributed_files_and_error_reasons(tmp_path: Path, catalog: Catalog,
+                                                                 published: dict) -> None:
+    files = build_files(catalog, published, skip_offices=("健康課",))
+    corrupt = FileVerdict.judged(
+        Provenance("健康課/R6_地域福祉計画評価_健康課.xlsx", received=RECEIVED),
+        [make_issue("file-corrupt", file="健康課/R6_地域福祉計画評価_健康課.xlsx", detail="ZIP 構造が不正")],
+        office="健康課", office_source="file-name", offices=frozenset({"健康課"}),
+    )
+    anonymous = FileVerdict.judged(Provenance("評価.xlsx", received=RECEIVED),
+                                   [make_issue("file-not-workbook", file="評価.xlsx", detail="PDF")])
+    path, result = write(tmp_path, catalog, [*files, corrupt, anonymous])
+    ws = openpyxl.load_workbook(path)["提出状況"]
+    health = find_row(ws, 1, "健康課")
+    n = sum(1 for a in catalog.assignments if a.office == "健康課")
+    assert values(ws, health, 6) == ["健康課", n, 0, n, "エラーあり", 1]
+    assert ws.cell(row=health, column=10).value == "健康課/R6_地域福祉計画評価_健康課.xlsx: ファイルが壊れている"
+    row = find_row(ws, 1, "差出課不明")
+    assert values(ws, row, 7) == ["差出課不明", "—", "—", "—", "差出課不明", 1, "評価.xlsx"]
+    assert row == len(result.offices) + 2  # right under the offices
 
 
 def test_issues_sheet_lists_every_issue(full) -> None:
@@ -477,7 +500,8 @@ def test_missing_office_is_shown_as_not_submitted(tmp_path: Path, catalog: Catal
 def test_formula_like_text_stays_an_unchanged_string(tmp_path: Path, catalog: Catalog, published: dict) -> None:
     keys = [a.key for a in catalog.assignments[: len(PAYLOADS)]]
     files = build_files(catalog, published, texts=dict(zip(keys, PAYLOADS, strict=True)))
-    files[0].rows[0] = Evaluation(**{**files[0].rows[0].__dict__, "outlook": "=1+1", "file": "@evil.xlsx"})
+    first = dataclasses.replace(files[0].rows[0], outlook="=1+1", file="@evil.xlsx")
+    files[0] = dataclasses.replace(files[0], rows=(first, *files[0].rows[1:]))
     issues = [make_issue("rating-invalid", file="=HYPERLINK(\"http://x\")", value="=1+1")]
     path, _ = write(tmp_path, catalog, files, issues=issues)
     wb = openpyxl.load_workbook(path)
@@ -515,7 +539,7 @@ def test_text_over_excel_limit_raises(tmp_path: Path, catalog: Catalog, publishe
     key = catalog.assignments[3].key
     for text in ("あ" * 32_768, "\U0002000b" * 16_384):  # the second is 16,384 chars but 32,768 UTF-16 units
         files = build_files(catalog, published, texts={key: text})
-        result = merge_files(catalog, files)
+        result = merge(catalog, files)
         with pytest.raises(ValueError, match="32,767"):
             write_master(tmp_path / "too-long.xlsx", catalog, result, files, [], generated=GENERATED)
         with pytest.raises(ValueError, match="32,767"):
@@ -532,8 +556,8 @@ def test_text_at_excel_limit_is_kept_whole(tmp_path: Path, catalog: Catalog, pub
 
 def test_row_outside_the_plan_raises(tmp_path: Path, catalog: Catalog, published: dict) -> None:
     files = build_files(catalog, published)
-    result = merge_files(catalog, files)
-    result.rows.append(Evaluation("1", "存在しない課", "x", "A", "y"))
+    result = merge(catalog, files)
+    result = dataclasses.replace(result, rows=(*result.rows, Evaluation("1", "存在しない課", "x", "A", "y")))
     with pytest.raises(ValueError, match="存在しない課"):
         write_master(tmp_path / "m.xlsx", catalog, result, files, [], generated=GENERATED)
 
@@ -548,7 +572,7 @@ def test_same_inputs_give_identical_bytes(tmp_path: Path, catalog: Catalog, publ
     with zipfile.ZipFile(first) as z:
         core = z.read("docProps/core.xml").decode("utf-8")
     assert "2024-04-01T00:00:00Z" in core  # fixed, never the time of the run
-    result = merge_files(catalog, build_files(catalog, published))
+    result = merge(catalog, build_files(catalog, published))
     write_summary(tmp_path / "s1.xlsx", catalog, result, generated=GENERATED)
     write_summary(tmp_path / "s2.xlsx", catalog, result, generated=GENERATED)
     assert (tmp_path / "s1.xlsx").read_bytes() == (tmp_path / "s2.xlsx").read_bytes()
@@ -564,7 +588,7 @@ def test_same_inputs_give_identical_cells(tmp_path: Path, catalog: Catalog, publ
 
 def test_works_inside_write_atomically(tmp_path: Path, catalog: Catalog, published: dict) -> None:
     files = build_files(catalog, published)
-    result = merge_files(catalog, files)
+    result = merge(catalog, files)
     target = tmp_path / master_name(catalog)
     written = write_atomically(
         target, lambda tmp: write_master(tmp, catalog, result, files, [], generated=GENERATED))
@@ -578,7 +602,7 @@ def test_works_inside_write_atomically(tmp_path: Path, catalog: Catalog, publish
 
 @pytest.fixture(scope="module")
 def summary(tmp_path_factory: pytest.TempPathFactory, catalog: Catalog, published: dict):
-    result = merge_files(catalog, build_files(catalog, published))
+    result = merge(catalog, build_files(catalog, published))
     path = tmp_path_factory.mktemp("summary") / summary_name(catalog)
     write_summary(path, catalog, result, generated=GENERATED)
     return path, openpyxl.load_workbook(path)

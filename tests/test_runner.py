@@ -11,34 +11,15 @@ from pathlib import Path
 import openpyxl
 import pytest
 from filelock import FileLock
+from returns import edit_return, saved_time
 
 from pipeline import master
 from pipeline.errors import InputError, LockedError, OutputError
 from pipeline.runner import LOCK_NAME, run_merge
 from pipeline.settings import Settings
-from pipeline.templates import FIRST_DATA_ROW, TEMPLATE_SHEET
 
 WELFARE = "R6_地域福祉計画評価_地域福祉課.xlsx"
 SELF_RELIANCE = "R6_地域福祉計画評価_自立生活支援課.xlsx"
-COLUMN = {"result": "F", "rating": "G", "outlook": "H"}
-
-
-def edit_return(path: Path, target: Path, changes: dict[tuple[str, str], dict[str, str]], mtime: float) -> Path:
-    """Change answers in a return as a department would in Excel, and date the saved file."""
-    wb = openpyxl.load_workbook(path)
-    ws = wb[TEMPLATE_SHEET]
-    done = set()
-    for r in range(FIRST_DATA_ROW, ws.max_row + 1):
-        key = (str(ws[f"B{r}"].value), str(ws[f"E{r}"].value))
-        for field, value in changes.get(key, {}).items():
-            cell = ws[f"{COLUMN[field]}{r}"]
-            cell.value = value
-            cell.data_type = "s"  # typed as text ('=… in Excel), never a formula
-            done.add(key)
-    assert done == set(changes), f"rows not found: {set(changes) - done}"
-    wb.save(target)
-    os.utime(target, (mtime, mtime))
-    return target
 
 
 def settings(inbox: Path, outbox: Path) -> Settings:
@@ -94,7 +75,8 @@ def test_newest_file_wins_row_by_row(inbox, outbox):
     assert rows[("41", "地域福祉課")][:2] == ("C", newer.name)
     assert rows[("42", "地域福祉課")][:2] == ("B", newer.name)  # every row of the newer file wins
     by_name = {f.name: f for f in run.files}
-    assert by_name[WELFARE].status == "superseded"
+    assert run.status_of(by_name[WELFARE]) == "superseded"
+    assert by_name[WELFARE].status == "accepted"  # the verdict itself is never changed by the merge
     assert by_name[newer.name].status == "accepted"
     superseded = [i for i in run.issues if i.code == "row-superseded"]
     assert len(superseded) == 30 and {i.file for i in superseded} == {WELFARE}
@@ -132,7 +114,8 @@ def test_a_newer_invalid_row_never_replaces_an_older_valid_one(inbox, outbox):
 def test_equal_times_are_broken_by_file_name(inbox, outbox):
     base = (inbox / WELFARE).stat().st_mtime
     os.utime(inbox / WELFARE, (base, base))
-    later_name = edit_return(inbox / WELFARE, inbox / "S_地域福祉課.xlsx", {("46", "地域福祉課"): {"rating": "A"}}, base)
+    later_name = edit_return(inbox / WELFARE, inbox / "S_地域福祉課.xlsx", {("46", "地域福祉課"): {"rating": "A"}}, base,
+                             saved=saved_time(inbox / WELFARE))  # same saved and received times
     run = run_merge(settings(inbox, outbox))
     # "S_…" sorts after "R6_…": the later name wins a tie
     assert master_rows(run.master)[("46", "地域福祉課")][:2] == ("A", later_name.name)
