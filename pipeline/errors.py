@@ -32,3 +32,14 @@ class OutputError(PipelineError):
 
 class LockedError(PipelineError):
     """Another merge holds the lock."""
+
+
+class SettingsError(PipelineError):
+    """The settings file (pipeline.toml) or a settings option is wrong.
+
+    The message names the file and lists every problem, one line each; `problems` holds those lines.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
