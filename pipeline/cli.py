@@ -136,6 +136,12 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], year: str | None, as_j
     """
     from pipeline.runner import run_validate
 
+    if feedback is not None and no_feedback:
+        raise click.UsageError(
+            "--feedback と --no-feedback は同時に指定できません。写しを作るなら --feedback フォルダー だけを、"
+            "作らないなら --no-feedback だけを指定してください。",
+            ctx=ctx,
+        )
     s = _settings(ctx, year=year)
     folder = None if no_feedback else (feedback or s.outbox / "feedback")
     try:

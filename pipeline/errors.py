@@ -36,3 +36,14 @@ class LockedError(PipelineError):
 
 class GuardError(PipelineError):
     """The night's valid evaluations would fall too far since the previous run: outputs are kept."""
+
+
+class SettingsError(PipelineError):
+    """The settings file (pipeline.toml) or a settings option is wrong.
+
+    The message names the file and lists every problem, one line each; `problems` holds those lines.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
