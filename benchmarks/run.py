@@ -1,23 +1,28 @@
 #!/usr/bin/env python3
-"""Benchmark the nightly merge against a naive baseline and a physical floor (issue 7).
+"""Benchmark the nightly merge against a naive baseline, a clerk's pandas script and a physical floor (issues 7, 14).
 
     .venv/bin/python benchmarks/run.py --files 15 200 2000 [--runs 3] [--json] [--seed 1] [--skip-baseline]
 
 For each N it builds (once, cached under benchmarks/work/<N>-seed<S>/) a synthetic plan catalog
 in the format of schemas/plan-r6.yaml with N offices of about 30 assignments each, and N returns
 of our template filled with realistic Japanese text, written with xlsxwriter as Excel writes them
-(shared strings). It then times, each as a new process and alternating within every repetition:
+(shared strings). It then times, each as a new process and in a rotating order within every repetition:
 
-  ours      python -m pipeline --settings <work>/pipeline.toml merge --inbox … --outbox …  (fresh outbox)
-  rerun     the same merge again on the same outbox, nothing new in the inbox
-  baseline  pd.read_excel(engine="openpyxl") + the pandera schema per file, df.to_excel(openpyxl)
-  floor     python-calamine reads + xlsxwriter writes the same rows, no validation or formatting
+  ours         python -m pipeline --settings <work>/pipeline.toml merge --inbox … --outbox …  (fresh outbox)
+  rerun        the same merge again on the same outbox, nothing new in the inbox
+  baseline     the catalog through PyYAML (CSafeLoader when libyaml is there), pd.read_excel per file
+               (pandas' default reader), one pass of our pandera schema over all rows, to_excel (default writer)
+  clerk_plain  pd.read_excel of each return, pd.concat, to_excel: pandas' defaults throughout
+  clerk        the same with engine="calamine" and one pandera pass (rating A-D, required non-null)
+  floor        python-calamine reads every value of every return, xlsxwriter writes one sheet of all rows
 
-and reports the median wall time, per-file ms, rows/s, peak RSS and the paired ratios. It also
-times `python -m pipeline --help` and the merge of the real R6 demo returns. See docs/benchmarks.md.
+and reports the median wall time, per-file ms, rows/s, each scenario's peak RSS (its own process tree
+only: see WRAPPER) and the ratios paired repetition by repetition. It also times
+`python -m pipeline --help` and the merge of the real R6 demo returns. See docs/benchmarks.md.
 
 `--json` prints one JSON object per N, one per line (JSON Lines); with one N that is one object.
-The scenario processes are this same file: `run.py _baseline …` / `run.py _floor …` (internal).
+The scenario processes are this same file: `run.py _baseline|_clerk_plain|_clerk|_floor …` (internal).
+The pipeline is used only through its CLI and, to check a new corpus, `pipeline.runner.run_merge(Settings(…))`.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / "work"
-GENERATOR_VERSION = "2"  # bump when the corpus changes: cached corpora are keyed by it too
+GENERATOR_VERSION = "3"  # bump when the corpus or its manifest changes: cached corpora are keyed by it too
+# (3: the manifest counts the faulty rows; the same rng draws, so the same returns as 2)
 TEMPLATE_SHEET = "記入シート"  # = pipeline.templates.TEMPLATE_SHEET (checked at generation)
 META_SHEET = "_meta"
 
@@ -537,6 +543,8 @@ def ensure_corpus(n: int, seed: int, log: Any) -> dict[str, Any]:
     inbox.mkdir(parents=True)
     error_files = set(rng.sample(range(n), max(1, round(n * ERROR_SHARE))))
     faults: dict[str, int] = {"rating-invalid": 0, "required-missing": 0, "department-unknown": 0}
+    faulty_rows: set[tuple[int, int]] = set()  # (file, row) with any fault: the merge drops them
+    value_faulty_rows: set[tuple[int, int]] = set()  # rating E or a blank F/G/H: any A-D/non-null check drops them
     rows = 0
     base = 1_746_000_000  # 2025-04-30, then one file a minute (mtime = received time)
     for i, office in enumerate(view.offices):
@@ -555,6 +563,9 @@ def ensure_corpus(n: int, seed: int, log: Any) -> dict[str, Any]:
                     departments = departments or [v[4] for v in values]
                     departments[r] = "未登録推進課"
                 faults[kind] += 1
+                faulty_rows.add((i, r))
+                if kind != "department-unknown":
+                    value_faulty_rows.add((i, r))
         path = inbox / templates.template_name(view, office)  # type: ignore[arg-type]
         write_return(path, view, office, values, [tuple(a) for a in answers], guide, guide_office,
                      "2025-04-01T09:00:00+09:00", departments)
@@ -563,7 +574,10 @@ def ensure_corpus(n: int, seed: int, log: Any) -> dict[str, Any]:
         if (i + 1) % 500 == 0:
             log(f"[N={n}] {i + 1}/{n} returns written")
     if catalog is not None:
-        _check_corpus(catalog, inbox, sorted(view.offices[i] for i in error_files), log)
+        faulty_by_office: dict[str, int] = {}
+        for i, _r in faulty_rows:
+            faulty_by_office[view.offices[i]] = faulty_by_office.get(view.offices[i], 0) + 1
+        _check_corpus(catalog, inbox, schemas, faulty_by_office, log)
     size = sum(p.stat().st_size for p in inbox.iterdir())
     manifest = {
         "generator": GENERATOR_VERSION,
@@ -577,6 +591,8 @@ def ensure_corpus(n: int, seed: int, log: Any) -> dict[str, Any]:
         "assignments": view.n_assignments,
         "error_files": len(error_files),
         "faults": faults,
+        "faulty_rows": len(faulty_rows),
+        "value_faulty_rows": len(value_faulty_rows),
         "inbox_mib": round(size / 2**20, 1),
         "catalog_mib": round((schemas / "plan-r6.yaml").stat().st_size / 2**20, 2),
         "catalog_version": view.version,
@@ -588,28 +604,34 @@ def ensure_corpus(n: int, seed: int, log: Any) -> dict[str, Any]:
     return manifest
 
 
-def _check_corpus(catalog: Any, inbox: Path, error_offices: list[str], log: Any) -> None:
-    """A few returns through pipeline.validate.validate_paths: clean ones accepted, faulty ones partial,
-    and the cells our real template (write_templates) prints match the generated return."""
+def _check_corpus(catalog: Any, inbox: Path, schemas: Path, faulty_by_office: dict[str, int], log: Any) -> None:
+    """A few returns through the public merge, `run_merge(Settings(...))`: three clean ones give exit 0
+    and all their rows; with two faulty ones added, exit 1 and exactly their faulty rows fewer. And the
+    cells our real template (write_templates) prints match the generated return.
+
+    Only the library's public call is used (pipeline internals such as validate are rewritten freely)."""
     import tempfile
 
     from python_calamine import CalamineWorkbook
 
     from pipeline import templates
-    from pipeline.validate import validate_paths
+    from pipeline.runner import run_merge
+    from pipeline.settings import Settings
 
     offices = templates.receiving_offices(catalog)
-    clean = [o for o in offices if o not in error_offices][:3]
-    bad = error_offices[:2]
-    paths = [inbox / templates.template_name(catalog, o) for o in clean + bad]
-    report = validate_paths(catalog, paths)
-    got = {f.name: f.status for f in report.files}
-    for o in clean:
-        f = next(f for f in report.files if f.name == templates.template_name(catalog, o))
-        assert f.status == "accepted", (o, f.status, [(i.code, i.cell) for i in f.issues][:5])
-        assert f.rows and f.office == o
-    for o in bad:
-        assert got[templates.template_name(catalog, o)] == "partial", (o, got)
+    clean = [o for o in offices if o not in faulty_by_office][:3]
+    bad = sorted(faulty_by_office)[:2]
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, chosen, want_exit in (("clean", clean, 0), ("faulty", clean + bad, 1)):
+            box = Path(tmp) / label
+            (box / "inbox").mkdir(parents=True)
+            for o in chosen:
+                name = templates.template_name(catalog, o)
+                shutil.copy2(inbox / name, box / "inbox" / name)
+            run = run_merge(Settings(inbox=box / "inbox", outbox=box / "outbox", schemas=schemas, year=catalog.year))
+            want_rows = sum(len(templates.prefilled_values(catalog, o)) - faulty_by_office.get(o, 0) for o in chosen)
+            assert (run.exit_code, run.report["rows"]) == (want_exit, want_rows), (label, run.exit_code,
+                                                                                   run.report["rows"], want_rows)
     with tempfile.TemporaryDirectory() as tmp:
         ref = templates.write_templates(catalog, Path(tmp), offices=[clean[0]])[0]
         mine = inbox / ref.name
@@ -627,7 +649,8 @@ def _check_corpus(catalog: Any, inbox: Path, error_offices: list[str], log: Any)
             {k: v for k, v in meta_have.items() if k != "generated"}
         book = CalamineWorkbook.from_path(str(mine))
         assert [s.name for s in book.sheets_metadata] == [templates.TEMPLATE_SHEET, templates.GUIDE_SHEET, templates.META_SHEET]
-    log(f"  check: {len(clean)} clean returns accepted, {len(bad)} faulty returns partial, layout = write_templates")
+    log(f"  check: run_merge of {len(clean)} clean returns exit 0, with {len(bad)} faulty ones exit 1, rows as expected; "
+        "layout = write_templates")
 
 
 # ==============================================================================================
@@ -640,7 +663,9 @@ def _emit(stages: dict[str, float], **extra: Any) -> None:
 
 
 def scenario_baseline(schemas: Path, inbox: Path, out: Path) -> None:
-    """The obvious way: pandas + openpyxl per file, the pandera schema per file, openpyxl writes the master."""
+    """The obvious way with our own pandera schema: pandas' default reader (openpyxl) per file, the catalog
+    through PyYAML (libyaml's CSafeLoader when PyYAML has it), one pandera pass over all rows with failing
+    rows dropped, and pandas' default writer (xlsxwriter when installed)."""
     t0 = time.perf_counter()
     sys.path.insert(0, str(ROOT))
     import pandas as pd
@@ -657,56 +682,102 @@ def scenario_baseline(schemas: Path, inbox: Path, out: Path) -> None:
     )
 
     t1 = time.perf_counter()
-    plan = yaml.safe_load((schemas / "plan-r6.yaml").read_text(encoding="utf-8"))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # what anyone gets with libyaml installed
+    plan = yaml.load((schemas / "plan-r6.yaml").read_text(encoding="utf-8"), Loader=loader)
     keys = [str(p["number"]) for g in plan["goals"] for d in g["directions"] for m in d["measures"] for p in m["projects"]]
     schema = evaluation_schema(keys)
     t2 = time.perf_counter()
-    checked = [MEASURE, PROJECT, DEPARTMENT, RESULT, RATING, OUTLOOK]
-    frames, read_s, validate_s, bad_rows = [], 0.0, 0.0, 0
+    frames = []
     for path in sorted(inbox.glob("*.xlsx")):
-        a = time.perf_counter()
-        df = pd.read_excel(path, sheet_name=TEMPLATE_SHEET, header=2, dtype=str, engine="openpyxl")  # skips _meta
+        df = pd.read_excel(path, sheet_name=TEMPLATE_SHEET, header=2, dtype=str)  # skips _meta
         df.columns = [str(c).split(" (")[0].strip() for c in df.columns]  # "事業実績・評価理由 (令和6年度)"
-        b = time.perf_counter()
-        try:
-            schema.validate(df[checked], lazy=True)
-        except pandera.errors.SchemaErrors as exc:
-            bad = set(exc.failure_cases["index"].dropna().astype(int))
-            bad_rows += len(bad)
-            df = df.drop(index=sorted(bad))
         df["提出ファイル"] = path.name
         frames.append(df)
-        validate_s += time.perf_counter() - b
-        read_s += b - a
     t3 = time.perf_counter()
     master = pd.concat(frames, ignore_index=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    master.to_excel(out, sheet_name="評価一覧", index=False, engine="openpyxl")
     t4 = time.perf_counter()
-    _emit({"import": t1 - t0, "catalog": t2 - t1, "read": read_s, "validate": validate_s, "concat_write": t4 - t3},
+    bad_rows = 0
+    try:
+        schema.validate(master[[MEASURE, PROJECT, DEPARTMENT, RESULT, RATING, OUTLOOK]], lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        bad = sorted(set(exc.failure_cases["index"].dropna().astype(int)))
+        bad_rows = len(bad)
+        master = master.drop(index=bad)
+    t5 = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    master.to_excel(out, sheet_name="評価一覧", index=False)  # pandas' default writer
+    t6 = time.perf_counter()
+    _emit({"import": t1 - t0, "catalog": t2 - t1, "read": t3 - t2, "concat": t4 - t3, "validate": t5 - t4,
+           "write": t6 - t5}, rows=len(master), bad_rows=bad_rows, yaml_loader=loader.__name__)
+
+
+def _clerk(inbox: Path, out: Path, engine: str | None, validate: bool) -> None:
+    """A clerk's script: `pd.read_excel` of every return, `pd.concat`, `to_excel`, all with pandas' defaults
+    (the only argument is header=2: the table's header is on row 3). With `validate`, one pandera pass
+    over the concatenated frame (rating in A-D, required columns non-null) drops the failing rows."""
+    t0 = time.perf_counter()
+    import pandas as pd
+
+    if validate:
+        import pandera.errors
+        import pandera.pandas as pa
+    t1 = time.perf_counter()
+    kwargs = {"engine": engine} if engine else {}
+    frames = [pd.read_excel(path, header=2, **kwargs) for path in sorted(inbox.glob("*.xlsx"))]
+    t2 = time.perf_counter()
+    master = pd.concat(frames, ignore_index=True)
+    t3 = time.perf_counter()
+    bad_rows = 0
+    if validate:
+        # Columns by their labels as printed; the two answer columns carry the year, hence the regex.
+        required = ["事業No.", "担当課", "事業実績・評価理由.*", "今後の事業計画・展望.*"]
+        schema = pa.DataFrameSchema({
+            **{c: pa.Column(nullable=False, regex=c.endswith("*")) for c in required},
+            "事業評価": pa.Column(str, pa.Check.isin(["A", "B", "C", "D"]), nullable=False),
+        })
+        try:
+            schema.validate(master, lazy=True)
+        except pandera.errors.SchemaErrors as exc:
+            bad = sorted(set(exc.failure_cases["index"].dropna().astype(int)))
+            bad_rows = len(bad)
+            master = master.drop(index=bad)
+    t4 = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    master.to_excel(out, index=False)
+    t5 = time.perf_counter()
+    _emit({"import": t1 - t0, "read": t2 - t1, "concat": t3 - t2, "validate": t4 - t3, "write": t5 - t4},
           rows=len(master), bad_rows=bad_rows)
 
 
 def scenario_floor(inbox: Path, out: Path) -> None:
-    """The physical floor: python-calamine reads every return, xlsxwriter writes the rows, nothing else."""
+    """The physical floor: python-calamine reads every value of every sheet of every return, xlsxwriter
+    writes one sheet holding every data row (with one header row); no validation, no formats."""
     t0 = time.perf_counter()
     import python_calamine as pc
     import xlsxwriter
 
     t1 = time.perf_counter()
     rows: list[list[Any]] = []
+    header: list[Any] = []
+    cells = 0
     for path in sorted(inbox.glob("*.xlsx")):
-        data = pc.CalamineWorkbook.from_path(str(path)).get_sheet_by_name(TEMPLATE_SHEET).to_python()
-        rows.extend(data[3:])  # header row 3, data from row 4
+        book = pc.CalamineWorkbook.from_path(str(path))
+        for name in book.sheet_names:  # 記入シート, 記入要領 and the hidden _meta
+            data = book.get_sheet_by_name(name).to_python()
+            cells += sum(len(r) for r in data)
+            if name == TEMPLATE_SHEET:
+                header = header or data[2]
+                rows.extend(data[3:])  # header row 3, data from row 4
     t2 = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     wb = xlsxwriter.Workbook(str(out))
     ws = wb.add_worksheet("評価一覧")
-    for r, row in enumerate(rows):
+    ws.write_row(0, 0, header)
+    for r, row in enumerate(rows, start=1):
         ws.write_row(r, 0, row)
     wb.close()
     t3 = time.perf_counter()
-    _emit({"import": t1 - t0, "read": t2 - t1, "write": t3 - t2}, rows=len(rows))
+    _emit({"import": t1 - t0, "read": t2 - t1, "write": t3 - t2}, rows=len(rows), cells_read=cells)
 
 
 # ==============================================================================================
@@ -714,14 +785,16 @@ def scenario_floor(inbox: Path, out: Path) -> None:
 # ==============================================================================================
 
 
-def _tree_rss_kib(root: int) -> int:
-    """Sum of VmRSS over `root` and its descendants, from /proc (0 where /proc is missing)."""
+def _tree_rss_kib(root: int, *, include_root: bool = True) -> int:
+    """Sum of VmRSS over `root`'s descendants (and `root` itself unless told not to), from /proc
+    (0 where /proc is missing)."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
         return 0
+    page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
     for e in entries:
         if not e.isdigit():
             continue
@@ -730,7 +803,7 @@ def _tree_rss_kib(root: int) -> int:
                 stat = fh.read()
             fields = stat[stat.rindex(b")") + 2:].split()
             parents[int(e)] = int(fields[1])
-            rss[int(e)] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+            rss[int(e)] = int(fields[21]) * page_kib
         except (OSError, ValueError, IndexError):
             continue
     tree, frontier = {root}, [root]
@@ -740,18 +813,41 @@ def _tree_rss_kib(root: int) -> int:
             if pp == p and c not in tree:
                 tree.add(c)
                 frontier.append(c)
+    if not include_root:
+        tree.discard(root)
     return sum(rss.get(p, 0) for p in tree)
 
 
+# The per-scenario wrapper: a bare interpreter (-I -S: no site, nothing imported but these few modules)
+# that spawns the scenario, reaps it, and reports getrusage(RUSAGE_CHILDREN) -- the scenario and every
+# descendant it waited for, nothing else. Why not os.wait4 in run.py itself: on Linux, execve() keeps the
+# high-water RSS of the address space it replaces (exec_mmap → setmax_mm_hiwater_rss), and subprocess
+# spawns with vfork/posix_spawn, so a child of run.py reports at least run.py's own peak (a parent that
+# generated a corpus holds hundreds of MiB). The wrapper's own peak is polluted that way, but it is never
+# read; what its child inherits is the wrapper's few MiB, less than any Python process uses anyway.
+WRAPPER = r"""
+import os, resource, sys, time
+t0 = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ)
+_, status = os.waitpid(pid, 0)
+wall = time.perf_counter() - t0
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stdout.write("WRAP %d %.6f %.6f %.6f %d\n" % (os.waitstatus_to_exitcode(status), wall, ru.ru_utime,
+                                                   ru.ru_stime, ru.ru_maxrss))
+sys.stdout.flush()
+"""
+
+
 def measure(cmd: list[str], *, cwd: Path, timeout: float, sample_s: float = 0.1) -> dict[str, Any]:
-    """Run `cmd` as a new process: wall seconds, CPU seconds, peak RSS of the largest single
-    process of its tree (wait4's ru_maxrss: what /usr/bin/time -v reports) and the peak of the
-    whole tree's summed RSS (sampled from /proc every `sample_s`)."""
+    """Run `cmd` as a new process under the WRAPPER: wall seconds (spawn to reap, measured in the wrapper),
+    CPU seconds and peak RSS of the largest single process of the scenario's own tree (the wrapper's
+    getrusage(RUSAGE_CHILDREN): what `/usr/bin/time -v` reports when started from a small shell), and the
+    peak of the scenario tree's summed RSS (sampled from /proc every `sample_s`, the wrapper excluded)."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTHONPATH", None)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", WRAPPER, *cmd], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
     out: dict[str, bytes] = {}
 
     def drain(name: str, stream: Any) -> None:
@@ -762,38 +858,43 @@ def measure(cmd: list[str], *, cwd: Path, timeout: float, sample_s: float = 0.1)
     for t in readers:
         t.start()
     peak_tree = 0
-    status = rusage = None
     timed_out = False
     while True:
-        pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            status, rusage = st, ru
+        peak_tree = max(peak_tree, _tree_rss_kib(proc.pid, include_root=False))
+        try:
+            proc.wait(timeout=sample_s)
             break
+        except subprocess.TimeoutExpired:
+            pass
         if time.perf_counter() - t0 > timeout:
             os.killpg(proc.pid, signal.SIGKILL)
-            _, status, rusage = os.wait4(proc.pid, 0)
+            proc.wait()
             timed_out = True
             break
-        peak_tree = max(peak_tree, _tree_rss_kib(proc.pid))
-        time.sleep(sample_s)
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
     for t in readers:
         t.join(timeout=10)
     with contextlib.suppress(OSError):  # a forkserver or a leaked worker must not outlive its run
         os.killpg(proc.pid, signal.SIGKILL)
     stdout = out.get("stdout", b"").decode("utf-8", "replace")
-    stages = None
+    stages = wrap = None
     for line in stdout.splitlines():
         if line.startswith("BENCH "):
             stages = json.loads(line[6:])
-    maxrss_kib = rusage.ru_maxrss if sys.platform != "darwin" else rusage.ru_maxrss // 1024
+        elif line.startswith("WRAP "):
+            wrap = line.split()[1:]
+    if wrap is None:  # the wrapper was killed (timeout) or failed: parent-side numbers, no memory
+        exit_code, cpu, maxrss_kib = (proc.returncode if not timed_out else -9), None, 0
+    else:
+        exit_code, wall = int(wrap[0]), float(wrap[1])
+        cpu = float(wrap[2]) + float(wrap[3])
+        maxrss_kib = int(wrap[4]) if sys.platform != "darwin" else int(wrap[4]) // 1024
     return {
         "wall_s": round(wall, 3),
-        "cpu_s": round(rusage.ru_utime + rusage.ru_stime, 3),
-        "peak_rss_mib": round(maxrss_kib / 1024, 1),
-        "peak_tree_rss_mib": round(max(peak_tree, maxrss_kib) / 1024, 1),
-        "exit": proc.returncode,
+        "cpu_s": None if cpu is None else round(cpu, 3),
+        "peak_rss_mib": round(maxrss_kib / 1024, 1) if maxrss_kib else None,
+        "peak_tree_rss_mib": round(max(peak_tree, maxrss_kib) / 1024, 1) if (peak_tree or maxrss_kib) else None,
+        "exit": exit_code,
         "timed_out": timed_out,
         "stages": stages,
         "stderr_tail": out.get("stderr", b"").decode("utf-8", "replace")[-600:],
@@ -892,6 +993,9 @@ def real_returns(py: str, runs: int, timeout: float, log: Any) -> dict[str, Any]
             "peak_rss_mib": max(peaks) if peaks else None, "exit": exits}
 
 
+SCENARIOS = ("ours", "baseline", "clerk_plain", "clerk", "floor")  # timed side by side, order rotated per repetition
+
+
 def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
     manifest = ensure_corpus(n, args.seed, log)
     code_before = _git_state()  # the measured code: commit, and the uncommitted changes' hash
@@ -900,14 +1004,17 @@ def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
     inbox, settings = work / "inbox", work / "pipeline.toml"
     here = str(Path(__file__).resolve())
     out_ours = work / "outbox"
+    outputs = {k: work / f"out-{k}" / "master.xlsx" for k in SCENARIOS if k != "ours"}
     commands = {
         "ours": [py, "-m", "pipeline", "--settings", str(settings), "merge", "--inbox", str(inbox), "--outbox", str(out_ours)],
-        "baseline": [py, here, "_baseline", str(work / "schemas"), str(inbox), str(work / "out-baseline" / "master.xlsx")],
-        "floor": [py, here, "_floor", str(inbox), str(work / "out-floor" / "master.xlsx")],
+        "baseline": [py, here, "_baseline", str(work / "schemas"), str(inbox), str(outputs["baseline"])],
+        "clerk_plain": [py, here, "_clerk_plain", str(inbox), str(outputs["clerk_plain"])],
+        "clerk": [py, here, "_clerk", str(inbox), str(outputs["clerk"])],
+        "floor": [py, here, "_floor", str(inbox), str(outputs["floor"])],
     }
     skip_baseline = args.skip_baseline or (n > 2000 and not args.force_baseline)
-    order = ["ours", "baseline", "floor"] if not skip_baseline else ["ours", "floor"]
-    results: dict[str, list[dict[str, Any]]] = {k: [] for k in ("ours", "rerun", "baseline", "floor")}
+    order = [k for k in SCENARIOS if not (k == "baseline" and skip_baseline)]
+    results: dict[str, list[dict[str, Any]]] = {k: [] for k in ("ours", "rerun", *SCENARIOS[1:])}
     notes: list[str] = []
     if skip_baseline:
         notes.append("baseline skipped" + ("" if args.skip_baseline else " above 2,000 files (it takes minutes); --force-baseline runs it"))
@@ -918,6 +1025,8 @@ def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
         for name in rotated:
             if name == "ours":
                 shutil.rmtree(out_ours, ignore_errors=True)
+            else:  # a stale output must not pass for this run's
+                outputs[name].unlink(missing_ok=True)
             m = measure(commands[name], cwd=ROOT, timeout=args.timeout)
             results[name].append(m)
             log(f"[N={n}] run {rep + 1}/{runs} {name}: {m['wall_s']} s, peak {m['peak_rss_mib']} MiB"
@@ -946,12 +1055,16 @@ def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
             notes.append(f"{k} timed out after {args.timeout:g} s")
 
     def med(name: str, key: str = "wall_s") -> float | None:
-        return _median([m[key] for m in ok(name)])
+        return _median([m[key] for m in ok(name) if m[key] is not None])
 
-    def paired(other: str) -> float | None:
-        ratios = [a["wall_s"] / b["wall_s"] for a, b in zip(results["ours"], results[other], strict=False)
-                  if a in ok("ours") and b in ok(other)]
+    def paired(a: str, b: str) -> float | None:
+        """Median of a/b over the repetitions where both ran (the same repetition: side by side)."""
+        ratios = [x["wall_s"] / y["wall_s"] for x, y in zip(results[a], results[b], strict=False)
+                  if x in ok(a) and y in ok(b)]
         return round(statistics.median(ratios), 3) if ratios else None
+
+    def peak(name: str, key: str = "peak_rss_mib") -> float | None:
+        return max((m[key] for m in ok(name) if m[key] is not None), default=None)
 
     code_after = _git_state()
     if code_after != code_before:
@@ -960,29 +1073,41 @@ def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
     rows = report.get("rows")
     ours_s = med("ours")
-    base_rows = next((m["stages"]["rows"] for m in ok("baseline") if m.get("stages")), None)
-    floor_rows = next((m["stages"]["rows"] for m in ok("floor") if m.get("stages")), None)
+
+    def stage_rows(name: str) -> int | None:
+        return next((m["stages"]["rows"] for m in ok(name) if m.get("stages")), None)
+
     return {
         "files": n,
         "rows": rows,
         "ours_s": ours_s,
         "rerun_s": med("rerun"),
         "baseline_s": med("baseline"),
+        "clerk_plain_s": med("clerk_plain"),
+        "clerk_s": med("clerk"),
         "floor_s": med("floor"),
-        "peak_rss_mib": max((m["peak_rss_mib"] for m in ok("ours")), default=None),
-        "peak_tree_rss_mib": max((m["peak_tree_rss_mib"] for m in ok("ours")), default=None),
+        "peak_rss_mib": peak("ours"),
+        "peak_tree_rss_mib": peak("ours", "peak_tree_rss_mib"),
         "per_file_ms": round(1000 * ours_s / n, 2) if ours_s else None,
         "rows_per_s": round(rows / ours_s, 1) if ours_s and rows else None,
-        "ratio_baseline": paired("baseline"),
-        "ratio_floor": paired("floor"),
+        "ours_vs_baseline": paired("ours", "baseline"),
+        "ours_vs_clerk_plain": paired("ours", "clerk_plain"),
+        "ours_vs_clerk": paired("ours", "clerk"),
+        "ours_vs_floor": paired("ours", "floor"),
+        "clerk_vs_floor": paired("clerk", "floor"),
+        "ratio_baseline": paired("ours", "baseline"),  # = ours_vs_baseline (the key predates the clerks)
+        "ratio_floor": paired("ours", "floor"),  # = ours_vs_floor
         "runs": len(results["ours"]),
         "cpu_s": {k: med(k, "cpu_s") for k in results},
-        "peak": {k: max((m["peak_rss_mib"] for m in ok(k)), default=None) for k in results},
+        "peak": {k: peak(k) for k in results},
+        "peak_tree": {k: peak(k, "peak_tree_rss_mib") for k in results},
         "all_s": {k: [m["wall_s"] for m in v] for k, v in results.items()},
-        "inproc": {k: next((m["stages"] for m in ok(k) if m.get("stages")), None) for k in ("baseline", "floor")},
+        "inproc": {k: next((m["stages"] for m in ok(k) if m.get("stages")), None) for k in SCENARIOS[1:]},
         "exit": {k: [m["exit"] for m in v] for k, v in results.items()},
-        "baseline_rows": base_rows,
-        "floor_rows": floor_rows,
+        "rows_by_scenario": {"ours": rows, **{k: stage_rows(k) for k in SCENARIOS[1:]}},
+        "outputs": {"ours": report.get("master"), **{k: str(v) if v.exists() else None for k, v in outputs.items()}},
+        "baseline_rows": stage_rows("baseline"),
+        "floor_rows": stage_rows("floor"),
         "statuses": report.get("statuses"),
         "corpus": manifest,
         "code": code_before,
@@ -1015,15 +1140,23 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 
 def render_table(results: list[dict[str, Any]], session: dict[str, Any]) -> str:
-    head = ("| N files | rows | ours s | rerun s | baseline s | floor s | ours/baseline | ours/floor | ms/file | rows/s "
-            "| peak MiB (largest process) | peak MiB (tree) | runs |")
+    head = ("| N files | rows | ours s | rerun s | baseline s | clerk_plain s | clerk s | floor s | ours/baseline "
+            "| ours/clerk_plain | ours/clerk | ours/floor | ms/file | rows/s | runs |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         lines.append(
             f"| {r['files']:,} | {_fmt(r['rows'])} | {_fmt(r['ours_s'])} | {_fmt(r['rerun_s'])} | {_fmt(r['baseline_s'])} "
-            f"| {_fmt(r['floor_s'])} | {_fmt(r['ratio_baseline'])} | {_fmt(r['ratio_floor'])} | {_fmt(r['per_file_ms'], 1)} "
-            f"| {_fmt(r['rows_per_s'], 0)} | {_fmt(r['peak_rss_mib'], 0)} | {_fmt(r['peak_tree_rss_mib'], 0)} | {r['runs']} |"
+            f"| {_fmt(r['clerk_plain_s'])} | {_fmt(r['clerk_s'])} | {_fmt(r['floor_s'])} | {_fmt(r['ours_vs_baseline'])} "
+            f"| {_fmt(r['ours_vs_clerk_plain'])} | {_fmt(r['ours_vs_clerk'])} | {_fmt(r['ours_vs_floor'])} "
+            f"| {_fmt(r['per_file_ms'], 1)} | {_fmt(r['rows_per_s'], 0)} | {r['runs']} |"
         )
+    names = ("ours", "rerun", *SCENARIOS[1:])
+    head = "| N files | " + " | ".join(f"{k} MiB" for k in names) + " | ours tree MiB |"
+    lines += ["", "peak RSS per scenario (largest single process of its own tree):", "", head,
+              "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        lines.append(f"| {r['files']:,} | " + " | ".join(_fmt(r["peak"].get(k), 0) for k in names)
+                     + f" | {_fmt(r['peak_tree_rss_mib'], 0)} |")
     rr, hp = session.get("real_returns") or {}, session.get("help") or {}
     if rr:
         lines.append(f"\nreal R6 returns: {rr['files']} files, {rr['rows']} rows, {_fmt(rr['wall_s'])} s; "
@@ -1042,6 +1175,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_floor"]:
         scenario_floor(Path(argv[1]), Path(argv[2]))
         return 0
+    if argv[:1] in (["_clerk_plain"], ["_clerk"]):
+        _clerk(Path(argv[1]), Path(argv[2]), engine="calamine" if argv[0] == "_clerk" else None,
+               validate=argv[0] == "_clerk")
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, nargs="+", default=[15, 200, 2000], help="numbers of returns (default 15 200 2000)")
     ap.add_argument("--runs", type=int, default=3, help="repetitions per N; the median is reported (default 3)")
@@ -1053,7 +1190,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=300,
                     help="when one run of ours takes longer than this, do no further repetitions for that N")
     ap.add_argument("--no-session", action="store_true", help="skip timing --help and the real R6 returns")
+    ap.add_argument("--parent-ballast-mib", type=int, default=0, metavar="M",
+                    help="self-check of the memory method: hold M MiB in this process while measuring; "
+                         "no scenario's peak may move (tests/test_benchmark_smoke.py uses it)")
     args = ap.parse_args(argv)
+    ballast = b"\x01" * (args.parent_ballast_mib << 20)  # touched pages: resident, not just reserved
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -1082,6 +1223,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{' + uncommitted changes in ' + ', '.join(m['code']['dirty']) if m['code']['dirty'] else ''}")
     else:
         log("targets: " + json.dumps(targets))
+    del ballast
     return 0
 
 
