@@ -30,6 +30,7 @@ from pipeline import ingest
 from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import InputError, LockedError, OutputError
+from pipeline.filenames import safe_filename, unique_filename
 from pipeline.merge import MergeResult, merge_files
 from pipeline.report import FileReport, Issue, ValidationReport, issue_entry
 from pipeline.settings import Settings
@@ -40,6 +41,7 @@ REPORT_NAME = "run-report.json"
 HISTORY_DIR = "history"
 FEEDBACK_DIR = "feedback"
 CACHE_DIR = ".cache"
+TEMPLATES_DIR = "templates"
 
 Progress = Callable[[Iterable[Path]], Iterable[Path]]
 
@@ -73,12 +75,7 @@ def write_feedback_copies(reports: list[FileReport], folder: Path, settings: Set
         if not report.issues or not report.kind:
             continue  # nothing to say, or never parsed (hostile files are not re-opened)
         name = report.name.split(" › ")[-1]
-        stem, dot, suffix = name.rpartition(".")
-        candidate, n = name, 1
-        while candidate in used:
-            n += 1
-            candidate = f"{stem}_{n}.{suffix}" if dot else f"{name}_{n}"
-        used.add(candidate)
+        candidate = unique_filename(safe_filename(name), used)  # valid on Windows, ≤ 120 bytes
         if report.from_cache and (folder / candidate).exists():
             written.append(folder / candidate)  # written on the night these bytes arrived
             continue
@@ -155,9 +152,7 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress) -> M
     from pipeline import atomic, master
 
     outbox = settings.outbox
-    for folder in (outbox, outbox / HISTORY_DIR, outbox / FEEDBACK_DIR, outbox / CACHE_DIR):
-        if folder.is_dir():
-            atomic.sweep_temporaries(folder)
+    atomic.sweep_all([outbox, *(outbox / d for d in (HISTORY_DIR, FEEDBACK_DIR, CACHE_DIR, TEMPLATES_DIR))])
     files = ingest.find_files([settings.inbox])
     cache = ResultCache(outbox / CACHE_DIR, catalog.version, settings.limits)
     reports = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits, cache)
