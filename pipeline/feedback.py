@@ -19,6 +19,16 @@ What survives the openpyxl round trip (measured in tests/test_feedback.py, openp
 Nothing is lost silently: after saving, the copy's XML is compared with the source's, and
 every measured loss becomes a ※ line at the top of エラー一覧.
 
+Nothing active of the department's travels in the copy: no formula, DDE call, external link
+or hyperlink. Each formula cell keeps the value Excel last calculated for it (openpyxl's
+data_only view), links to other workbooks (xl/externalLinks) are not loaded, cell hyperlinks
+and defined names that reach outside the workbook (external references, DDE, HYPERLINK and
+the like) are removed. Each removed thing is listed at the foot of エラー一覧 (cell, what was
+there, the value kept), with a ※ line at the top. A department text that Excel would read as
+a formula if retyped gets the quote-prefix style, and every text we write (messages,
+comments) follows pipeline.celltext's rules, so a message quoting "＝HYPERLINK(…" stays text.
+The links of エラー一覧 itself (to each problem cell, "#'Sheet'!G5") are ours.
+
 If openpyxl cannot load the bytes at all (or cannot save what it loaded), the copy is a new
 workbook holding only エラー一覧, and its title line says so.
 
@@ -33,7 +43,6 @@ import io
 import math
 import posixpath
 import re
-import unicodedata
 import warnings
 import zipfile
 from collections import Counter
@@ -43,16 +52,18 @@ from typing import NamedTuple
 
 from defusedxml import ElementTree as DefusedET
 from openpyxl import Workbook, load_workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+from openpyxl.cell.cell import ERROR_CODES, Cell
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.styles.fills import Fill
 from openpyxl.utils.cell import get_column_letter, range_boundaries
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import fromstring, tostring
 
+from pipeline import celltext
 from pipeline.atomic import write_bytes_atomically
 from pipeline.errors import OutputError
 from pipeline.report import ERROR, Issue
@@ -71,9 +82,12 @@ _HEADERS = ("No.", "シート", "セル", "重要度", "コード", "内容")
 # be restored before it is annotated again (a fixed cell must not stay red).
 _RESTORE_COL = 8
 _RESTORE_HEADER = "_元の塗りつぶし"
-_EXCEL_CELL_MAX = 32_767
 _COMMENT_WIDTH = 400  # px, about 300 pt
 _COMMENT_MIN_HEIGHT = 200  # px, about 150 pt
+_COMMENT_CHARS = 44  # half-width units per line of a 400 px comment box at 11pt
+_LIST_FONT_SIZE = 11  # openpyxl's default font, used on エラー一覧
+_REMOVED_TITLE = "元のブックから取り除いた数式・リンク"
+_REMOVED_HEADERS = ("No.", "シート", "セル", "種類", "残した値", "元の内容")
 # A comment block we wrote: Excel-style "author:" line, then one "[code] message" per line.
 _OUR_BLOCK_HEAD = f"{AUTHOR}:"
 _OUR_LINE = re.compile(r"^\[[a-z0-9-]+\] ")
@@ -107,11 +121,18 @@ def write_feedback(data: bytes, name: str, issues: list[Issue], out_path: Path) 
             copy = None
     if copy is None:
         wb = Workbook()
-        _build_summary(wb, FEEDBACK_SHEET, name, issues, placed={}, restore={}, notes=[], fallback=True)
+        _build_summary(wb, FEEDBACK_SHEET, name, issues, placed={}, restore={}, notes=[], removed=[], fallback=True)
         copy = _save(wb)
         if out_path.suffix.lower() in (".xlsm", ".xltm"):
             out_path = out_path.with_suffix(".xlsx")
-    return _atomic_write(out_path, copy)
+    try:
+        # pipeline.atomic: a timestamped sibling when the target stays locked (open in Excel)
+        return write_bytes_atomically(out_path, copy)
+    except OSError as exc:
+        raise OutputError(
+            f"差し戻し用のファイル {out_path} を書き込めません({exc.strerror or exc})。"
+            "フォルダーがあるか、ディスクに空きがあるか確認してください。"
+        ) from exc
 
 
 def _annotated_copy(wb: Workbook, data: bytes, name: str, issues: list[Issue], keep_vba: bool) -> bytes:
@@ -124,9 +145,12 @@ def _annotated_copy(wb: Workbook, data: bytes, name: str, issues: list[Issue], k
         notes.append(
             "既存のコメントは文字だけを引き継いでいます(文字の太さ・色・大きさは元のブックと異なります)。"
         )
+    removed = _neutralise(wb, data)
+    if removed:
+        notes.append(_removed_note(removed))
     placed, restore = _annotate(wb, issues)
     _readd_extension_validations(wb, source)
-    _build_summary(wb, sheet_name, name, issues, placed, restore, notes, fallback=False)
+    _build_summary(wb, sheet_name, name, issues, placed, restore, notes, removed, fallback=False)
     copy = _save(wb)
 
     # Measure what the round trip lost by comparing the XML of source and copy; anything lost
@@ -137,7 +161,7 @@ def _annotated_copy(wb: Workbook, data: bytes, name: str, issues: list[Issue], k
         wb = _load(copy, keep_vba)
         if wb is None:
             raise ValueError("our own copy did not load again")
-        _build_summary(wb, sheet_name, name, issues, placed, restore, notes + losses, fallback=False)
+        _build_summary(wb, sheet_name, name, issues, placed, restore, notes + losses, removed, fallback=False)
         copy = _save(wb)
     return copy
 
@@ -146,13 +170,17 @@ def _annotated_copy(wb: Workbook, data: bytes, name: str, issues: list[Issue], k
 
 
 def _load(data: bytes, keep_vba: bool) -> Workbook | None:
-    """Load for editing, or None when openpyxl cannot read the bytes."""
+    """Load for editing, or None when openpyxl cannot read the bytes.
+
+    keep_links=False: links to other workbooks (xl/externalLinks, with their cached copies of
+    the other workbook) are not loaded, so the copy holds none.
+    """
     try:
         # openpyxl warns about every extension it drops; _losses reports those to the
         # department instead, so the console stays quiet.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return load_workbook(io.BytesIO(data), keep_vba=keep_vba, rich_text=False)
+            return load_workbook(io.BytesIO(data), keep_vba=keep_vba, keep_links=False, rich_text=False)
     except Exception:  # any parser failure means "cannot annotate this workbook"
         return None
 
@@ -163,19 +191,144 @@ def _save(wb: Workbook) -> bytes:
     return buffer.getvalue()
 
 
-def _atomic_write(path: Path, payload: bytes) -> Path:
-    """Write through pipeline.atomic (temp file beside the target, fsync, os.replace).
+# --- removing the department's formulas and links -------------------------------------------
 
-    Returns the path written: a timestamped sibling when the target stays locked (the previous
-    copy open in Excel). Other OS errors become OutputError with a Japanese message.
+
+@dataclass
+class _Removed:
+    """One formula, link or name taken out of the department's workbook."""
+
+    kind: str  # 数式 / ハイパーリンク / 外部リンク / 名前の定義
+    sheet: str
+    cell: str  # "" for workbook-level things
+    before: str  # what was there (the formula, the link target, the name's definition)
+    kept: str  # the value the cell keeps, as shown on エラー一覧
+
+
+_KIND_ORDER = ("数式", "ハイパーリンク", "外部リンク", "名前の定義")
+# In a defined name, outside its "string literals": a reference to another workbook (stored as
+# an index, [1]Sheet!A1 or '[1]Sheet 1'!A1; a sheet name cannot hold "["), a DDE call
+# (app|topic!item), or a function that reaches outside the workbook or runs code. Structured
+# references (Table1[列]) and OFFSET/INDIRECT lists stay.
+_RISKY_NAME_TEXT = re.compile(
+    r"\[\d+\]|\||\b(?:HYPERLINK|WEBSERVICE|FILTERXML|CALL|REGISTER(?:\.ID)?|EXEC|RUN|EXECUTE|FOPEN|FWRITE)\s*\(",
+    re.IGNORECASE,
+)
+_AUTO_MACRO_NAME = re.compile(r"^(?:_xlnm\.)?auto_(?:open|close|activate|deactivate)", re.IGNORECASE)
+_STRING_LITERAL = re.compile(r'"(?:[^"]|"")*"')
+
+
+def _neutralise(wb: Workbook, data: bytes) -> list[_Removed]:
+    """Take every formula, hyperlink, external link and outward-reaching name out of `wb`.
+
+    Formula cells keep their cached values (read from `data` with data_only=True). Returns
+    what was removed, in sheet order, for the list on エラー一覧.
     """
+    removed: list[_Removed] = []
+    formulas: list[tuple[Worksheet, Cell]] = []
+    for ws in wb.worksheets:
+        for cell in sorted(ws._cells.values(), key=lambda c: (c.row, c.column)):
+            if cell.data_type == "f":
+                formulas.append((ws, cell))
+            elif cell.data_type == "s" and isinstance(cell.value, str) and celltext.needs_quote(cell.value):
+                cell.quotePrefix = True  # their "'=…" stays text after F2+Enter in our copy too
+            if cell.hyperlink is not None:
+                link = cell.hyperlink
+                target = link.target or (f"#{link.location}" if link.location else "")
+                cell.hyperlink = None
+                removed.append(_Removed("ハイパーリンク", ws.title, cell.coordinate, target, _shown(cell.value)))
+    if formulas:
+        cached = _cached_values(data, {(ws.title, cell.coordinate) for ws, cell in formulas})
+        for ws, cell in formulas:
+            before = _formula_text(cell.value)
+            value = cached.get((ws.title, cell.coordinate))
+            if isinstance(value, str) and value not in ERROR_CODES:
+                _put_text(cell, value)
+            else:
+                cell.value = value  # a number, date, bool, error code ("#N/A"), or nothing
+            removed.append(_Removed("数式", ws.title, cell.coordinate, before, _shown(value)))
+    for target in _external_link_targets(data):
+        removed.append(_Removed("外部リンク", "", "", target, "—"))
+    removed += _remove_risky_names(wb)
+    removed.sort(key=lambda r: _KIND_ORDER.index(r.kind))  # stable: sheet and cell order within a kind
+    return removed
+
+
+def _formula_text(value: object) -> str:
+    if isinstance(value, ArrayFormula):
+        return "{" + (value.text or "") + "}"
+    if isinstance(value, DataTableFormula):
+        return f"{{=TABLE({value.r1 or ''},{value.r2 or ''})}}"
+    return str(value)
+
+
+def _shown(value: object) -> str:
+    """A kept value as text for the list: "(空白)" for an empty cell."""
+    if value is None or value == "":
+        return "(空白)"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return str(value)
+
+
+def _cached_values(data: bytes, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], object]:
+    """The values Excel last calculated for the `wanted` (sheet, cell) formula cells."""
     try:
-        return write_bytes_atomically(path, payload)
-    except OSError as exc:
-        raise OutputError(
-            f"差し戻し用のファイル {path} を書き込めません({exc.strerror or exc})。"
-            "フォルダーがあるか、ディスクに空きがあるか確認してください。"
-        ) from exc
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = load_workbook(io.BytesIO(data), data_only=True, keep_links=False, rich_text=False)
+    except Exception:  # the formula view loaded, so this hardly happens: the cells become blank
+        return {}
+    out: dict[tuple[str, str], object] = {}
+    for sheet, coordinate in wanted:
+        ws = values[sheet] if sheet in values.sheetnames else None
+        if isinstance(ws, Worksheet):
+            out[(sheet, coordinate)] = ws[coordinate].value
+    return out
+
+
+def _external_link_targets(data: bytes) -> list[str]:
+    """The other workbooks `data` links to (targets of its xl/externalLinks parts), in order."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            workbook_part = next(
+                (t for t, kind in _rels(archive, "", names).values() if kind.endswith("/officeDocument")),
+                "xl/workbook.xml",
+            )
+            targets = []
+            for part, kind in _rels(archive, workbook_part, names).values():
+                if not kind.endswith("/externalLink") or part not in names:
+                    continue
+                outside = [t for t, _kind in _rels(archive, part, names, external=True).values()]
+                targets.append(outside[0] if outside else posixpath.basename(part))
+            return targets
+    except Exception:  # an unreadable package was not loaded either; nothing to list
+        return []
+
+
+def _remove_risky_names(wb: Workbook) -> list[_Removed]:
+    """Remove defined names that reach outside the workbook or run code; keep plain ones
+    (ranges, constants, OFFSET/INDIRECT lists behind a validation)."""
+    removed = []
+    scopes: list[tuple[str, dict]] = [("", wb.defined_names)]
+    scopes += [(ws.title, ws.defined_names) for ws in wb.worksheets]
+    for scope, names in scopes:
+        for key, defn in list(names.items()):
+            text = str(defn.attr_text or "")
+            if _AUTO_MACRO_NAME.match(key) or _RISKY_NAME_TEXT.search(_STRING_LITERAL.sub("", text)):
+                del names[key]
+                removed.append(_Removed("名前の定義", scope, "", f"{key} = {text}", "—"))
+    return removed
+
+
+def _removed_note(removed: list[_Removed]) -> str:
+    counts = Counter(r.kind for r in removed)
+    parts = "・".join(f"{kind} {counts[kind]} 件" for kind in _KIND_ORDER if counts[kind])
+    return (
+        f"元のブックの{parts}を取り除きました(数式のセルには保存されていた計算結果の値を残しています)。"
+        f"一覧はこのシートの下の「{_REMOVED_TITLE}」にあります。"
+    )
 
 
 # --- annotating cells -------------------------------------------------------------------
@@ -228,12 +381,12 @@ def _annotate(wb: Workbook, issues: list[Issue]) -> tuple[dict[int, _Target], di
         originals[(sheet, coordinate)] = tostring(cell.fill.to_tree()).decode("utf-8")
         # Assigning only .fill keeps the cell's font, number format, alignment and lock state.
         cell.fill = ERROR_FILL if any(i.severity == ERROR for i in cell_issues) else WARNING_FILL
-        lines = [_clean(f"[{i.code}] {i.message}") for i in cell_issues]
+        lines = [celltext.clean_xml(f"[{i.code}] {i.message}") for i in cell_issues]
         text = "\n".join([_OUR_BLOCK_HEAD, *lines])
         if cell.comment is not None and cell.comment.text.strip():
             text = cell.comment.text.rstrip() + "\n\n" + text  # the department's note stays first
         cell.comment = Comment(
-            text[:_EXCEL_CELL_MAX], AUTHOR, height=_comment_height(lines), width=_COMMENT_WIDTH
+            celltext.truncate_to_cell(text), AUTHOR, height=_comment_height(lines), width=_COMMENT_WIDTH
         )
     return placed, originals
 
@@ -241,7 +394,7 @@ def _annotate(wb: Workbook, issues: list[Issue]) -> tuple[dict[int, _Target], di
 def _comment_height(lines: list[str]) -> int:
     # openpyxl sizes comment boxes in px (Excel's default is 144×79 px): 400 px ≈ 300 pt wide
     # holds about 44 half-width units of 11pt text per line, and a line needs ~20 px.
-    rows = 1 + sum(max(1, math.ceil(_display_width(line) / 44)) for line in lines)
+    rows = 1 + sum(max(1, math.ceil(celltext.display_width(line) / _COMMENT_CHARS)) for line in lines)
     return min(max(_COMMENT_MIN_HEIGHT, rows * 20 + 10), 800)
 
 
@@ -317,6 +470,7 @@ def _build_summary(
     placed: dict[int, _Target],
     restore: dict[tuple[str, str], str],
     notes: list[str],
+    removed: list[_Removed],
     *,
     fallback: bool,
 ) -> None:
@@ -364,7 +518,7 @@ def _build_summary(
         for col, value in enumerate(values[1:], start=2):
             _put_text(ws.cell(r, col), value)
         for col, value in enumerate(values):
-            widths[col] = max(widths[col], _display_width(value))
+            widths[col] = max(widths[col], celltext.display_width(value))
         if target is not None:
             link = ws.cell(r, 3)
             link.hyperlink = Hyperlink(
@@ -379,17 +533,23 @@ def _build_summary(
         for col in range(1, 6):
             ws.cell(r, col).alignment = Alignment(vertical="top")
 
+    last = header_row + len(issues)
+    wrapped = [(header_row + number, issue.message) for number, issue in enumerate(issues, start=1)]
+    if removed:
+        wrapped += _list_removed(ws, last + 2, removed, widths)
+
     # Widths in Excel character units: a full-width character counts 2. 内容 wraps at 80.
     for col, width in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(col)].width = min(width + 2, 80 if col == 6 else 40)
     ws.column_dimensions[get_column_letter(_RESTORE_COL)].hidden = True
-    # Explicit heights for wrapped messages: LibreOffice never grows rows by itself.
-    for number, issue in enumerate(issues, start=1):
-        lines = max(1, math.ceil(_display_width(issue.message) / 78))
-        if lines > 1:
-            ws.row_dimensions[header_row + number].height = 15 * lines + 4
+    # Explicit heights for wrapped texts: LibreOffice never grows rows by itself.
+    text_width = ws.column_dimensions["F"].width
+    for r, text in wrapped:
+        if celltext.wrapped_lines(text, text_width) > 1:
+            ws.row_dimensions[r].height = celltext.row_height(
+                [(text, text_width)], _LIST_FONT_SIZE, exact=True
+            )
 
-    last = header_row + len(issues)
     ws.freeze_panes = ws.cell(header_row + 1, 1).coordinate
     if issues:
         ws.auto_filter.ref = f"A{header_row}:F{last}"
@@ -414,32 +574,51 @@ def _build_summary(
         view.firstSheet = 0
 
 
+def _list_removed(ws: Worksheet, top: int, removed: list[_Removed], widths: list[int]) -> list[tuple[int, str]]:
+    """The list of removed formulas and links, from row `top`. Returns (row, 元の内容) to wrap."""
+    _put_text(ws.cell(top, 1), _REMOVED_TITLE).font = Font(bold=True, size=12)
+    header = top + 1
+    for col, title in enumerate(_REMOVED_HEADERS, start=1):
+        cell = _put_text(ws.cell(header, col), title)
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill(fill_type="solid", fgColor="FFD9D9D9")
+    link_style = _hyperlink_style_name(ws.parent)
+    wrapped = []
+    for number, item in enumerate(removed, start=1):
+        r = header + number
+        ws.cell(r, 1, number)
+        values = (item.sheet, item.cell, item.kind, item.kept, item.before)
+        for col, value in enumerate(values, start=2):
+            cell = _put_text(ws.cell(r, col), value)
+            cell.alignment = Alignment(vertical="top", wrap_text=col == 6)
+            widths[col - 1] = max(widths[col - 1], celltext.display_width(value))
+        if item.sheet and item.cell and item.sheet in ws.parent.sheetnames:
+            link = ws.cell(r, 3)
+            link.hyperlink = Hyperlink(ref=link.coordinate, location=f"{_quote_sheet(item.sheet)}!{item.cell}")
+            link.style = link_style
+        wrapped.append((r, item.before))
+    return wrapped
+
+
 def _put_text(cell: Cell, text: object) -> Cell:
-    """Write department-derived text so that it can never become a formula.
+    """Write text so that it can never become a formula (pipeline.celltext's rules).
 
     openpyxl turns any str starting with "=" into a formula; forcing data_type "s" stores it
-    as text. quotePrefix (Excel's leading apostrophe) keeps it text after F2+Enter too, for the
-    other characters Excel or a CSV export would treat as a formula start.
+    as text. quotePrefix (Excel's leading apostrophe) keeps it text after F2+Enter too, for
+    every text Excel would read as a formula if retyped (also ＝＋－＠, TAB, CR, LF, after
+    leading spaces). Control characters XML cannot hold are dropped, and our own long texts
+    are cut to Excel's cell limit (in UTF-16 units).
     """
-    value = _clean("" if text is None else str(text))
+    value = celltext.truncate_to_cell(celltext.clean_xml("" if text is None else str(text)))
     cell.value = value
     cell.data_type = "s"
-    if value.lstrip(" \u3000\u00a0\u200b\ufeff").startswith(("=", "+", "-", "@", "\t", "\r")):
+    if celltext.needs_quote(value):
         cell.quotePrefix = True
     return cell
 
 
-def _clean(text: str) -> str:
-    """Drop control characters XML cannot hold and cut to Excel's per-cell limit."""
-    return ILLEGAL_CHARACTERS_RE.sub("", text)[:_EXCEL_CELL_MAX]
-
-
 def _quote_sheet(sheet: str) -> str:
     return "'" + sheet.replace("'", "''") + "'"
-
-
-def _display_width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "FWA" else 1 for ch in str(text))
 
 
 def _hyperlink_style_name(wb: Workbook) -> str:
@@ -594,17 +773,24 @@ def _parse(archive: zipfile.ZipFile, part: str):
     return DefusedET.fromstring(archive.read(part))
 
 
-def _rels(archive: zipfile.ZipFile, part: str, names: set[str]) -> dict[str, tuple[str, str]]:
-    """Relationship id → (resolved part name, type) for `part` ("" for the package root)."""
+def _rels(
+    archive: zipfile.ZipFile, part: str, names: set[str], *, external: bool = False
+) -> dict[str, tuple[str, str]]:
+    """Relationship id → (resolved part name, type) for `part` ("" for the package root).
+
+    External targets (a file or URL outside the package) are skipped, or with `external`
+    given as they are."""
     folder, base = posixpath.split(part)
     rels_part = posixpath.join(folder, "_rels", base + ".rels") if part else "_rels/.rels"
     if rels_part not in names:
         return {}
     result = {}
     for rel in _parse(archive, rels_part).iter(f"{{{_NS_PKG}}}Relationship"):
-        if rel.get("TargetMode") == "External":
-            continue
         target = rel.get("Target", "")
+        if rel.get("TargetMode") == "External":
+            if external:
+                result[rel.get("Id", "")] = (target, rel.get("Type", ""))
+            continue
         resolved = (
             target.lstrip("/")
             if target.startswith("/")

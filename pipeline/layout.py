@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 
 from pipeline.catalog import Catalog
+from pipeline.filenames import safe_filename
 
 TEMPLATE_SHEET = "記入シート"
 GUIDE_SHEET = "記入要領"
@@ -48,9 +48,6 @@ META_KEYS = (
     "first_data_row",
 )
 
-_WINDOWS_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
-
-
 # Contract helpers ---------------------------------------------------------------------------
 
 
@@ -62,9 +59,8 @@ def header_labels(catalog: Catalog) -> list[str]:
 
 
 def template_name(catalog: Catalog, office: str) -> str:
-    """`R6_地域福祉計画評価_<office>.xlsx`, with characters Windows forbids in file names replaced by _."""
-    safe = _WINDOWS_UNSAFE.sub("_", office).strip(" .") or "_"
-    return f"{catalog.year}_{catalog.plan}評価_{safe}.xlsx"
+    """`R6_地域福祉計画評価_<office>.xlsx`, made a valid, bounded Windows name (pipeline.filenames)."""
+    return safe_filename(f"{catalog.year}_{catalog.plan}評価_{office.strip()}.xlsx")
 
 
 def prefilled_values(catalog: Catalog, office: str) -> list[tuple[str, str, str, str, str]]:

@@ -15,14 +15,14 @@ Decisions, and why:
   and need no recalculation.
 * Text is not altered. The published answers must round-trip to the committee exactly, so
   we do not add the OWASP "'" prefix to the value; in .xlsx it would show up as text.
-  Instead, a text that Excel would read as a formula if retyped gets a `quote_prefix`
-  style. That is a text starting with = + - @ (or their full-width forms), TAB or CR, also
-  after leading spaces. It is how Excel itself stores a typed "'=…": the value is unchanged,
+  Instead, a text that Excel would read as a formula if retyped (`celltext.needs_quote`:
+  = + - @ or their full-width forms, TAB, CR or LF, also after leading spaces) gets a
+  `quote_prefix` style. It is how Excel itself stores a typed "'=…": the value is unchanged,
   the formula bar shows the apostrophe, and F2+Enter keeps it as text. Excel's own
   "save as CSV" drops the style, so a CSV export must do its own neutralising.
-* Excel's 32,767-character cell limit is counted in UTF-16 units, like Excel and like
-  xlsxwriter's truncation check. A longer text raises ValueError before anything is
-  written, instead of being silently truncated (xlsxwriter returns -2).
+* Excel's 32,767-character cell limit is counted in UTF-16 units (`celltext.fits_in_cell`).
+  A longer text raises ValueError before anything is written, instead of being silently
+  truncated.
 * Determinism. The document properties use a fixed `created` (1 April of the plan's fiscal
   year), never now(). xlsxwriter stamps every zip entry with 1980-01-01 whatever `created`
   is, and docProps/core.xml is the only part that holds a time. So the same inputs,
@@ -44,7 +44,6 @@ Decisions, and why:
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -54,7 +53,9 @@ import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
+from pipeline import celltext
 from pipeline.catalog import Catalog, Project
+from pipeline.celltext import EXCEL_MAX_CHARS
 from pipeline.layout import OUTPUT_PROPERTY, output_mark
 from pipeline.normalize import RATINGS
 from pipeline.report import (
@@ -75,7 +76,6 @@ LIST_SHEET, SUMMARY_SHEET, STATUS_SHEET, ISSUES_SHEET = "評価一覧", "集計"
 
 FONT = "BIZ UDPゴシック"
 FONT_SIZE = 11
-EXCEL_MAX_CHARS = 32_767  # per cell, in UTF-16 code units
 MISSING_MARK = "(未提出)"
 MISSING = "未提出"
 
@@ -104,10 +104,6 @@ FILE_STATUS_LABELS = {
     "superseded": "新しい提出で置換",
     "ignored": "対象外",
 }
-
-# A text starting with one of these becomes a formula (or DDE) when a person retypes it.
-_FORMULA_TRIGGERS = frozenset("=+-@\t\r＝＋－＠")
-_LEADING_BLANKS = " \t\r\n\u3000\u00a0\u200b\ufeff"
 
 _WORKBOOK_OPTIONS: dict[str, Any] = {
     "strings_to_formulas": False,
@@ -277,17 +273,17 @@ class _Styles:
         return self._quoted[name]
 
     def put(self, ws: Worksheet, row: int, col: int, text: str, name: str) -> None:
-        """Write text as an inert string; raise instead of letting xlsxwriter truncate."""
+        """Write text as an inert string (celltext's rules); raise instead of truncating."""
         if not text:
             # A real blank, not an empty string: Excel's COUNTA and filters treat "" as filled.
             ws.write_blank(row, col, None, self.fmt[name])
             return
-        fmt = self.quoted(name) if _needs_quote(text) else self.fmt[name]
-        if ws.write_string(row, col, text, fmt) == -2:
+        if len(text) > _HALF_LIMIT and _too_long(text):  # the cheap test first: 600k cells
             raise ValueError(
                 f"シート「{ws.name}」のセル {_cell(row, col)}: 文字数が Excel の上限 "
                 f"{EXCEL_MAX_CHARS:,} 文字を超えています。"
             )
+        ws.write_string(row, col, text, self.quoted(name) if _needs_quote(text) else self.fmt[name])
 
     def put_time(self, ws: Worksheet, row: int, col: int, iso: str, name: str = "datetime") -> None:
         """An ISO time as an Excel date-time (wall-clock time as received); other text as text."""
@@ -865,54 +861,26 @@ def _rating_colours(st: _Styles, ws: Worksheet, r0: int, c0: int, r1: int, c1: i
                                                "format": fmt})
 
 
-def _needs_quote(text: str) -> bool:
-    """True when Excel would turn the text into a formula if someone retyped it."""
-    if not text:
-        return False
-    first = text[0]
-    if first in _FORMULA_TRIGGERS:
-        return True
-    if first in _LEADING_BLANKS:
-        rest = text.lstrip(_LEADING_BLANKS)
-        return bool(rest) and rest[0] in _FORMULA_TRIGGERS
-    return False
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+# The text rules live in pipeline.celltext (shared with the templates and the feedback copies);
+# these names keep the master's call sites short.
+_needs_quote = celltext.needs_quote
+_utf16_len = celltext.utf16_len
+_HALF_LIMIT = EXCEL_MAX_CHARS // 2  # a text this short always fits
 
 
 def _too_long(text: str) -> bool:
-    # Each character is 1 or 2 UTF-16 units, so only texts over half the limit need encoding.
-    return len(text) > EXCEL_MAX_CHARS // 2 and _utf16_len(text) > EXCEL_MAX_CHARS
-
-
-def text_width(text: str) -> int:
-    """Display width in Excel column units: full-width (and ambiguous) characters count 2."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "FWA" else 1 for ch in text)
+    return not celltext.fits_in_cell(text)
 
 
 def _fit(minimum: float, texts: Iterable[str], *, cap: float) -> float:
-    widest = max((text_width(t) for t in texts if t), default=0)
-    return max(minimum, min(cap, widest * 1.1 + 2))
-
-
-def _approx_lines(text: str, width: float) -> int:
-    """Wrapped lines of mostly Japanese text, counting every character full width: a little
-    generous for Latin text, and fast enough for 60k rows (no per-character look-up)."""
-    usable = max(width - 1, 1)
-    return int(2 * len(text) / usable) + 1 + text.count("\n") if text else 1
+    return celltext.fit_width(minimum, texts, cap=cap)
 
 
 def _row_height(cells: Iterable[tuple[str, float]]) -> float:
-    """Points for a row of wrapped cells. Set explicitly: not every reader (LibreOffice, viewers,
-    print preview of a never-edited file) grows rows to fit wrapped text by itself."""
-    lines = max((_approx_lines(text, width) for text, width in cells), default=1)
-    return min(409.0, _line_height() * lines + 4)
-
-
-def _line_height() -> float:
-    return FONT_SIZE * 1.35  # points per wrapped line of the UD font
+    """Points for a row of wrapped cells: celltext's fast estimate at the master's font size.
+    Set explicitly: not every reader (LibreOffice, viewers, print preview of a never-edited
+    file) grows rows to fit wrapped text by itself."""
+    return celltext.row_height(cells, FONT_SIZE)
 
 
 def _parse_time(iso: str) -> datetime | None:

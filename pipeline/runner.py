@@ -39,6 +39,7 @@ from pipeline import ingest
 from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import GuardError, InputError, LockedError, OutputError, PipelineError
+from pipeline.filenames import safe_filename, unique_filename
 from pipeline.merge import merge
 from pipeline.report import FileVerdict, Issue, Outcome, RunReport, ValidationReport, make_issue
 from pipeline.settings import Settings
@@ -99,12 +100,7 @@ def write_feedback_copies(
         if not v.issues or not v.kind or v.status == "ignored":
             continue  # nothing to say, or never parsed (hostile files are not re-opened)
         name = v.name.split(" › ")[-1].rsplit("/", 1)[-1]
-        stem, dot, suffix = name.rpartition(".")
-        candidate, n = name, 1
-        while candidate in used:
-            n += 1
-            candidate = f"{stem}_{n}.{suffix}" if dot else f"{name}_{n}"
-        used.add(candidate)
+        candidate = unique_filename(safe_filename(name), used)  # valid on Windows, ≤ 120 bytes
         target = folder / candidate
         if v.from_cache and target.exists():
             written.append((target, target))  # written on the night these bytes arrived
@@ -258,9 +254,7 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
     from pipeline import atomic, master
 
     outbox = settings.outbox
-    for folder in (outbox, outbox / HISTORY_DIR, outbox / FEEDBACK_DIR, outbox / CACHE_DIR, outbox / TEMPLATES_DIR):
-        if folder.is_dir():
-            atomic.sweep_temporaries(folder)
+    atomic.sweep_all([outbox, *(outbox / d for d in (HISTORY_DIR, FEEDBACK_DIR, CACHE_DIR, TEMPLATES_DIR))])
     files = ingest.walk(settings.inbox, settings.exclude)
     cache = ResultCache(outbox / CACHE_DIR, catalog.version, settings.limits)
     verdicts = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits, cache)

@@ -14,10 +14,6 @@ openpyxl can set the IME mode on a validated column and lock the workbook struct
 
 from __future__ import annotations
 
-import math
-import os
-import unicodedata
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -30,7 +26,10 @@ from openpyxl.workbook.protection import WorkbookProtection
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
+from pipeline import celltext
+from pipeline.atomic import long_path, write_atomically
 from pipeline.catalog import Catalog
+from pipeline.celltext import display_width  # noqa: F401  (part of this module's interface)
 from pipeline.errors import OutputError
 from pipeline.layout import (
     COLUMNS,
@@ -67,9 +66,9 @@ FONT_SIZE = 10
 INPUT_FILL = "FFF2CC"  # the light yellow that marks 入力欄 in municipal forms
 HEADER_FILL = "DDEBF7"
 COLUMN_WIDTHS = {"A": 8, "B": 7, "C": 24, "D": 48, "E": 18, "F": 60, "G": 8, "H": 60}
-LINE_HEIGHT = 14.0  # points per wrapped line at 10pt, with the font's leading
+LINE_HEIGHT = celltext.line_height(FONT_SIZE)  # points per wrapped line, with the font's leading
 MIN_INPUT_LINES = 4  # room to type in, so an empty row does not look like a one-line field
-MAX_ROW_HEIGHT = 409.0  # Excel's limit
+MAX_ROW_HEIGHT = celltext.MAX_ROW_HEIGHT  # Excel's limit
 
 _THIN = Side(style="thin", color="808080")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
@@ -80,29 +79,35 @@ _WEEKDAYS = "月火水木金土日"
 
 
 def set_text(cell: Cell, value: str) -> None:
-    """Store text as text: openpyxl turns any string starting with '=' into a formula."""
+    """Store text as inert text, by pipeline.celltext's rules.
+
+    openpyxl turns any string starting with "=" into a formula: the cell is forced to a string.
+    A text Excel would read as a formula if retyped (= + - @, full-width ＝＋－＠, TAB, CR, LF,
+    also after leading spaces) also gets the quote-prefix style, Excel's own "'", so F2+Enter
+    keeps it text. Control characters XML cannot hold are dropped; a text over Excel's
+    32,767-unit limit raises ValueError (a template must never be cut short silently).
+    """
+    value = celltext.clean_xml(value)
+    if not celltext.fits_in_cell(value):
+        raise ValueError(
+            f"セル {cell.coordinate}: 文字数が Excel の上限 {celltext.EXCEL_MAX_CHARS:,} 文字を超えています。"
+        )
     cell.value = value
-    if cell.data_type == "f":
-        cell.data_type = "s"
-
-
-def display_width(text: str) -> int:
-    """Width in Excel character units: full-width (and ambiguous) characters count 2."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "FWA" else 1 for ch in text)
+    cell.data_type = "s"
+    if celltext.needs_quote(value):
+        cell.quotePrefix = True
 
 
 def row_height(texts: Iterable[tuple[str, float]], min_lines: int = 1) -> float:
     """Height in points that shows every (text, column width) pair wrapped, at least `min_lines`.
 
-    An estimate, because Excel's own auto-fit depends on the PC's fonts; staff can still
-    double-click the row border (the protection allows row formatting).
+    An estimate (pipeline.celltext, measured widths), because Excel's own auto-fit depends on
+    the PC's fonts; staff can still double-click the row border (the protection allows row
+    formatting).
     """
-    lines = min_lines
-    for text, width in texts:
-        usable = max(width - 1.5, 1.0)  # cell padding
-        n = sum(max(1, math.ceil(display_width(part) / usable)) for part in str(text).split("\n"))
-        lines = max(lines, n)
-    return min(MAX_ROW_HEIGHT, lines * LINE_HEIGHT + 4)
+    return celltext.row_height(
+        ((str(text), width) for text, width in texts), FONT_SIZE, min_lines=min_lines, exact=True
+    )
 
 
 def fit_data_row(ws: Worksheet, row: int) -> None:
@@ -120,21 +125,21 @@ def wareki(day: date) -> str:
     return f"{day.year}年{day.month}月{day.day}日({weekday})"
 
 
-def save_atomically(wb: Workbook, path: Path) -> None:
-    """Save to a temporary file beside `path`, then replace it, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkstemp: its 0600 mode would survive os.replace and hide the file from colleagues.
-    tmp = path.with_name(f".~{path.stem}.{uuid.uuid4().hex[:8]}.tmp")
+def save_atomically(wb: Workbook, path: Path) -> Path:
+    """Save through pipeline.atomic (temporary beside `path`, fsync, replace); returns `path`.
+
+    A template keeps its name (departments send it back under it), so a file locked by Excel
+    is an error here, not a timestamped sibling as for the master.
+    """
+    path = Path(path)
+    long_path(path.parent).mkdir(parents=True, exist_ok=True)
     try:
-        wb.save(tmp)
-        os.replace(tmp, path)
+        return write_atomically(path, wb.save, fallback=False)
     except PermissionError:
         # On Windows a file open in Excel cannot be replaced.
         raise OutputError(
             f"{path} に書き込めません。Excel で開いている場合は閉じてから、もう一度実行してください。"
         ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # The workbook --------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from plan_schemas.columns import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, 
 from pipeline import gate, ingest, layout
 from pipeline.cache import ResultCache
 from pipeline.catalog import Assignment, Catalog
+from pipeline.celltext import utf16_len
 from pipeline.gate import col_letters as column_letter
 from pipeline.ingest import RawSheet, Source
 from pipeline.normalize import (
@@ -465,7 +466,7 @@ def _schema_issues(catalog: Catalog, candidates: list[Candidate]) -> list[tuple[
                 continue  # #REF!, an uncached formula: reported as such, not as a blank cell
             extra: dict[str, Any] = {}
             if code == "text-too-long":
-                extra["length"] = len((c.value.get(col) or "").encode("utf-16-le")) // 2  # as Excel counts
+                extra["length"] = utf16_len(c.value.get(col) or "")  # as Excel counts
             if code == "project-unknown":
                 group = catalog.group_containing(c.value.get(PROJECT))
                 if group is not None:

@@ -25,6 +25,7 @@ from pipeline.atomic import (
     TEMP_PREFIX,
     stamped_name,
     sweep_temporaries,
+    temp_path_for,
     write_atomically,
     write_bytes_atomically,
 )
@@ -72,7 +73,7 @@ def test_temp_file_is_a_hidden_sibling_with_the_same_suffix(master: Path) -> Non
 
     write_atomically(master, write)
     (tmp,) = seen
-    assert tmp.parent == master.parent
+    assert tmp.parent == atomic.long_path(master.parent)  # the same folder (\\?\-prefixed on Windows)
     assert re.fullmatch(rf"\.~tmp-{re.escape(master.stem)}-{os.getpid()}-[0-9a-f]{{8}}\.xlsx", tmp.name)
     assert not tmp.exists()
 
@@ -168,10 +169,17 @@ def test_write_bytes_atomically(tmp_path: Path) -> None:
     assert temps(tmp_path) == []
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_sweep_removes_stale_temporaries_only(tmp_path: Path) -> None:
     stale = [
         tmp_path / f"{TEMP_PREFIX}地域福祉計画_評価集約_R6-99999999-0a1b2c3d.xlsx",
-        tmp_path / f"{TEMP_PREFIX}report-12345-deadbeef.json",
+        tmp_path / f"{TEMP_PREFIX}report-{dead_pid()}-deadbeef.json",
     ]
     for p in stale:
         p.write_bytes(b"partial")
@@ -187,6 +195,115 @@ def test_sweep_removes_stale_temporaries_only(tmp_path: Path) -> None:
     assert own.exists() and all(p.exists() for p in keep)
     assert sweep_temporaries(tmp_path) == []
     assert sweep_temporaries(tmp_path / "missing") == []
+
+
+def test_sweep_keeps_the_temporary_of_a_live_writer(tmp_path: Path) -> None:
+    # e.g. `pipeline templates` writing into outbox/templates while the merge sweeps it
+    writer = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        live = tmp_path / f"{TEMP_PREFIX}R6_地域福祉計画評価_指導室-{writer.pid}-0a1b2c3d.xlsx"
+        live.write_bytes(b"writing")
+        assert sweep_temporaries(tmp_path) == []
+        assert live.exists()
+    finally:
+        writer.communicate(b"")
+    assert sweep_temporaries(tmp_path) == [live]  # once it is gone, its leftover is stale
+
+
+def test_sweep_all_sweeps_every_folder_and_skips_missing_ones(tmp_path: Path) -> None:
+    folders = [tmp_path / "outbox", tmp_path / "outbox" / "templates", tmp_path / "outbox" / "feedback"]
+    for folder in folders[:2]:
+        folder.mkdir(parents=True, exist_ok=True)
+    stale = [folder / f"{TEMP_PREFIX}x-{dead_pid()}-0a1b2c3d.xlsx" for folder in folders[:2]]
+    for p in stale:
+        p.write_bytes(b"partial")
+    assert atomic.sweep_all(folders) == stale
+    assert not any(p.exists() for p in stale)
+
+
+def test_a_merge_sweeps_the_templates_folder(inbox: Path, outbox: Path) -> None:
+    from pipeline.runner import run_merge
+    from pipeline.settings import Settings
+
+    templates = outbox / "templates"
+    templates.mkdir(parents=True)
+    stale = templates / f"{TEMP_PREFIX}R6_地域福祉計画評価_指導室-{dead_pid()}-0a1b2c3d.xlsx"
+    stale.write_bytes(b"PK\x03\x04 half a template")
+    kept = templates / "R6_地域福祉計画評価_指導室.xlsx"
+    kept.write_bytes(b"a template")
+    run_merge(Settings(inbox=inbox, outbox=outbox))
+    assert not stale.exists() and kept.exists()
+
+
+def test_save_atomically_returns_the_path_and_leaves_no_temporary(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    from pipeline.templates import save_atomically
+
+    target = tmp_path / "R6_地域福祉計画評価_指導室.xlsx"
+    assert save_atomically(Workbook(), target) == target
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_fallback_false_raises_instead_of_a_stamped_sibling(master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = master.read_bytes()
+    monkeypatch.setattr(atomic, "REPLACE_RETRY_DELAYS", ())
+    monkeypatch.setattr(atomic.os, "replace", locked(master))
+    with pytest.raises(PermissionError):
+        write_atomically(master, lambda tmp: make_xlsx(tmp, "今回"), fallback=False)
+    assert master.read_bytes() == before
+    assert sorted(p.name for p in master.parent.iterdir()) == [master.name]
+
+
+def test_a_locked_template_is_an_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openpyxl import Workbook
+
+    from pipeline.errors import OutputError
+    from pipeline.templates import save_atomically
+
+    target = tmp_path / "R6_地域福祉計画評価_指導室.xlsx"
+    target.write_bytes(b"open in Excel")
+    monkeypatch.setattr(atomic, "REPLACE_RETRY_DELAYS", ())
+    monkeypatch.setattr(atomic.os, "replace", locked(target))
+    with pytest.raises(OutputError, match="Excel で開いている"):
+        save_atomically(Workbook(), target)
+    assert target.read_bytes() == b"open in Excel"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary, no sibling
+
+
+def test_temporary_names_stay_short_whatever_the_target(tmp_path: Path) -> None:
+    target = tmp_path / ("あ" * 80 + ".xlsx")  # 245 bytes: the temporary's name would exceed 255
+    written = write_atomically(target, lambda tmp: make_xlsx(tmp, "今回"))
+    assert written == target and temps(tmp_path) == []
+    assert len(temp_path_for(target).name.encode("utf-8")) <= 255
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("C:\\outbox\\地域福祉計画_評価集約_R6.xlsx", "\\\\?\\C:\\outbox\\地域福祉計画_評価集約_R6.xlsx"),
+        ("C:/outbox/feedback/../a.xlsx", "\\\\?\\C:\\outbox\\a.xlsx"),
+        ("\\\\fileserver\\福祉\\outbox\\a.xlsx", "\\\\?\\UNC\\fileserver\\福祉\\outbox\\a.xlsx"),
+        ("//fileserver/share/a.xlsx", "\\\\?\\UNC\\fileserver\\share\\a.xlsx"),
+        ("\\\\?\\C:\\already\\a.xlsx", "\\\\?\\C:\\already\\a.xlsx"),
+        ("\\\\.\\NUL", "\\\\.\\NUL"),
+        ("outbox\\a.xlsx", "outbox\\a.xlsx"),  # relative: left to the current folder
+        ("C:a.xlsx", "C:a.xlsx"),  # drive-relative
+        ("\\outbox\\a.xlsx", "\\outbox\\a.xlsx"),  # rooted, no drive
+    ],
+)
+def test_extended_length_prefix_on_windows(path: str, expected: str) -> None:
+    assert atomic.extended_length_path(path, windows=True) == expected
+    assert atomic.extended_length_path(path, windows=False) == path
+
+
+def test_a_path_over_260_characters_is_prefixed() -> None:
+    deep = "C:\\" + "\\".join(["地域福祉課の共有フォルダー"] * 25) + "\\a.xlsx"
+    assert len(deep) > 260
+    prefixed = atomic.extended_length_path(deep, windows=True)
+    assert prefixed == "\\\\?\\" + deep
+    if os.name != "nt":  # elsewhere the OS takes any path as it is
+        assert atomic.long_path(Path("/tmp/x.xlsx")) == Path("/tmp/x.xlsx")
 
 
 # --- a process killed while writing ---------------------------------------------------------------

@@ -722,3 +722,202 @@ def test_a_workbook_openpyxl_cannot_write_back_falls_back(tmp_path, template, mo
     wb = load_workbook(out)
     assert out.suffix == ".xlsx" and wb.sheetnames == [FEEDBACK_SHEET]
     assert "読み込めなかった" in wb[FEEDBACK_SHEET]["A2"].value
+
+
+# --- nothing active of the department's travels in the copy --------------------------------
+
+_EXT_LINK_XML = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<externalLink xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<externalBook r:id="rId1"><sheetNames><sheetName val="Sheet1"/></sheetNames>'
+    '<sheetDataSet><sheetData sheetId="0"><row r="1"><cell r="A1"><v>42</v></cell></row></sheetData>'
+    "</sheetDataSet></externalBook></externalLink>"
+)
+_EXT_LINK_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+    'externalLinkPath" Target="file:///C:/共有/他課の集計.xlsx" TargetMode="External"/></Relationships>'
+)
+ACTIVE_SHEET = "記入シート"
+# (cell, formula, value Excel cached for it)
+ACTIVE_FORMULAS = [
+    ("F5", "=cmd|' /C calc'!A0", "#N/A"),
+    ("F6", '=HYPERLINK("http://attacker.example/?q=1","詳細はこちら")', "詳細はこちら"),
+    ("F7", "=[1]Sheet1!A1", 42),
+    ("F8", "=SUM(1,2)", 3),
+]
+
+
+def _active_workbook() -> bytes:
+    """A return holding a DDE formula, a HYPERLINK formula, a cell hyperlink, an in-book link,
+    a formula on another workbook with its xl/externalLinks part, and names using them; plus
+    a validation, a comment and formatting that must survive. xlsxwriter stores each formula
+    with a cached value, as Excel does."""
+    buffer = io.BytesIO()
+    wb = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    ws = wb.add_worksheet(ACTIVE_SHEET)
+    bold = wb.add_format({"bold": True, "bg_color": "#FFF2CC"})
+    ws.write_string("A4", "事業実績", bold)
+    ws.write_string("G5", "E")
+    for cell, formula, value in ACTIVE_FORMULAS:
+        ws.write_formula(cell, formula, bold, value)
+    ws.write_url("F9", "http://attacker.example/x", string="リンク先")
+    ws.write_url("F10", f"internal:'{ACTIVE_SHEET}'!A1", string="先頭へ")
+    ws.write_comment("A4", "課内メモ: 数値は9月末時点")
+    ws.data_validation("G5:G50", {"validate": "list", "source": ["A", "B", "C", "D"]})
+    wb.define_name("他課の値", "=[1]Sheet1!$A$1")
+    wb.define_name("起動", "=cmd|' /C calc'!A0")
+    wb.define_name("他課の表", "='[1]Sheet 1'!$A$1:$B$2")  # the index inside a quoted sheet name
+    wb.define_name("入力範囲", f"='{ACTIVE_SHEET}'!$F$5:$H$50")
+    wb.define_name("区切り", '="A|B"')  # a "|" inside a string constant is no DDE
+    wb.close()
+
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            payload = source.read(item.filename)
+            if item.filename == "[Content_Types].xml":
+                payload = payload.replace(
+                    b"</Types>",
+                    b'<Override PartName="/xl/externalLinks/externalLink1.xml" ContentType="application/'
+                    b'vnd.openxmlformats-officedocument.spreadsheetml.externalLink+xml"/></Types>',
+                )
+            elif item.filename == "xl/_rels/workbook.xml.rels":
+                payload = payload.replace(
+                    b"</Relationships>",
+                    b'<Relationship Id="rIdExt1" Type="http://schemas.openxmlformats.org/officeDocument/'
+                    b'2006/relationships/externalLink" Target="externalLinks/externalLink1.xml"/></Relationships>',
+                )
+            elif item.filename == "xl/workbook.xml":
+                payload = payload.replace(
+                    b"</sheets>",
+                    b'</sheets><externalReferences><externalReference r:id="rIdExt1"/></externalReferences>',
+                )
+            target.writestr(item, payload)
+        target.writestr("xl/externalLinks/externalLink1.xml", _EXT_LINK_XML)
+        target.writestr("xl/externalLinks/_rels/externalLink1.xml.rels", _EXT_LINK_RELS)
+    data = out.getvalue()
+    # the source really holds what the copy must not
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert "xl/externalLinks/externalLink1.xml" in archive.namelist()
+        sheet = archive.read("xl/worksheets/sheet1.xml").decode()
+        assert sheet.count("<f>") == len(ACTIVE_FORMULAS) and 'r:id="rId1"' in sheet
+    return data
+
+
+def _removed_rows(ws) -> list[tuple]:
+    """The rows of the 取り除いた数式・リンク list on エラー一覧: (sheet, cell, kind, kept, before)."""
+    rows = list(ws.iter_rows(values_only=True))
+    start = next(i for i, r in enumerate(rows) if r[0] == "元のブックから取り除いた数式・リンク")
+    assert rows[start + 1][:6] == ("No.", "シート", "セル", "種類", "残した値", "元の内容")
+    return [tuple(r[1:6]) for r in rows[start + 2 :] if r[0] is not None]
+
+
+def test_formulas_links_and_external_links_of_the_department_are_removed_and_listed(tmp_path):
+    data = _active_workbook()
+    issue = make_issue("rating-invalid", sheet=ACTIVE_SHEET, cell="G5", value="E")
+    out = write_feedback(data, "R6_評価表.xlsx", [issue], tmp_path / "R6_評価表.xlsx")
+
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        assert not [n for n in names if n.startswith("xl/externalLinks/")]
+        for name in names:
+            if not name.endswith((".xml", ".rels")):
+                continue
+            xml = archive.read(name).decode("utf-8")
+            assert "externalReference" not in xml and "ddeLink" not in xml, name
+            assert 'TargetMode="External"' not in xml, name  # no hyperlink or link relationship
+            if name.startswith("xl/worksheets/") and name.count("/") == 2:
+                assert "<f>" not in xml and "<f " not in xml, name
+        workbook_xml = archive.read("xl/workbook.xml").decode("utf-8")
+    assert "[1]" not in workbook_xml and "cmd|" not in workbook_xml  # the names using them are gone
+    assert "入力範囲" in workbook_xml and "区切り" in workbook_xml  # plain names stay
+    for link in re.findall(r"<hyperlink\b[^>]*>", _sheet_xml(out, ACTIVE_SHEET)):
+        raise AssertionError(f"a department hyperlink survived: {link}")
+    links = re.findall(r"<hyperlink\b[^>]*>", _sheet_xml(out, FEEDBACK_SHEET))
+    assert links and all("location=" in link and "r:id=" not in link for link in links)
+
+    wb = load_workbook(out)
+    ws = wb[ACTIVE_SHEET]
+    # the cached values stay, as values
+    assert ws["F5"].value == "#N/A" and ws["F5"].data_type == "e"
+    assert ws["F6"].value == "詳細はこちら" and ws["F6"].data_type == "s"
+    assert ws["F7"].value == 42 and ws["F8"].value == 3
+    assert all(ws[c].hyperlink is None for c in ("F6", "F9", "F10"))
+    assert ws["F9"].value == "リンク先" and ws["F10"].value == "先頭へ"
+    # values, formatting, validation and comments of the department stay
+    assert ws["F7"].font.b and ws["F7"].fill.fgColor.rgb == "FFFFF2CC"
+    assert ws["A4"].comment.text.startswith("課内メモ")
+    assert [str(dv.sqref) for dv in ws.data_validations.dataValidation] == ["G5:G50"]
+    assert ws["G5"].fill.fgColor.rgb == RED_RGB and "[rating-invalid]" in ws["G5"].comment.text
+    assert not wb._external_links
+
+    summary = wb[FEEDBACK_SHEET]
+    removed = _removed_rows(summary)
+    for cell, formula, value in ACTIVE_FORMULAS:
+        assert (ACTIVE_SHEET, cell, "数式", str(value), formula) in removed
+    assert (ACTIVE_SHEET, "F9", "ハイパーリンク", "リンク先", "http://attacker.example/x") in removed
+    assert (ACTIVE_SHEET, "F10", "ハイパーリンク", "先頭へ", f"#'{ACTIVE_SHEET}'!A1") in removed
+    assert (None, None, "外部リンク", "—", "file:///C:/共有/他課の集計.xlsx") in removed
+    assert (None, None, "名前の定義", "—", "他課の値 = [1]Sheet1!$A$1") in removed
+    assert (None, None, "名前の定義", "—", "起動 = cmd|' /C calc'!A0") in removed
+    assert (None, None, "名前の定義", "—", "他課の表 = '[1]Sheet 1'!$A$1:$B$2") in removed
+    assert len(removed) == len(ACTIVE_FORMULAS) + 2 + 1 + 3
+    assert set(wb.defined_names) == {"入力範囲", "区切り"}
+    # the quoted formulas are text on the list too, and stay text after F2+Enter
+    before = {r[4]: r for r in removed}
+    for row in summary.iter_rows():
+        if row[5].value in before and str(row[5].value).startswith("="):
+            assert row[5].data_type == "s" and row[5].quotePrefix, row[5].value
+    assert any("数式 4 件" in note and "取り除きました" in note for note in _notes(out))
+    # the list's own links go to the cells (ours, inside the book)
+    assert summary.cell(_summary_rows(summary)[0] + 1, 3).hyperlink.location == f"'{ACTIVE_SHEET}'!G5"
+
+
+def test_a_copy_without_formulas_or_links_lists_nothing_removed(tmp_path, template):
+    out = _write(tmp_path, template, _issues())
+    values = [c.value for row in load_workbook(out)[FEEDBACK_SHEET].iter_rows() for c in row]
+    assert "元のブックから取り除いた数式・リンク" not in values
+    assert not any("取り除きました" in note for note in _notes(out))
+
+
+SAFE_TEXT_PAYLOADS = ["=1+1", "＝SUM(A1)", "＋1", "－1", "＠SUM(A1)", " =1+1", "\u3000＝1+1", "\t=1+1", "@SUM(A1:A2)"]
+
+
+@pytest.mark.parametrize("payload", SAFE_TEXT_PAYLOADS)
+def test_formula_like_texts_are_text_in_the_copy(tmp_path, payload):
+    wb = _template_workbook()
+    ws = wb[SHEET]
+    ws["F5"].value = payload
+    ws["F5"].data_type = "s"  # as Excel stores a typed '=… or a pasted value
+    issue = Issue(code="rating-invalid", severity="error", message=f"{payload} は使えません", sheet=SHEET,
+                  cell="F5", value=payload)  # fmt: skip
+    quoted = Issue(code="column-extra", severity="warning", message=payload, sheet=payload, cell="")
+    out = _write(tmp_path, _bytes(wb), [issue, quoted])
+    copy = load_workbook(out)
+    cell = copy[SHEET]["F5"]
+    assert cell.value == payload and cell.data_type == "s" and cell.quotePrefix
+    summary = copy[FEEDBACK_SHEET]
+    header, _rows = _summary_rows(summary)
+    for col in (2, 6):
+        written = summary.cell(header + 2, col)
+        assert written.value == payload and written.data_type == "s" and written.quotePrefix
+    for name in (SHEET, FEEDBACK_SHEET):
+        xml = _sheet_xml(out, name)
+        assert "<f>" not in xml and "<f " not in xml
+
+
+def test_a_feedback_copy_under_a_long_or_reserved_name_is_written(tmp_path, template):
+    from pipeline.filenames import safe_filename
+
+    long_name = ("【至急】令和6年度地域福祉計画進捗状況及び評価表の提出について(再送)" * 3).encode()[:245].decode(
+        "utf-8", "ignore") + ".xlsx"  # fmt: skip
+    for name in (long_name, "CON.xlsx", "a:b?.xlsx", "name. "):
+        out = write_feedback(template, name, _issues(), tmp_path / safe_filename(name))
+        assert out.exists() and len(out.name.encode("utf-8")) <= 120
+        assert load_workbook(io.BytesIO(out.read_bytes())).sheetnames[0] == FEEDBACK_SHEET
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [safe_filename(long_name), "_CON.xlsx", "a_b_.xlsx", "name"])  # fmt: skip

@@ -535,9 +535,41 @@ def test_formula_like_text_stays_an_unchanged_string(tmp_path: Path, catalog: Ca
                 assert cell.hyperlink is None
 
 
+SAFE_TEXT_PAYLOADS = ["=1+1", "＝SUM(A1)", "＋1", "－1", "＠SUM(A1)", " =1+1", "\u3000＝1+1", "\t=1+1",
+                      "@SUM(A1:A2)", "\n=1+1 改行で始まる"]  # fmt: skip
+
+
+def test_celltext_payloads_are_quoted_text_in_master_and_summary(tmp_path: Path, catalog: Catalog,
+                                                                  published: dict) -> None:
+    # The D rows first: the summary's C/D table repeats their texts.
+    cd = [a.key for a in catalog.assignments if published[a.key]["rating"] in "CD"]
+    keys = cd + [a.key for a in catalog.assignments if a.key not in cd]
+    texts = dict(zip(keys, SAFE_TEXT_PAYLOADS, strict=False))
+    files = build_files(catalog, published, texts=texts)
+    issues = [make_issue("rating-invalid", file=p, value=p) for p in SAFE_TEXT_PAYLOADS]
+    path, result = write(tmp_path, catalog, files, issues=issues)
+    summary = tmp_path / "summary.xlsx"
+    write_summary(summary, catalog, result, generated=GENERATED)
+    expected = {path: set(SAFE_TEXT_PAYLOADS), summary: {texts[k] for k in cd if k in texts}}
+    assert len(expected[summary]) >= 3
+    for book, payloads in expected.items():
+        found: dict[str, bool] = {}
+        for ws in openpyxl.load_workbook(book).worksheets:
+            for row in ws.iter_rows():
+                for cell in row:
+                    # A CR is stored as Excel's own _x000D_ escape, which openpyxl does not decode.
+                    text = cell.value.replace("_x000D_", "\r") if isinstance(cell.value, str) else None
+                    if text in payloads:
+                        assert cell.data_type == "s", (book.name, ws.title, cell.coordinate)
+                        found[text] = found.get(text, True) and bool(cell.quotePrefix)
+        assert found == dict.fromkeys(payloads, True), book.name
+        for name, xml in sheet_xml(book).items():
+            assert "<f>" not in xml and "<f " not in xml, (book.name, name)
+
+
 def test_text_over_excel_limit_raises(tmp_path: Path, catalog: Catalog, published: dict) -> None:
     key = catalog.assignments[3].key
-    for text in ("あ" * 32_768, "\U0002000b" * 16_384):  # the second is 16,384 chars but 32,768 UTF-16 units
+    for text in ("あ" * 32_768, "\U0002000b" * 16_384, "\U00020bb7" * 17_000):  # 𠮷: 2 UTF-16 units each
         files = build_files(catalog, published, texts={key: text})
         result = merge(catalog, files)
         with pytest.raises(ValueError, match="32,767"):

@@ -331,6 +331,42 @@ def test_set_text_keeps_text_that_looks_like_a_formula() -> None:
     assert ws["A1"].data_type == "s" and ws["A1"].value == "=前年度と同じ"
 
 
+SAFE_TEXT_PAYLOADS = ["=1+1", "＝SUM(A1)", "＋1", "－1", "＠SUM(A1)", " =1+1", "\u3000＝1+1", "\t=1+1",
+                      "@SUM(A1:A2)", "=cmd|' /C calc'!A0"]  # fmt: skip
+
+
+def test_set_text_writes_formula_like_text_as_quoted_text(tmp_path: Path) -> None:
+    wb = Workbook()
+    ws = wb.active
+    for row, payload in enumerate(SAFE_TEXT_PAYLOADS, start=1):
+        set_text(ws.cell(row, 1), payload)
+    set_text(ws.cell(20, 1), "普通の文章")
+    set_text(ws.cell(21, 1), "制御\x01文字")
+    path = tmp_path / "t.xlsx"
+    wb.save(path)
+    back = load_workbook(path).active
+    for row, payload in enumerate(SAFE_TEXT_PAYLOADS, start=1):
+        cell = back.cell(row, 1)
+        assert cell.value == payload and cell.data_type == "s" and cell.quotePrefix, payload
+    assert back.cell(20, 1).quotePrefix is False
+    assert back.cell(21, 1).value == "制御文字"  # what XML cannot hold is dropped, not an error
+
+
+def test_set_text_refuses_a_text_over_excel_limit() -> None:
+    ws = Workbook().active
+    with pytest.raises(ValueError, match="32,767"):
+        set_text(ws["A1"], "\U00020bb7" * 17_000)  # 34,000 UTF-16 units
+    set_text(ws["A2"], "a" * 32_767)
+    assert len(ws["A2"].value) == 32_767
+
+
+def test_a_long_office_name_gives_a_bounded_template_name() -> None:
+    name = template_name(CATALOG, "地域福祉推進協議会事務局" * 5)
+    assert len(name.encode("utf-8")) <= 120
+    assert name.startswith("R6_地域福祉計画評価_地域福祉推進協議会") and name.endswith(".xlsx")
+    assert template_name(CATALOG, "CON") == "R6_地域福祉計画評価_CON.xlsx"  # only a whole name can be reserved
+
+
 def test_guide_sheet_explains_ratings_deadline_and_contact(template_dir: Path) -> None:
     wb = open_template(template_dir, "介護福祉課")
     ws = wb[GUIDE_SHEET]
