@@ -29,7 +29,7 @@ import yaml
 from plan_schemas import SCHEMAS_DIR
 
 from pipeline.errors import CatalogError
-from pipeline.normalize import CIRCLED, RATINGS, department_key, edit_distance, parse_project
+from pipeline.normalize import CIRCLED, RATINGS, department_key, edit_distance, fold, parse_project
 
 
 @dataclass(frozen=True)
@@ -268,18 +268,83 @@ def _read_yaml(path: Path) -> Any:
 def load_registry(path: Path) -> tuple[dict[str, Office], dict[str, str]]:
     data = _read_yaml(path)
     offices: dict[str, Office] = {}
+    owner: dict[str, str] = {}  # department_key of every name and alias → its office
     for i, entry in enumerate(_require(data, "offices", path, "offices", list)):
         name = _require(entry, "name", path, f"offices[{i}]")
         if name in offices:
             raise CatalogError(path, f"offices[{i}] {name}", "同じ課が2回登録されています。")
-        aliases = tuple(entry.get("aliases") or ())
+        aliases = entry.get("aliases") or ()
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+            raise CatalogError(path, f"offices[{i}] {name}", "aliases は課の別名(文字列)のリストにしてください。例: aliases: [旧課名]")
+        for alias in (name, *aliases):
+            other = owner.setdefault(department_key(alias), name)
+            if other != name:
+                raise CatalogError(
+                    path,
+                    f"offices[{i}] {name}",
+                    f"「{alias}」は課「{other}」の名前か別名として既に登録されています。1つの名前は1つの課にだけ"
+                    f"登録してください(課の名前が変わった場合は、旧い課の項目を削除し、旧い名前を新しい課の aliases に移します)。",
+                )
         senders = tuple(str(s).lower() for s in entry.get("senders") or ())
-        offices[name] = Office(name, aliases, senders)
+        offices[name] = Office(name, tuple(aliases), senders)
     routes = dict((data or {}).get("routes") or {})
     for label, office in routes.items():
         if office not in offices:
-            raise CatalogError(path, f"routes.{label}", f"課「{office}」は offices にありません。")
+            renamed = owner.get(department_key(str(office)))
+            if renamed is None:
+                raise CatalogError(path, f"routes.{label}", f"課「{office}」は offices にありません。")
+            routes[label] = renamed  # an old name kept as an alias of the renamed office
     return offices, routes
+
+
+def reiwa_year(code: str) -> int | None:
+    """The 令和 year of a fiscal-year code: "R7" → 7; None for anything else."""
+    m = re.fullmatch(r"R(\d{1,3})", fold(str(code)).strip().upper())
+    return int(m[1]) if m and int(m[1]) > 0 else None
+
+
+def year_label(code: str) -> str:
+    """"R7" → "令和7年度" ("R1" → "令和元年度")."""
+    n = reiwa_year(code)
+    if n is None:
+        raise ValueError(f"年度コード「{code}」は R7 のように R と数字で書いてください。")
+    return "令和元年度" if n == 1 else f"令和{n}年度"
+
+
+def year_western(code: str) -> int:
+    """"R7" → 2025: 令和N年度 is the fiscal year starting in April of 2018 + N."""
+    n = reiwa_year(code)
+    if n is None:
+        raise ValueError(f"年度コード「{code}」は R7 のように R と数字で書いてください。")
+    return 2018 + n
+
+
+def _check_fiscal_year(fy: dict[str, Any], year: str, path: Path) -> None:
+    """code, label and western must name the same year (a copied plan keeps last year's label)."""
+    n = reiwa_year(year)
+    if n is None:
+        return  # not a 令和 code: nothing to compare
+    label = _require(fy, "label", path, "fiscal_year")
+    said = {1 if m == "元" else int(m) for m in re.findall(r"令和(\d+|元)年", fold(str(label)))}
+    if said != {n}:
+        raise CatalogError(
+            path,
+            "fiscal_year.label",
+            f"「{label}」は code {year}({year_label(year)})と合いません。label: {year_label(year)} に直してください。",
+        )
+    western = _require(fy, "western", path, "fiscal_year", int)
+    if western != year_western(year):
+        raise CatalogError(
+            path,
+            "fiscal_year.western",
+            f"西暦 {western} は {year}({year_label(year)})と合いません(令和N年度は西暦 2018+N 年度)。"
+            f"western: {year_western(year)} に直してください。",
+        )
+
+
+def check_plan(path: Path, year: str, registry: Path) -> Catalog:
+    """Load and check one plan file against a registry, without the compiled cache (for a new file)."""
+    return _parse(year.upper(), Path(path), Path(registry))
 
 
 def load_catalog(year: str = "R6", schemas_dir: Path | None = None) -> Catalog:
@@ -327,12 +392,38 @@ def _load(year: str, schemas_dir: Path) -> Catalog:
 _CODE = Path(__file__).read_bytes() + (Path(__file__).parent / "normalize.py").read_bytes()
 
 
+def _missing_plan(path: Path, year: str) -> CatalogError:
+    """The error for a plan file that does not exist: which years exist, and how to make this one."""
+    have = sorted(
+        (p.stem.removeprefix("plan-").upper() for p in path.parent.glob("plan-*.yaml")),
+        key=lambda y: (len(y), y),
+    )
+    if have:
+        hint = (
+            f"前年度の計画から作るには python -m pipeline plan new-year {year} を実行し、できたファイルを "
+            f"{year} の計画に合わせて編集してください(今ある年度: {'、'.join(have)})。年度の指定を間違えた場合は"
+            f" --year か pipeline.toml の [plan] year を直してください。"
+        )
+    else:
+        hint = "計画カタログのフォルダーが正しいか、pipeline.toml の [paths] schemas を確認してください。"
+    return CatalogError(path, "ファイル", f"ファイルが見つかりません。{hint}")
+
+
 def _parse(year: str, path: Path, registry: Path) -> Catalog:
     offices, routes = load_registry(registry)
+    if not path.exists():
+        raise _missing_plan(path, year)
     data = _read_yaml(path)
     fy = _require(data, "fiscal_year", path, "fiscal_year", dict)
-    if _require(fy, "code", path, "fiscal_year").upper() != year:
-        raise CatalogError(path, "fiscal_year.code", f"ファイル名の年度 {year} と一致しません。")
+    code = _require(fy, "code", path, "fiscal_year")
+    if code.upper() != year:
+        raise CatalogError(
+            path,
+            "fiscal_year.code",
+            f"「{code}」はファイル名の年度 {year} と一致しません。code: {year} に直してください"
+            "(前年度のファイルを写した場合は label と western も直します)。",
+        )
+    _check_fiscal_year(fy, year, path)
     ratings = _require(data, "ratings", path, "ratings", dict)
     if sorted(ratings) != list(RATINGS):
         raise CatalogError(path, "ratings", "評価基準は A・B・C・D の4つを定義してください。")
@@ -382,8 +473,16 @@ def _parse(year: str, path: Path, registry: Path) -> Catalog:
                 mentry = f"{gentry} {measure.code}"
                 catalog.measures.append(measure)
                 catalog._measures[(measure.goal, measure.direction, measure.number)] = measure
-                for p in _require(m, "projects", path, mentry, list):
-                    _add_project(catalog, p, measure, path, mentry)
+                projects = m.get("projects") if isinstance(m, dict) else None
+                if not isinstance(projects, list) or not projects:
+                    raise CatalogError(
+                        path,
+                        f"{mentry} {measure.name}",
+                        "この施策に事業が1件もありません。projects: に事業を加えるか、施策ごと削除して"
+                        "施策の番号を 1 から付け直してください。",
+                    )
+                for p in projects:
+                    _add_project(catalog, p, measure, path, f"{mentry} {measure.name}")
     if not catalog.assignments:
         raise CatalogError(path, "goals", "担当課の割り当てが1件もありません。")
     for a in catalog.assignments:
@@ -400,7 +499,13 @@ def _add_project(catalog: Catalog, p: Any, measure: Measure, path: Path, mentry:
     if key is None:
         raise CatalogError(path, pentry, "事業No. は数字か 31～34 のような範囲にしてください。")
     if key in catalog.projects:
-        raise CatalogError(path, pentry, "同じ事業No. が2回あります。")
+        first = catalog.projects[key]
+        raise CatalogError(
+            path,
+            pentry,
+            f"同じ事業No. が2回あります(1つ目は {first.measure_code} の「{first.name}」)。"
+            "番号を付け直すか、重複した事業を削除してください。",
+        )
     project = Project(
         key=key,
         label=key.replace("-", "～"),
@@ -413,24 +518,45 @@ def _add_project(catalog: Catalog, p: Any, measure: Measure, path: Path, mentry:
     )
     for n in project.numbers:
         if n in catalog._by_number:
-            raise CatalogError(path, pentry, f"事業No.{n} が他の事業と重なっています。")
-        catalog._by_number[n] = key
-    catalog.projects[key] = project
-    seen: set[str] = set()
-    for i, a in enumerate(_require(p, "assignments", path, pentry, list)):
-        dept = _require(a, "department", path, f"{pentry} assignments[{i}]")
-        if dept in seen:
-            raise CatalogError(path, f"{pentry} {dept}", "同じ担当課が2回あります。")
-        seen.add(dept)
-        office = a.get("office") or catalog.office_for_label(dept)
-        if office not in catalog.offices:
-            near = "、".join(catalog.suggest_departments(dept)) or "なし"
+            other = catalog.projects[catalog._by_number[n]]
             raise CatalogError(
                 path,
-                f"{pentry} {dept}",
-                f"返送する課が分かりません。departments.yaml に課を登録するか office: を書いてください"
-                f"(近い名前: {near})。",
+                pentry,
+                f"事業No.{n} が事業No.{other.label}「{other.name}」と重なっています。"
+                "範囲(31～34 など)と個別の番号が重ならないように番号を付け直してください(欠番は構いません)。",
             )
+        catalog._by_number[n] = key
+    catalog.projects[key] = project
+    assignments = p.get("assignments")
+    if not isinstance(assignments, list) or not assignments:
+        raise CatalogError(
+            path,
+            f"{pentry} {project.name}",
+            "担当課の割り当てがありません。assignments: に「- department: 課名」を1件以上書いてください。",
+        )
+    seen: dict[str, str] = {}
+    for i, a in enumerate(assignments):
+        dept = _require(a, "department", path, f"{pentry} assignments[{i}]")
+        earlier = seen.get(department_key(dept))
+        if earlier is not None:
+            same = "" if earlier == dept else f"(「{earlier}」と同じ課名です)"
+            raise CatalogError(path, f"{pentry} {dept}", f"同じ担当課が2回あります{same}。どちらかを削除してください。")
+        seen[department_key(dept)] = dept
+        named = a.get("office")
+        office = catalog.office_named(str(named)) if named else catalog.office_for_label(dept)
+        if office not in catalog.offices:
+            near = "、".join(catalog.suggest_departments(str(named or dept))) or "なし"
+            if named:
+                problem = (
+                    f"office: の課「{named}」は departments.yaml にありません。登録されている課の名前か別名に直してください"
+                    f"(近い名前: {near})。"
+                )
+            else:
+                problem = (
+                    "返送する課が分かりません。departments.yaml に課を登録するか(課の名前が変わった場合は旧い名前を"
+                    f"新しい課の aliases に加えます)、office: を書いてください(近い名前: {near})。"
+                )
+            raise CatalogError(path, f"{pentry} {dept}", problem)
         catalog.assignments.append(Assignment(key, dept, office, len(catalog.assignments)))
 
 

@@ -209,6 +209,96 @@ def demo(ctx: click.Context, outbox: Path | None, inbox: Path | None) -> None:
     ctx.exit(run.exit_code)
 
 
+@cli.group()
+def plan() -> None:
+    """計画カタログ(schemas/plan-<年度>.yaml)を作成・点検します。
+
+    \b
+    例:
+      python -m pipeline plan new-year R7
+      python -m pipeline plan check R7
+    """
+
+
+def _year_argument(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from pipeline.newyear import parse_year
+
+    if value is None:
+        return None
+    try:
+        return parse_year(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@plan.command("new-year")
+@click.argument("year", callback=_year_argument)
+@click.option("--from", "from_year", default=None, callback=_year_argument,
+              help="元にする年度(既定: 前年度。R7 なら R6)。")
+@click.option("--force", is_flag=True, help="既にある plan-<年度>.yaml を上書きします(手で加えた編集は失われます)。")
+@click.pass_context
+def plan_new_year(ctx: click.Context, year: str, from_year: str | None, force: bool) -> None:
+    """前年度の計画カタログから新しい年度の plan-<年度>.yaml を作り、確認事項を表示します。
+
+    \b
+    例: python -m pipeline plan new-year R7
+        python -m pipeline plan new-year R8 --from R7
+    終了コード: 0 作成 / 2 使い方の誤り / 3 作成できない(元の計画がない・既にある)
+    """
+    from pipeline.newyear import new_year_plan
+
+    s = _settings(ctx)
+    try:
+        path, checklist = new_year_plan(s.schemas, year, from_year, force=force, settings=s)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    except PipelineError as exc:
+        raise CommandFailed(str(exc)) from None
+    click.echo(f"作成: {path}")
+    click.echo("次の点を確認してください:")
+    for i, item in enumerate(checklist, 1):
+        click.echo(f"  {i}. {item}")
+
+
+@plan.command("check")
+@click.argument("year", required=False, callback=_year_argument)
+@click.option("--from", "from_year", default=None, callback=_year_argument,
+              help="比べる年度(既定: 前年度)。")
+@click.pass_context
+def plan_check(ctx: click.Context, year: str | None, from_year: str | None) -> None:
+    """計画カタログを点検し、前年度からの変更点(事業・担当課)を表示します。
+
+    \b
+    例: python -m pipeline plan check R7
+    終了コード: 0 問題なし / 2 使い方の誤り / 3 カタログに誤りがある
+    """
+    from pipeline.catalog import load_catalog
+    from pipeline.newyear import plan_changes, plan_path
+
+    s = _settings(ctx, year=year)
+    try:
+        catalog = load_catalog(s.year, s.schemas)
+    except PipelineError as exc:
+        raise CommandFailed(str(exc)) from None
+    click.echo(
+        f"{catalog.path.name}: {catalog.year_label}(西暦 {catalog.year_western} 年度)、事業 {len(catalog.projects)} 件、"
+        f"担当課の割り当て {len(catalog.assignments)} 件、テンプレートを送る課 {len({a.office for a in catalog.assignments})}。"
+        "誤りはありません。"
+    )
+    previous = from_year or (f"R{int(catalog.year[1:]) - 1}" if catalog.year[1:].isdigit() else None)
+    if not previous or not plan_path(catalog.path.parent, previous).exists():
+        click.echo(f"比べる年度の計画カタログ({previous or '前年度'})がないため、変更点は表示しません。")
+        return
+    try:
+        old = load_catalog(previous, s.schemas)
+    except PipelineError as exc:
+        raise CommandFailed(str(exc)) from None
+    changes = plan_changes(old, catalog)
+    click.echo(f"{old.year} からの変更点: {len(changes)} 件" + ("(変更なし)" if not changes else ""))
+    for line in changes:
+        click.echo(f"  {line}")
+
+
 # --- Rendering ---------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ import yaml
 from openpyxl import load_workbook
 
 from pipeline.catalog import Catalog
+from pipeline.errors import PipelineError
 from pipeline.normalize import RATINGS
 from pipeline.templates import FIRST_DATA_ROW, TEMPLATE_SHEET, fit_data_row, save_atomically, set_text
 
@@ -20,6 +21,13 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"  # the demo's own fol
 DEMO_RESULTS = DEMO_DIR / "r6-results.yaml"
 
 _FIELDS = ("project", "department", "result", "rating", "outlook")
+
+
+class DemoYearError(PipelineError, ValueError):
+    """The results file is for another fiscal year than the catalog (e.g. the demo run under R7).
+
+    A PipelineError, so the command shows the message and exits 3 instead of a traceback; still a
+    ValueError, as every other problem of a results file is."""
 
 
 def _read(path: Path) -> tuple[str, list[dict]]:
@@ -58,7 +66,11 @@ def fill_returns(catalog: Catalog, templates_dir: Path, results_path: Path, out_
     """
     year, entries = _read(results_path)
     if year and year.upper() != catalog.year:
-        raise ValueError(f"{results_path} は {year} の結果です(カタログは {catalog.year})。")
+        raise DemoYearError(
+            f"{results_path} は {year.upper()} の結果のため、{catalog.year} の計画カタログでは使えません。"
+            f"デモは {year.upper()} の年度で実行してください(pipeline.toml の [plan] year を \"{year.upper()}\" にするか、"
+            f"year を書かない設定ファイルを --settings で指定します)。"
+        )
     by_key: dict[tuple[str, str], dict] = {}
     for entry in entries:
         project = catalog.project_for(entry["project"])

@@ -464,6 +464,32 @@ CODES: dict[str, Code] = {
         "「ファイル」→「名前を付けて保存」→ ファイルの種類「Excel 2007-365 (.xlsx)」→「Excel 2007-365!」)。",
         level="note",
     ),
+    # --- checks that read the text (issue 12) ---
+    "reason-says-not-done": Code(
+        WARNING,
+        "評価 A・B なのに未実施・中止の記述",
+        "事業評価は {rating} ですが、事業実績・評価理由(セル {cell})に「{value}」とあります。"
+        "事業を実施しなかった場合は事業評価を D(未実施)にしてください。一部だけ中止・未実施の場合は、"
+        "実施した内容と {rating} とした理由が分かるように書いてください。",
+    ),
+    "d-reports-results": Code(
+        WARNING,
+        "評価 D(未実施)なのに実績の記述",
+        "事業評価は D(未実施)ですが、事業実績・評価理由(セル {cell})に実績と読める記述「{value}」があります。"
+        "事業を実施した場合は事業評価を A・B・C から選び直し、未実施の場合は実施できなかった理由を書いてください。",
+    ),
+    "reason-same-as-last-year": Code(
+        WARNING,
+        "評価理由が前年度と同じ",
+        "事業実績・評価理由(セル {cell})が前年度の記述とまったく同じです。今年度に実施した内容と評価の理由に"
+        "書き直してください。前年度と同じ内容で正しい場合は、その旨を書き添えてください。",
+    ),
+    "outlook-missing-for-cd": Code(
+        WARNING,
+        "評価 C・D なのに今後の展望がない",
+        "事業評価が {rating} のため、今後の事業計画・展望(セル {cell})に課題と次年度に向けた改善・検討の内容を"
+        "書いてください(今の記入: {value})。",
+    ),
 }
 
 FILE_STATUSES = ("accepted", "partial", "rejected", "superseded", "ignored")
