@@ -88,14 +88,14 @@ def fill_returns(catalog: Catalog, templates_dir: Path, results_path: Path, out_
         while ws[f"B{row}"].value not in (None, ""):
             label, department = ws[f"B{row}"].value, str(ws[f"E{row}"].value or "")
             project = catalog.project_for(label)
-            entry = by_key.get((project.key, department)) if project else None
-            if entry is None:
+            found = by_key.get((project.key, department)) if project else None
+            if found is None:
                 raise ValueError(
                     f"{template.name} の {row} 行目(事業No.{label}・{department})の結果が {results_path} にありません。"
                 )
-            set_text(ws[f"F{row}"], entry["result"])
-            set_text(ws[f"G{row}"], entry["rating"])
-            set_text(ws[f"H{row}"], entry["outlook"])
+            set_text(ws[f"F{row}"], found["result"])
+            set_text(ws[f"G{row}"], found["rating"])
+            set_text(ws[f"H{row}"], found["outlook"])
             # As staff do by double-clicking the row border, so the long answers show and print.
             fit_data_row(ws, row)
             row += 1

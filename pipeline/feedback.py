@@ -405,10 +405,11 @@ def _undo_previous_feedback(wb: Workbook) -> None:
     we painted (only where the cell still has our colour: a colour the department chose stays).
     """
     old = wb[FEEDBACK_SHEET] if FEEDBACK_SHEET in wb.sheetnames else None
-    if not isinstance(old, Worksheet) or _header_row(old) is None:
+    header = _header_row(old) if isinstance(old, Worksheet) else None
+    if old is None or header is None:
         return  # no list, or a sheet of the department's own that happens to share the name
     restore: dict[tuple[str, str], str] = {}
-    for row in old.iter_rows(min_row=_header_row(old) + 1, max_col=_RESTORE_COL, values_only=True):
+    for row in old.iter_rows(min_row=header + 1, max_col=_RESTORE_COL, values_only=True):
         sheet, coordinate, saved = row[1], row[2], row[_RESTORE_COL - 1]
         if isinstance(sheet, str) and isinstance(coordinate, str) and isinstance(saved, str):
             restore.setdefault((sheet, coordinate), saved)

@@ -713,12 +713,10 @@ def _rejected(issues: Iterable[Issue]) -> bool:
 
 def _finish(catalog: Catalog, d: _Draft) -> Content:
     name = d.source.name
-    fields = {"kind": d.kind, "saved": d.saved}
     if d.failed is not None:
-        return Content(**fields, office=d.office, office_source=d.office_source, issues=(*d.issues, d.failed))
+        return Content(d.kind, d.office, d.office_source, issues=(*d.issues, d.failed), saved=d.saved)
     if d.ignore or _rejected(d.issues):
-        return Content(**fields, office=d.office, office_source=d.office_source, issues=tuple(d.issues),
-                       ignore=d.ignore)
+        return Content(d.kind, d.office, d.office_source, issues=tuple(d.issues), saved=d.saved, ignore=d.ignore)
     verified = d.office if d.office_source in VERIFIED_SOURCES else None
     issues = list(d.issues)
     rows: list[Evaluation] = []

@@ -326,10 +326,11 @@ def test_a_return_that_becomes_rejected_is_named_as_the_reason(inbox: Path, outb
 def test_an_outbox_inside_the_inbox_stops_the_run(tmp_path: Path, inbox: Path) -> None:
     with pytest.raises(InputError, match="一方がもう一方の中にあります"):
         run_merge(settings(inbox, inbox / "outbox"))
-    outbox = tmp_path / "out"
-    with pytest.raises(InputError, match="一方がもう一方の中にあります"):
-        run_merge(settings(outbox / "inbox", outbox)) if (outbox / "inbox").mkdir(parents=True) is None else None
     assert not (inbox / "outbox").exists()
+    outbox = tmp_path / "out"
+    (outbox / "inbox").mkdir(parents=True)
+    with pytest.raises(InputError, match="一方がもう一方の中にあります"):
+        run_merge(settings(outbox / "inbox", outbox))
 
 
 # --- 提出状況 tells the truth ------------------------------------------------------------------------
