@@ -860,3 +860,12 @@ def xls_of(xlsx: bytes, edit: Callable[[list[Sheet]], None] | None = None, **kwa
     if edit:
         edit(sheets)
     return xls(sheets, **kwargs)
+
+
+def ods_with_content(data: bytes, edit: Callable[[str], str], level: int = 6) -> bytes:
+    """An .ods rewritten through a text edit of its content.xml (other members as `ods` writes them)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        content = z.read("content.xml").decode("utf-8")
+    after = edit(content)
+    assert after != content, "the edit did not change content.xml"
+    return ods(after.encode("utf-8"), level=level)
