@@ -212,6 +212,9 @@ def _inspect_ole(data: bytes, limits: Limits, warnings: list[Issue], name: str) 
         warnings.append(make_issue("file-macros", file=name))
     if biff.external_links:
         warnings.append(make_issue("external-links", file=name))
+    for facts in sheets.values():
+        if facts.state != "visible" and facts.name != META_SHEET:
+            warnings.append(make_issue("content-hidden", file=name, sheet=facts.name, value=facts.state))
     return GateResult(kind="xls", issues=warnings, sheets=sheets, external_links=biff.external_links)
 
 

@@ -66,15 +66,16 @@ def start_method() -> str:
 
 
 def _limit_memory(memory_bytes: int) -> None:
-    """Cap the child's address space at what it inherited plus `memory_bytes`, and disable core dumps.
+    """Cap the child's address space at what it has mapped now plus `memory_bytes`; no core dumps.
 
-    RLIMIT_AS counts the whole virtual size, and a forked child starts with the parent's (pandas
-    and numpy alone map hundreds of MB), so an absolute cap would starve or over-allow depending on
-    what the parent had imported.
+    RLIMIT_AS counts the whole virtual size. A forked child starts with the parent's (pandas and
+    numpy alone map hundreds of MB); a spawned one has just imported what unpickling `fn` needed.
+    So the cap is relative to the child as it starts: an absolute one would starve or over-allow
+    depending on what was imported before.
     """
     try:
         import resource
-    except ImportError:  # Windows: timeout only
+    except ImportError:  # Windows: the parent caps the child with a Job Object instead
         return
     try:
         with open("/proc/self/statm") as fh:

@@ -236,6 +236,16 @@ def test_xls_return_passes_with_its_sheets(source: bytes) -> None:
         "記入シート": "visible", "記入要領": "visible", "_meta": "veryHidden"}  # fmt: skip
 
 
+def test_xls_hidden_sheet_and_external_link_warnings(source: bytes) -> None:
+    def hide(sheets: list[Sheet]) -> None:
+        sheets[1].state = "hidden"
+
+    supbook = _rec(0x01AE, b"\x01\x00\x0b\x00\x01" + "\\\\x\\評価.xls".encode("utf-16-le")[:20])
+    result = check(xls_of(source, hide, globals_extra=supbook), "提出.xls")
+    assert result.ok and codes(result) == ["external-links", "content-hidden", "file-legacy-format"]
+    assert result.issues[1].sheet == "記入要領"
+
+
 def test_xls_encrypted_and_legacy_versions_are_refused() -> None:
     sheet = Sheet("s")
     sheet.cells[(1, 1)] = "x"
