@@ -20,6 +20,7 @@ The gate is a fast, explainable first line; the parse itself still runs in `pipe
 
 from __future__ import annotations
 
+import codecs
 import io
 import itertools
 import posixpath
@@ -29,6 +30,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 from urllib.parse import unquote
 from xml.parsers import expat
 
@@ -76,7 +78,7 @@ class SheetFacts:
 class GateResult:
     """The gate's verdict on one file."""
 
-    kind: str  # "xlsx" | "xlsm" | "" (rejected / not a workbook)
+    kind: str  # "xlsx" | "xlsm" | "ods" | "xls" | "" (rejected / not a workbook)
     issues: list[Issue] = field(default_factory=list)
     sheets: dict[str, SheetFacts] = field(default_factory=dict)  # by sheet name, only when passed
     application: str = ""  # docProps/app.xml <Application>, "" if absent
@@ -85,9 +87,12 @@ class GateResult:
     # formula results are placeholders (0) even though <Application> says "Microsoft Excel".
     calc_on_load: bool = False
     # docProps/core.xml dcterms:modified, as written (UTC, "2025-05-20T01:02:03Z"): the time the
-    # workbook itself was last saved. Excel and LibreOffice rewrite it on every save.
+    # workbook itself was last saved. Excel and LibreOffice rewrite it on every save. For an .ods,
+    # meta.xml dc:date, which LibreOffice writes in local time without a zone, given the local offset;
+    # "" for an .xls.
     saved: str = ""
-    # docProps/custom.xml: the custom document properties, name → text (our outputs carry a mark)
+    # docProps/custom.xml (.ods: meta:user-defined): the custom document properties, name → text
+    # (our outputs carry a mark)
     custom: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -110,6 +115,17 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _CHUNK = 1 << 20
 # Parts we parse as XML for metadata: tiny in any real file, so a cap keeps expat cheap.
 _META_CAP = 16 * 2**20
+
+
+def _local_time(iso: str) -> str:
+    """meta.xml's dc:date as an aware time: LibreOffice writes local time without a zone."""
+    from datetime import datetime
+
+    try:
+        when = datetime.fromisoformat(iso[:26])
+    except ValueError:
+        return ""
+    return (when if when.tzinfo else when.astimezone()).isoformat(timespec="seconds")
 
 
 def _fmt_bytes(n: int) -> str:
@@ -171,28 +187,169 @@ def _sniff_non_zip(data: bytes) -> str:
     return "形式不明のファイル"
 
 
-def _inspect_ole(data: bytes) -> _Reject:
-    """OLE2/CFB: an encrypted OOXML package, a legacy .xls, or some other Office file."""
+def _open_ole(data: bytes) -> tuple[Any, dict[str, str]]:
+    """An olefile handle on the bytes and its top-level entries (lower-case name → name as stored)."""
     import olefile  # BSD; imported lazily: only OLE2 files need it
 
     try:
         ole = olefile.OleFileIO(io.BytesIO(data))  # BytesIO: short bytes would be taken as a path
-        try:
-            streams = {"/".join(p).lower() for p in ole.listdir(streams=True, storages=True)}
-        finally:
-            ole.close()
+        entries = ole.listdir(streams=True, storages=True)
     except Exception as exc:
-        return _Reject("file-corrupt", f"OLE2 構造が不正: {type(exc).__name__}")
-    tops = {s.split("/")[0] for s in streams}
-    if {"encryptioninfo", "encryptedpackage"} & tops:
-        return _Reject("file-encrypted", "パスワード付きブック")
-    if {"workbook", "book"} & tops:
-        return _Reject("file-legacy-xls", "Excel 97-2003 形式")
-    if "worddocument" in tops:
-        return _Reject("file-not-workbook", "Word 文書(.doc)")
-    if "powerpoint document" in tops:
-        return _Reject("file-not-workbook", "PowerPoint 文書(.ppt)")
-    return _Reject("file-not-workbook", "Excel ブックではない OLE2 ファイル")
+        raise _Reject("file-corrupt", f"OLE2 構造が不正: {type(exc).__name__}") from None
+    return ole, {p[0].lower(): p[0] for p in entries if p}
+
+
+def _inspect_ole(data: bytes, limits: Limits, warnings: list[Issue], name: str) -> GateResult:
+    """OLE2/CFB: an encrypted OOXML package (rejected), a legacy .xls (checked, then read for its
+    values), or some other Office file (rejected)."""
+    ole, tops = _open_ole(data)
+    try:
+        if {"encryptioninfo", "encryptedpackage"} & tops.keys():
+            raise _Reject("file-encrypted", "パスワード付きブック")
+        stream_name = tops.get("workbook") or tops.get("book")
+        if stream_name is None:
+            if "worddocument" in tops:
+                raise _Reject("file-not-workbook", "Word 文書(.doc)")
+            if "powerpoint document" in tops:
+                raise _Reject("file-not-workbook", "PowerPoint 文書(.ppt)")
+            raise _Reject("file-not-workbook", "Excel ブックではない OLE2 ファイル")
+        try:
+            stream = ole.openstream(stream_name).read()  # at most the file's size (max_file_bytes)
+        except Exception as exc:
+            raise _Reject("file-corrupt", f"{stream_name} ストリームが読めない: {type(exc).__name__}") from None
+    finally:
+        ole.close()
+    biff = _Biff(stream, limits)
+    sheets = biff.run()
+    if biff.macros:
+        warnings.append(make_issue("file-macros", file=name))
+    if biff.external_links:
+        warnings.append(make_issue("external-links", file=name))
+    for facts in sheets.values():
+        if facts.state != "visible" and facts.name != META_SHEET:
+            warnings.append(make_issue("content-hidden", file=name, sheet=facts.name, value=facts.state))
+    return GateResult(kind="xls", issues=warnings, sheets=sheets, external_links=biff.external_links)
+
+
+class _Biff:
+    """The cheap checks of a BIFF Workbook stream, before calamine reads it in the contained worker.
+
+    Only the workbook globals and the first records of each sheet are looked at (a record walk in
+    Python over a whole 50 MB stream would cost seconds): the BIFF version (BIFF5 and older are
+    refused, as Excel 95 files), FILEPASS (a password to open), the sheets (BOUNDSHEET: names,
+    states, where each sheet starts), the shared-string count against the bytes that hold it, and
+    each sheet's DIMENSIONS record, from which calamine reserves memory. Cell values, formulas,
+    errors and hidden rows are not seen: an .xls is read for its values only (file-legacy-format),
+    and the worker bounds what it returns (pipeline.ingest._parse).
+    """
+
+    MAX_GLOBAL_RECORDS = 200_000  # a real file has a few thousand (XF, FONT, NAME, SST+CONTINUE)
+    LEGACY: ClassVar[dict[int, str]] = {0x0002: "Excel 2.x", 0x0007: "Excel 2.x", 0x0200: "Excel 2.x",
+                                        0x0300: "Excel 3.0", 0x0400: "Excel 4.0", 0x0500: "Excel 5.0/95"}  # fmt: skip
+
+    def __init__(self, stream: bytes, limits: Limits) -> None:
+        self.s = stream
+        self.limits = limits
+        self.macros = False
+        self.external_links = False
+
+    def _record(self, pos: int) -> tuple[int, bytes, int]:
+        if pos + 4 > len(self.s):
+            raise _Reject("file-corrupt", "Workbook ストリームが途中で切れている")
+        typ, size = struct.unpack_from("<HH", self.s, pos)
+        end = pos + 4 + size
+        if end > len(self.s):
+            raise _Reject("file-corrupt", "Workbook ストリームのレコードが途中で切れている")
+        return typ, self.s[pos + 4 : end], end
+
+    def run(self) -> dict[str, SheetFacts]:
+        typ, body, pos = self._record(0)
+        if typ in (0x0009, 0x0209, 0x0409):  # BOF of BIFF2, BIFF3, BIFF4
+            raise _Reject("file-legacy-xls", {0x0009: "Excel 2.x", 0x0209: "Excel 3.0", 0x0409: "Excel 4.0"}[typ])
+        if typ != 0x0809 or len(body) < 4:
+            raise _Reject("file-corrupt", "Workbook ストリームが BOF で始まっていない")
+        version, dt = struct.unpack_from("<HH", body)
+        if version in self.LEGACY:
+            raise _Reject("file-legacy-xls", self.LEGACY[version])
+        if version != 0x0600:
+            raise _Reject("file-corrupt", f"BIFF のバージョンが不明 (0x{version:04X})")
+        if dt != 0x0005:
+            raise _Reject("file-corrupt", "ブック全体の情報(globals)で始まっていない")
+        bound: list[tuple[int, int, int, str]] = []  # (offset, state, type, name)
+        sst_claim = sst_bytes = 0
+        in_sst = False
+        for _ in range(self.MAX_GLOBAL_RECORDS):
+            typ, body, pos = self._record(pos)
+            if typ == 0x000A:  # EOF of the globals
+                break
+            if typ == 0x002F:  # FILEPASS: everything after it is encrypted
+                raise _Reject("file-encrypted", "読み取りパスワード付きの .xls")
+            if typ == 0x0085:
+                bound.append(self._boundsheet(body))
+            elif typ == 0x00FC and len(body) >= 8:  # SST: calamine reserves cstUnique strings up front
+                sst_claim = struct.unpack_from("<i", body, 4)[0]
+                sst_bytes, in_sst = len(body) - 8, True
+                continue
+            elif typ == 0x003C and in_sst:  # CONTINUE of the SST
+                sst_bytes += len(body)
+                continue
+            elif typ == 0x01AE and len(body) >= 4 and struct.unpack_from("<H", body, 2)[0] not in (0x0401, 0x3A01):
+                # SUPBOOK of another workbook, or of a DDE/OLE link (0x0401: this book, 0x3A01: add-ins)
+                self.external_links = True
+            in_sst = False
+        else:
+            raise _Reject("file-corrupt", "ブック全体の情報が長すぎる")
+        if sst_claim < 0 or sst_claim > sst_bytes // 3 + 1:  # each string takes at least 3 bytes
+            raise _Reject("file-corrupt", f"共有文字列の数 {sst_claim:,} が実際のデータと合わない")
+        sheets: dict[str, SheetFacts] = {}
+        states = {0: "visible", 1: "hidden", 2: "veryHidden"}
+        for offset, state, kind, name in bound:
+            if kind in (0x01, 0x06):  # an Excel 4.0 macro sheet, a VBA module
+                self.macros = True
+            if name.lower() in {n.lower() for n in sheets}:
+                raise _Reject("file-corrupt", f"シート名「{name}」が重複している")
+            sheets[name] = SheetFacts(name=name, state=states[state])
+            self._sheet_start(offset, name)
+        if not sheets:
+            raise _Reject("file-corrupt", "シートがない")
+        return sheets
+
+    def _boundsheet(self, body: bytes) -> tuple[int, int, int, str]:
+        if len(body) < 8:
+            raise _Reject("file-corrupt", "シートの情報(BOUNDSHEET)が短すぎる")
+        offset, state, kind, cch, flags = struct.unpack_from("<LBBBB", body)
+        state &= 0x3F
+        if state not in (0, 1, 2) or kind not in (0x00, 0x01, 0x02, 0x06):
+            raise _Reject("file-corrupt", "シートの情報(BOUNDSHEET)が不正")
+        raw = body[8 : 8 + (cch * 2 if flags & 1 else cch)]
+        name = raw.decode("utf-16-le", "replace") if flags & 1 else raw.decode("latin-1")
+        return offset, state, kind, name.replace("\0", "")
+
+    def _sheet_start(self, offset: int, name: str) -> None:
+        """The sheet substream must start with a BOF where BOUNDSHEET says (calamine slices the stream
+        there and would panic past its end); its DIMENSIONS must be sane and not too large."""
+        typ, body, pos = self._record(offset) if offset < len(self.s) else (0, b"", 0)
+        if typ != 0x0809:
+            raise _Reject("file-corrupt", f"シート「{name}」の開始位置が不正", sheet=name)
+        for _ in range(64):  # DIMENSIONS comes right after the sheet's index and calc settings
+            typ, body, pos = self._record(pos)
+            if typ == 0x000A:
+                return
+            if typ != 0x0200:
+                continue
+            if len(body) != 14:
+                raise _Reject("file-corrupt", f"シート「{name}」の範囲(DIMENSIONS)が不正", sheet=name)
+            first_row, last_row, first_col, last_col = struct.unpack_from("<LLHH", body)
+            if not (first_row <= last_row <= 65536 and first_col <= last_col <= 256):
+                raise _Reject("file-corrupt", f"シート「{name}」の範囲(DIMENSIONS)が不正", sheet=name)
+            if (last_row - first_row) * (last_col - first_col) > self.limits.max_cells:
+                ref = f"{col_letters(first_col + 1)}{first_row + 1}:{col_letters(last_col)}{last_row}"
+                raise _Reject(
+                    "sheet-too-large",
+                    f"使用範囲 {ref} が {self.limits.max_cells:,} セルを超えている(書式だけの空セルを含む)",
+                    sheet=name,
+                )
+            return
 
 
 # --- bounded inflation -------------------------------------------------------------------------
@@ -308,7 +465,7 @@ class _DtdScanner:
         self.member = member
         self.mode = ""  # "" undecided, "ascii", "text" (decoder), "binary"
         self.tail = b""
-        self.decoder = None
+        self.decoder: codecs.IncrementalDecoder | None = None
         self.tail_text = ""
 
     def feed(self, chunk: bytes) -> None:
@@ -319,7 +476,7 @@ class _DtdScanner:
             if _DTD_ASCII.search(buf):
                 raise _Reject("file-unsafe-xml", f"{self.member}: DOCTYPE/ENTITY 宣言")
             self.tail = buf[-self.KEEP :]
-        elif self.mode == "text":
+        elif self.mode == "text" and self.decoder is not None:
             text = self.tail_text + self.decoder.decode(chunk)
             if _DTD_TEXT.search(text):
                 raise _Reject("file-unsafe-xml", f"{self.member}: DOCTYPE/ENTITY 宣言")
@@ -380,11 +537,11 @@ class _MetaParser:
         local = _local(name)
         self._stack.append(local)
         self.elements.append((local, {_attr(k): v for k, v in attrs.items()}))
-        if local == "property":
-            self._prop = attrs.get("name", "")[:200]
+        if local in ("property", "user-defined"):  # OOXML custom.xml / ODF meta.xml
+            self._prop = next((v for k, v in attrs.items() if _local(k) == "name"), "")[:200]
 
     def _end(self, name: str) -> None:
-        if self._stack.pop() == "property":
+        if self._stack.pop() in ("property", "user-defined"):
             self._prop = ""
 
     def _chars(self, text: str) -> None:
@@ -740,6 +897,279 @@ def _translate(origin: str, text: str, dest: str) -> str:
         return text
 
 
+# --- OpenDocument (.ods) ----------------------------------------------------------------------
+
+ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
+_LEGACY_KINDS = {"ods": "OpenDocument スプレッドシート(.ods)形式", "xls": "Excel 97-2003 ブック(.xls)形式"}
+
+
+def _legacy_format(kind: str, name: str) -> Issue:
+    # An .xls is read for its values alone: the gate cannot see its formulas, error values, hidden
+    # rows or merged cells (an .ods gets the same row-level checks as an .xlsx).
+    detail = "(この形式では数式・エラー値・非表示の行・結合セルを確認できません)" if kind == "xls" else ""
+    return make_issue("file-legacy-format", file=name, value=_LEGACY_KINDS[kind], detail=detail)
+
+
+class _Collect:
+    """The first `cap` bytes of a small member (the .ods mimetype)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        if len(self.data) < self.cap:
+            self.data += chunk[: self.cap - len(self.data)]
+
+
+_ODS_VALUES = ("office:value", "office:string-value", "office:date-value", "office:time-value",
+               "office:boolean-value")  # fmt: skip
+_ODS_ERROR = re.compile(r"#(NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!|N/A|GETTING_DATA)|Err:\d{3}")
+_ODS_REF = re.compile(r"\[([^\[\]]*)\]")
+_ODS_DDE = re.compile(
+    r"""\bDDE\(\s*"((?:[^"]|"")*)"\s*[;,]\s*"((?:[^"]|"")*)"\s*[;,]\s*"((?:[^"]|"")*)"\s*(?:[;,][^)]*)?\)""", re.I
+)
+_EXTERNAL = re.compile(r"'(?:file|https?|ftp|smb):", re.I)
+
+
+def _ods_formula(raw: str) -> str:
+    """An ODF formula (`of:=IF([.B4]="8";"A";"B")`) as Excel shows it (`IF(B4="8","A","B")`).
+
+    The validator recognises DDE by Excel's notation (`app|'topic'!item`), so LibreOffice's
+    DDE("app";"topic";"item") is written that way; a DDE call it cannot take apart is still marked.
+    """
+    ns, sep, body = raw.partition(":")
+    if not sep or not re.fullmatch(r"[A-Za-z][\w.-]*", ns):  # no namespace prefix
+        body = raw
+    body = body[1:] if body.startswith("=") else body
+    if ns == "msoxl":  # Excel 2007 SP2 wrote its own syntax
+        return body
+
+    def ref(m: re.Match[str]) -> str:
+        parts = []
+        for part in m.group(1).split(":"):
+            part = part.replace("$", "")
+            if part.startswith("."):
+                parts.append(part[1:])
+            elif "." in part and not _EXTERNAL.search(part):
+                sheet, _, cell = part.rpartition(".")
+                parts.append(f"{sheet}!{cell}")
+            else:
+                parts.append(part)
+        return ":".join(parts)
+
+    # outside string literals: references and the argument separator
+    pieces = re.split(r'("(?:[^"]|"")*")', body)
+    for i in range(0, len(pieces), 2):
+        pieces[i] = _ODS_REF.sub(ref, pieces[i]).replace(";", ",")
+    text = "".join(pieces)
+    text = _ODS_DDE.sub(lambda m: f"{m.group(1)}|'{m.group(2)}'!{m.group(3)}", text)
+    if re.search(r"\bDDE\s*\(", text, re.I):
+        text = f"DDE|'{text}'!"
+    return text
+
+
+class _OdsScanner:
+    """One streaming pass over an .ods content.xml with expat, filling one SheetFacts per table.
+
+    Names are matched as written ("table:table-cell"), as calamine matches them, so that positions
+    agree with what the reader returns. A row or cell stands for `number-rows-repeated` ×
+    `number-columns-repeated` positions: non-empty ones count as cells and towards the extent, so a
+    row with content repeated a million times is sheet-too-large, while the empty repeated rows and
+    columns LibreOffice writes to the end of the sheet cost nothing. Every cell element also counts
+    against max_cells (as every <c> does in an .xlsx).
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.sheets: dict[str, SheetFacts] = {}
+        self.external_links = False
+        self._hidden_styles: set[str] = set()
+        self._style: str | None = None
+        self._depth = 0
+        self._table: int | None = None  # depth of the current sheet's <table:table>
+        self._skip: int | None = None  # depth of an element whose content we ignore
+        self._row_el: int | None = None
+        self._cell_el: int | None = None
+        self._f: SheetFacts | None = None
+        self._row = self._col = 0  # last row/column position taken (1-based)
+        self._row_first = self._rrep = 0
+        self._hidden: list[tuple[int, int]] = []
+        self._tags = self._area = 0
+        self._text: list[str] | None = None  # text of a formula cell (its error value, if any)
+        self._block: tuple[int, int, int, int] = (0, 0, 0, 0)
+        p = expat.ParserCreate()  # no namespace processing: qualified names as written
+        p.buffer_text = True
+        p.StartElementHandler = self._start
+        p.EndElementHandler = self._end
+        p.CharacterDataHandler = self._chars
+        p.StartDoctypeDeclHandler = self._dtd
+        p.EntityDeclHandler = self._dtd
+        self.parser = p
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        self.parser.Parse(chunk, final)
+
+    def _dtd(self, *args: object) -> None:
+        raise _Reject("file-unsafe-xml", "content.xml: DOCTYPE/ENTITY 宣言")
+
+    def _corrupt(self, what: str) -> None:
+        name = self._f.name if self._f else ""
+        raise _Reject("file-corrupt", f"シート「{name}」: {what}" if name else what, name)
+
+    def _count(self, attrs: dict[str, str], key: str) -> int:
+        raw = attrs.get(key)
+        if raw is None:
+            return 1
+        if not raw.isdigit() or len(raw) > 9 or int(raw) == 0:
+            self._corrupt(f"不正な繰り返し数 {raw[:20]!r}")
+        return int(raw)
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        self._depth += 1
+        if self._skip is not None:
+            return
+        if self._cell_el is not None:
+            if name == "text:p" and self._text is not None and self._text:
+                self._text.append("\n")
+            return
+        if name == "table:table-cell" or name == "table:covered-table-cell":
+            if self._row_el is not None and self._depth == self._row_el + 1:
+                self._cell(attrs)
+            return
+        if name == "table:table-row":
+            if self._table is not None and self._row_el is None:
+                self._start_row(attrs)
+            return
+        if name == "table:table":
+            if self._table is not None:
+                self._corrupt("表の中に表がある")
+            sheet = attrs.get("table:name")
+            if sheet is None:  # not a sheet (calamine skips it too)
+                self._skip = self._depth
+                return
+            if sheet.lower() in {n.lower() for n in self.sheets}:
+                raise _Reject("file-corrupt", f"シート名「{sheet}」が重複している", sheet)
+            state = "hidden" if attrs.get("table:style-name") in self._hidden_styles else "visible"
+            self._f = self.sheets[sheet] = SheetFacts(name=sheet, state=state)
+            self._table, self._row, self._hidden, self._tags, self._area = self._depth, 0, [], 0, 0
+            return
+        if name == "style:style":
+            self._style = attrs.get("style:name")
+        elif name == "style:table-properties" and self._style and attrs.get("table:display") == "false":
+            self._hidden_styles.add(self._style)
+        elif name in ("table:dde-link", "office:dde-source", "table:table-source", "table:cell-range-source"):
+            self.external_links = True
+
+    def _start_row(self, attrs: dict[str, str]) -> None:
+        rrep = self._count(attrs, "table:number-rows-repeated")
+        self._row_el = self._depth
+        self._row_first, self._rrep = self._row + 1, rrep
+        self._row += rrep
+        self._col = 0
+        if attrs.get("table:visibility") in ("collapse", "filter"):
+            self._hidden.append((self._row_first, self._row))
+
+    def _cell(self, attrs: dict[str, str]) -> None:
+        f, lim = self._f, self.limits
+        assert f is not None
+        self._cell_el = self._depth
+        crep = self._count(attrs, "table:number-columns-repeated")
+        c1 = self._col + 1
+        self._col += crep
+        self._tags += 1
+        if self._tags > lim.max_cells:
+            raise _Reject("sheet-too-large", f"セルが {lim.max_cells:,} 個を超えている(書式だけの空セルを含む)", f.name)
+        r1, r2, c2 = self._row_first, self._row, self._col
+        rs, cs = self._count(attrs, "table:number-rows-spanned"), self._count(attrs, "table:number-columns-spanned")
+        if rs > 1 or cs > 1:
+            self._merged(r1, c1, r2, c2, rs, cs)
+        formula = attrs.get("table:formula", "")
+        has_value = any(k in attrs for k in _ODS_VALUES) or attrs.get("office:value-type") == "string"
+        if not (has_value or formula):
+            return  # an empty (perhaps styled) cell: no content, not part of the extent
+        f.cells += (r2 - r1 + 1) * crep
+        if f.cells > lim.max_cells:
+            raise _Reject("sheet-too-large", f"データのあるセルが {lim.max_cells:,} 個を超えている", f.name)
+        if r2 > lim.max_rows:
+            raise _Reject(
+                "sheet-too-large", f"{col_letters(c1)}{r2} にデータがあり、{lim.max_rows:,} 行を超えている", f.name
+            )
+        if c2 > lim.max_cols:
+            raise _Reject(
+                "sheet-too-large", f"{col_letters(c2)}{r1} にデータがあり、{lim.max_cols:,} 列を超えている", f.name
+            )
+        f.max_row, f.max_col = max(f.max_row, r2), max(f.max_col, c2)
+        if not formula:
+            return
+        text = _ods_formula(formula[:_TEXT_CAP])
+        if _EXTERNAL.search(formula):
+            self.external_links = True
+        cached = has_value
+        error = attrs.get("calcext:value-type") == "error"
+        self._block = (r1, c1, r2, c2)
+        for r in range(r1, r2 + 1):
+            for c in range(c1, c2 + 1):
+                addr = f"{col_letters(c)}{r}"
+                f.formulas[addr] = text
+                if not cached:
+                    f.no_cache.add(addr)
+        string_value = attrs.get("office:string-value")
+        if error or (string_value is not None and _ODS_ERROR.fullmatch(string_value.strip())):
+            self._set_errors(string_value if string_value and string_value.strip() else "")
+        if error or attrs.get("office:value-type") == "string":
+            self._text = []  # the shown text tells which error it is (Excel's ODS: the value itself)
+
+    def _set_errors(self, value: str) -> None:
+        assert self._f is not None
+        r1, c1, r2, c2 = self._block
+        for r in range(r1, r2 + 1):
+            for c in range(c1, c2 + 1):
+                self._f.errors[f"{col_letters(c)}{r}"] = value or "#エラー"
+
+    def _merged(self, r1: int, c1: int, r2: int, c2: int, rs: int, cs: int) -> None:
+        f, lim = self._f, self.limits
+        assert f is not None
+        crep = c2 - c1 + 1
+        if r2 + rs - 1 > lim.max_rows or c2 + cs - 1 > lim.max_cols:
+            ref = f"{col_letters(c1)}{r1}:{col_letters(c2 + cs - 1)}{r2 + rs - 1}"
+            raise _Reject("sheet-too-large", f"範囲 {ref} が大きすぎる", f.name)
+        self._area += rs * cs * (r2 - r1 + 1) * crep
+        if self._area > lim.max_cells:
+            raise _Reject("sheet-too-large", "結合セルの範囲が大きすぎる", f.name)
+        for r in range(r1, r2 + 1):
+            for c in range(c1, c2 + 1):
+                f.merged.append(f"{col_letters(c)}{r}:{col_letters(c + cs - 1)}{r + rs - 1}")
+
+    def _chars(self, text: str) -> None:
+        if self._text is not None and sum(map(len, self._text)) < 256:
+            self._text.append(text)
+
+    def _end(self, name: str) -> None:
+        depth = self._depth
+        self._depth -= 1
+        if self._skip is not None:
+            if depth == self._skip:
+                self._skip = None
+            return
+        if depth == self._cell_el:
+            self._cell_el = None
+            if self._text is not None:
+                shown = "".join(self._text).strip()
+                self._text = None
+                if _ODS_ERROR.fullmatch(shown):
+                    self._set_errors(shown)
+        elif depth == self._row_el:
+            self._row_el = None
+        elif depth == self._table and self._f is not None:
+            f = self._f
+            for first, last in self._hidden:  # only rows up to the data's extent matter
+                f.hidden_rows.update(range(first, min(last, f.max_row) + 1))
+            self._table = self._f = None
+        elif name == "style:style":
+            self._style = None
+
+
 # --- the inspector -----------------------------------------------------------------------------
 
 
@@ -761,7 +1191,9 @@ class _Inspector:
         if len(data) > lim.max_file_bytes:
             raise _Reject("file-too-large", f"{_fmt_bytes(len(data))}、上限 {_fmt_bytes(lim.max_file_bytes)}")
         if data.startswith(_OLE_MAGIC):
-            raise _inspect_ole(data)
+            result = _inspect_ole(data, lim, self.warnings, self.name)
+            result.issues.append(_legacy_format("xls", self.name))
+            return result
         if not data.startswith(_ZIP_MAGIC):
             raise _Reject("file-not-workbook", _sniff_non_zip(data))
         infos = self._open_zip()
@@ -770,8 +1202,10 @@ class _Inspector:
         if "xl/workbook.bin" in lower:
             raise _Reject("file-xlsb", "xl/workbook.bin")
         if "xl/workbook.xml" not in by_name:
+            if "mimetype" in by_name or "content.xml" in by_name:
+                return self._run_ods(infos, by_name)
             if "mimetype" in lower or "content.xml" in lower:
-                raise _Reject("file-not-workbook", "OpenDocument(.ods など)")
+                raise _Reject("file-not-workbook", "OpenDocument 形式ではない(名前の大文字・小文字が違う)")
             if "word/document.xml" in lower:
                 raise _Reject("file-not-workbook", "Word 文書(.docx)")
             if "ppt/presentation.xml" in lower:
@@ -846,6 +1280,61 @@ class _Inspector:
             custom=dict(meta["docProps/custom.xml"].props),
         )
 
+    def _run_ods(self, infos: list[zipfile.ZipInfo], by_name: dict[str, zipfile.ZipInfo]) -> GateResult:
+        """An OpenDocument file: the same zip checks (already done), its mimetype, manifest (encryption)
+        and meta, one streaming pass over content.xml, and the DTD scan of every other member."""
+        mime = by_name.get("mimetype")
+        text = _Collect(256)
+        if mime is not None:
+            self._read(mime, text)
+        value = bytes(text.data)
+        if not value.startswith(ODS_MIME) or value[len(ODS_MIME) :].strip():
+            kinds = {b"text": "OpenDocument テキスト(.odt)", b"presentation": "OpenDocument プレゼンテーション(.odp)",
+                     b"graphics": "OpenDocument 図形描画(.odg)"}  # fmt: skip
+            what = next((w for k, w in kinds.items() if value.startswith(b"application/vnd.oasis.opendocument." + k)), None)
+            if what is None and mime is not None and value.startswith(b"application/vnd.oasis.opendocument."):
+                what = "OpenDocument 形式(表計算ではない)"
+            raise _Reject("file-not-workbook", what or "OpenDocument 形式(mimetype が不正)")
+        done = {"mimetype"}
+        meta = {n: _MetaParser() for n in ("META-INF/manifest.xml", "meta.xml")}
+        for n, parser in meta.items():
+            if n in by_name:
+                self._read(by_name[n], parser)
+                done.add(n)
+        if "META-INF/manifest.xml" not in by_name:
+            raise _Reject("file-corrupt", "META-INF/manifest.xml がない")
+        if "content.xml" not in by_name:
+            raise _Reject("file-corrupt", "content.xml がない")
+        if any(local == "encryption-data" for local, _ in meta["META-INF/manifest.xml"].elements):
+            raise _Reject("file-encrypted", "パスワード付きの .ods")
+        scanner = _OdsScanner(self.limits)
+        self._read(by_name["content.xml"], scanner)
+        done.add("content.xml")
+        for info in infos:
+            if info.filename not in done:
+                self._read(info, None)
+        lower = {n.lower() for n in by_name}
+        if any(n.startswith(("basic/", "scripts/")) for n in lower):  # LibreOffice Basic, scripts
+            self.warnings.append(make_issue("file-macros", file=self.name))
+        if scanner.external_links:
+            self.warnings.append(make_issue("external-links", file=self.name))
+        for facts in scanner.sheets.values():
+            if facts.state != "visible" and facts.name != META_SHEET:
+                self.warnings.append(
+                    make_issue("content-hidden", file=self.name, sheet=facts.name, value=facts.state)
+                )
+        self.warnings.append(_legacy_format("ods", self.name))
+        texts = meta["meta.xml"].texts
+        return GateResult(
+            kind="ods",
+            issues=list(self.warnings),
+            sheets=scanner.sheets,
+            application=texts.get("generator", "").strip()[:200],
+            external_links=scanner.external_links,
+            saved=_local_time(texts.get("date", "").strip()[:40]),
+            custom=dict(meta["meta.xml"].props),
+        )
+
     def _open_zip(self) -> list[zipfile.ZipInfo]:
         data, lim = self.data, self.limits
         # Each central-directory entry starts with this signature, so the count bounds how many
@@ -918,10 +1407,10 @@ class _Inspector:
                 f"{info.filename}: 圧縮率 1/{info.file_size // max(info.compress_size, 1):,}",
             )
 
-    def _read(self, info: zipfile.ZipInfo, consumer: _MetaParser | _SheetScanner | None) -> None:
+    def _read(self, info: zipfile.ZipInfo, consumer: _MetaParser | _SheetScanner | _OdsScanner | _Collect | None) -> None:
         start, end = self.spans[info.filename]
         budget = min(self.limits.max_entry_bytes, self.limits.max_total_bytes - self.inflated)
-        if isinstance(consumer, _MetaParser):
+        if isinstance(consumer, _MetaParser | _Collect):
             budget = min(budget, _META_CAP)
         dtd = _DtdScanner(info.filename)
         produced = 0
@@ -932,11 +1421,11 @@ class _Inspector:
                 if isinstance(consumer, _SheetScanner) and dtd.mode != "ascii":
                     # Our tokenizer reads ASCII-compatible XML; Excel writes nothing else here.
                     raise _Reject("file-corrupt", f"{info.filename}: シートが Excel の XML 形式でない")
-                if consumer is not None and dtd.mode != "binary":
+                if isinstance(consumer, _Collect) or (consumer is not None and dtd.mode != "binary"):
                     consumer.feed(chunk)
-            if isinstance(consumer, _MetaParser):
+            if isinstance(consumer, _MetaParser | _OdsScanner):
                 consumer.feed(b"", True)
-            elif consumer is not None and dtd.mode != "binary":
+            elif isinstance(consumer, _SheetScanner) and dtd.mode != "binary":
                 consumer.close()
         except expat.ExpatError as exc:
             raise _Reject("file-corrupt", f"{info.filename}: XML が不正 ({exc})"[:120]) from None

@@ -24,7 +24,9 @@ from pipeline import gate, mail, sandbox
 from pipeline.report import FileVerdict, Issue, Provenance, make_issue
 from pipeline.settings import LimitSettings
 
-WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".xlsb"}  # the gate rejects the legacy two with a code
+# Read by their bytes, whatever the suffix says: .xlsx/.xlsm, .ods and BIFF8 .xls (values only); the
+# gate rejects .xlsb and Excel 95 .xls with a code.
+WORKBOOK_SUFFIXES = set(mail.WORKBOOK_SUFFIXES)  # one list: attachments and files alike
 ENVELOPE_SUFFIXES = {".eml", ".msg", ".zip"}
 SYSTEM_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
 
@@ -262,7 +264,27 @@ def open_reader(limits: LimitSettings) -> sandbox.Worker:
     return sandbox.Worker(_parse, timeout_s=limits.parse_timeout_s, memory_bytes=limits.parse_memory_mib * 2**20)
 
 
-def _parse(data: bytes) -> list[tuple[str, str, list[list[Any]], list[str]]]:
+class SheetTooLarge(Exception):
+    """Raised in the worker when a sheet as read is beyond the limits (reported as sheet-too-large).
+
+    The gate bounds .xlsx and .ods sheets before the reader sees them; an .xls is bounded here, on
+    what calamine built (inside the worker's memory cap), before anything is returned.
+    """
+
+    def __init__(self, sheet: str, detail: str) -> None:
+        super().__init__(sheet, detail)
+        self.sheet, self.detail = sheet, detail
+
+
+def _parse(
+    data: bytes, bounds: tuple[int, int, int] | None = None
+) -> list[tuple[str, str, list[list[Any]], list[str]]]:
+    """Every worksheet's values (from A1), state and merged ranges. Runs in the contained worker.
+
+    `bounds` = (max_cells, max_rows, max_cols): a sheet whose extent or number of non-empty cells
+    is beyond them raises SheetTooLarge instead of returning a huge payload. calamine picks the
+    format (.xlsx, .xls, .ods) from the bytes, as the gate did.
+    """
     import python_calamine as pc  # imported in the child only
 
     book = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
@@ -277,10 +299,27 @@ def _parse(data: bytes) -> list[tuple[str, str, list[list[Any]], list[str]]]:
             state = "hidden"
         else:
             state = "veryHidden"
+        if bounds is not None:
+            _check_bounds(meta.name, sheet, *bounds)
         rows = sheet.to_python(skip_empty_area=False)
         merged = [_range(m) for m in (sheet.merged_cell_ranges or [])]
         out.append((meta.name, state, rows, merged))
     return out
+
+
+def _check_bounds(name: str, sheet: Any, max_cells: int, max_rows: int, max_cols: int) -> None:
+    end = sheet.end
+    if end is None:
+        return
+    rows, cols = end[0] + 1, end[1] + 1
+    if rows > max_rows or cols > max_cols:
+        what = f"{max_rows:,} 行" if rows > max_rows else f"{max_cols:,} 列"
+        raise SheetTooLarge(name, f"{gate.col_letters(cols)}{rows} までデータがあり、{what}を超えている")
+    count = 0
+    for row in sheet.iter_rows():  # one row at a time: nothing the size of the sheet is built
+        count += sum(1 for v in row if v != "")
+        if count > max_cells:
+            raise SheetTooLarge(name, f"データのあるセルが {max_cells:,} 個を超えている")
 
 
 def _range(m: Any) -> str:
@@ -298,7 +337,10 @@ def read_workbook(
     if not checked.ok:
         return [], checked, issues
     try:
-        payload = reader.call(source.data)
+        payload = reader.call(source.data, (limits.max_cells, limits.max_rows, limits.max_cols))
+    except SheetTooLarge as exc:
+        issues.append(make_issue("sheet-too-large", file=source.name, sheet=exc.sheet, detail=exc.detail))
+        return [], checked, issues
     except sandbox.SandboxError as exc:
         # a dead, stuck or exhausted reader is reported apart from a damaged file
         issues.append(make_issue("reader-crashed", file=source.name, detail=f"{exc.kind}: {exc.detail}"))

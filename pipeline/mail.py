@@ -56,7 +56,7 @@ __all__ = [
     "read_zip",
 ]
 
-WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb")
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 # Containers we open when found inside another container (attached mail, nested ZIP).
 _CONTAINER_SUFFIXES = (".zip", ".eml", ".msg")
 # Shown between a container and a member in names: "回答.zip › 評価表.xlsx".

@@ -249,9 +249,10 @@ CODES: dict[str, Code] = {
     ),
     "file-legacy-xls": Code(
         ERROR,
-        "古い Excel 形式(.xls)",
-        "古い Excel 形式(.xls)のファイルです。Excel で開き、「名前を付けて保存」で「Excel ブック (*.xlsx)」を"
-        "選んで保存し直して送ってください。",
+        "Excel 95 以前の形式",
+        "Excel 95 以前の古い形式({detail})のファイルのため読み込めません。Excel で開き、「ファイル」→「名前を付けて保存」で"
+        "ファイルの種類「Excel ブック (*.xlsx)」を選んで保存し直して送ってください(LibreOffice の場合は"
+        "ファイルの種類「Excel 2007-365 (.xlsx)」)。",
         level="file",
     ),
     "file-xlsb": Code(
@@ -458,10 +459,11 @@ CODES: dict[str, Code] = {
     # --- .ods and .xls read through the gate (issue 11) ---
     "file-legacy-format": Code(
         WARNING,
-        "Excel ブック以外の形式",
-        "{value} のファイルです。セルの値だけを読み込みました。次回は Excel ブック (*.xlsx) で保存して送ってください"
-        "(Excel:「ファイル」→「名前を付けて保存」→ ファイルの種類「Excel ブック (*.xlsx)」/ LibreOffice:"
-        "「ファイル」→「名前を付けて保存」→ ファイルの種類「Excel 2007-365 (.xlsx)」→「Excel 2007-365!」)。",
+        "Excel ブック(.xlsx)以外の形式",
+        "{value}のファイルです。セルの値だけを読み込みました{detail}。"
+        "次回は Excel ブック (*.xlsx) で保存して送ってください(Excel:「ファイル」→「名前を付けて保存」→ "
+        "ファイルの種類「Excel ブック (*.xlsx)」/ LibreOffice:「ファイル」→「名前を付けて保存」→ ファイルの種類"
+        "「Excel 2007-365 (.xlsx)」→ 確認の画面で「Excel 2007-365 形式を使用!」)。",
         level="note",
     ),
     # --- checks that read the text (issue 12) ---

@@ -100,6 +100,8 @@ def write_feedback_copies(
         if not v.issues or not v.kind or v.status == "ignored":
             continue  # nothing to say, or never parsed (hostile files are not re-opened)
         name = v.name.split(" › ")[-1].rsplit("/", 1)[-1]
+        if Path(name).suffix.lower() not in (".xlsx", ".xlsm"):
+            name = f"{Path(name).stem}.xlsx"  # an .ods/.xls return: the copy is an Excel book (the list)
         candidate = unique_filename(safe_filename(name), used)  # valid on Windows, ≤ 120 bytes
         target = folder / candidate
         if v.from_cache and target.exists():

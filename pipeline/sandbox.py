@@ -3,16 +3,25 @@
 calamine aborts the process (SIGABRT, uncatchable) on some well-formed files and openpyxl can
 grind for minutes into a MemoryError (shared/research/anchors-reliability.md §0, §2.1), so no
 reader runs in the merge process itself. `run_contained` runs `fn(*args)` in a child with a
-wall-clock timeout and, where the OS has it, an address-space limit (RLIMIT_AS), and turns every
-way the child can die into `SandboxError(kind, detail)`; callers map that to `reader-crashed`.
+wall-clock timeout and a memory cap, and turns every way the child can die into
+`SandboxError(kind, detail)`; callers map that to `reader-crashed`.
 
-On Linux the child is forked (fast, and `fn` may be any module-level function). Elsewhere
-(Windows) it is spawned and only the timeout applies: there is no RLIMIT there.
+How the child starts: forked on Linux (fast; the memory cap is relative to what it inherits),
+spawned elsewhere (Windows has no fork), or as `PIPELINE_START_METHOD` says (fork, spawn or
+forkserver), so that CI can run the Windows way on Linux. Under spawn `fn` is pickled by
+reference: it must be a module-level function of an importable module.
+
+The memory cap: RLIMIT_AS on POSIX, set by the child itself once it has started (what it has
+mapped then, plus `memory_bytes`); on Windows a Job Object with a per-process commit limit
+(JOB_OBJECT_LIMIT_PROCESS_MEMORY), set by the parent on the child's handle, again relative to what
+the child has committed once started. The call timeout starts when the child says it is ready,
+so a slow start (imports under spawn, a virus scanner) is not counted against the parse.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import pickle
@@ -25,6 +34,11 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 KINDS = ("crash", "timeout", "memory")
+
+START_METHOD_ENV = "PIPELINE_START_METHOD"
+START_METHODS = ("fork", "spawn", "forkserver")
+STARTUP_TIMEOUT_S = 120.0  # a spawned child imports the pipeline first; a hang guard, not a limit
+_READY = b"ready"
 
 # Rust's allocator failure message (calamine, issue tafia/calamine#693): the child aborts with
 # SIGABRT, but the cause is memory, and saying so tells the operator which limit was hit.
@@ -40,16 +54,28 @@ class SandboxError(Exception):
         self.detail = detail
 
 
-def _limit_memory(memory_bytes: int) -> None:
-    """Cap the child's address space at what it inherited plus `memory_bytes`, and disable core dumps.
+def start_method() -> str:
+    """The start method for contained children: $PIPELINE_START_METHOD, else fork on Linux, spawn elsewhere."""
+    chosen = os.environ.get(START_METHOD_ENV, "").strip().lower()
+    if not chosen:
+        return "fork" if sys.platform.startswith("linux") else "spawn"
+    if chosen not in START_METHODS or chosen not in multiprocessing.get_all_start_methods():
+        available = ", ".join(m for m in START_METHODS if m in multiprocessing.get_all_start_methods())
+        raise ValueError(f"{START_METHOD_ENV}={chosen!r} is not a start method here (use one of: {available})")
+    return chosen
 
-    RLIMIT_AS counts the whole virtual size, and a forked child starts with the parent's (pandas
-    and numpy alone map hundreds of MB), so an absolute cap would starve or over-allow depending on
-    what the parent had imported.
+
+def _limit_memory(memory_bytes: int) -> None:
+    """Cap the child's address space at what it has mapped now plus `memory_bytes`; no core dumps.
+
+    RLIMIT_AS counts the whole virtual size. A forked child starts with the parent's (pandas and
+    numpy alone map hundreds of MB); a spawned one has just imported what unpickling `fn` needed.
+    So the cap is relative to the child as it starts: an absolute one would starve or over-allow
+    depending on what was imported before.
     """
     try:
         import resource
-    except ImportError:  # Windows: timeout only
+    except ImportError:  # Windows: the parent caps the child with a Job Object instead
         return
     try:
         with open("/proc/self/statm") as fh:
@@ -85,16 +111,25 @@ def _answer(fn: Callable[..., Any], args: tuple) -> bytes:
         return pickle.dumps(("crash", f"result cannot be returned: {type(exc).__name__}: {exc}"[:500]))
 
 
-def _serve(conn: Any, stderr_fd: int | None, memory_bytes: int, fn: Callable[..., Any]) -> None:
-    """Child side: limit memory once, then answer calls until the parent closes the pipe."""
-    if stderr_fd is not None:
-        os.dup2(stderr_fd, 2)  # native libraries write their last words to fd 2: keep them
+def _serve(conn: Any, errpath: str | None, memory_bytes: int, fn: Callable[..., Any]) -> None:
+    """Child side: keep native stderr, limit memory once, say ready, then answer calls until the
+    parent closes the pipe."""
+    if errpath:
+        # Native libraries write their last words (a Rust panic or allocation failure) to fd 2:
+        # send it to a file the parent reads when the child dies. Opened by path, so this works
+        # whether the child was forked or spawned.
+        fd = os.open(errpath, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+        os.dup2(fd, 2)
+        os.close(fd)
+        _windows_stderr_to_fd2()
         import faulthandler
 
         if faulthandler.is_enabled():  # (pytest enables it on its own copy of the parent's stderr)
             # fd 2 itself: sys.stderr may be a stand-in without a file descriptor (click's runner)
             faulthandler.enable(file=2)
+    _windows_no_crash_dialog()
     _limit_memory(memory_bytes)
+    conn.send_bytes(_READY)
     while True:
         try:
             args = conn.recv()
@@ -105,16 +140,24 @@ def _serve(conn: Any, stderr_fd: int | None, memory_bytes: int, fn: Callable[...
         conn.send_bytes(_answer(fn, args))
 
 
-def _stderr_since(fh: Any, offset: int) -> bytes:
-    if fh is None:
+def _stderr_since(path: str | None, offset: int) -> bytes:
+    if not path:
         return b""
     try:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(offset, size - 65536))  # a Rust backtrace can push the cause far up
-        return fh.read()
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(offset, size - 65536))  # a Rust backtrace can push the cause far up
+            return fh.read()
     except OSError:
         return b""
+
+
+def _size(path: str | None) -> int:
+    try:
+        return os.path.getsize(path) if path else 0
+    except OSError:
+        return 0
 
 
 class Worker:
@@ -133,12 +176,13 @@ class Worker:
         self.fn = fn
         self.timeout_s = timeout_s
         self.memory_bytes = memory_bytes
-        # fork on Linux: fast, and the memory cap is relative to what the child inherits
-        self._method = "fork" if sys.platform.startswith("linux") else "spawn"
-        self._ctx = multiprocessing.get_context(self._method)
+        self._method = start_method()
+        self._ctx: Any = multiprocessing.get_context(self._method)
         self._proc: Any = None
         self._conn: Any = None
-        self._errfile: Any = None
+        self._errpath: str | None = None
+        self._job: WindowsJob | None = None
+        self.memory_capped = False  # whether the running child has a memory cap (for diagnostics)
 
     def __enter__(self) -> Worker:
         return self
@@ -148,16 +192,38 @@ class Worker:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        # Closed in close(); a with-block would not outlive this method.
-        self._errfile = tempfile.TemporaryFile() if self._method == "fork" else None  # noqa: SIM115
-        fd = self._errfile.fileno() if self._errfile else None
-        self._proc = self._ctx.Process(target=_serve, args=(child, fd, self.memory_bytes, self.fn), daemon=True)
+        fd, self._errpath = tempfile.mkstemp(prefix="pipeline-reader-", suffix=".log")
+        os.close(fd)
+        self._proc = self._ctx.Process(
+            target=_serve, args=(child, self._errpath, self.memory_bytes, self.fn), daemon=True
+        )
         self._proc.start()
         child.close()  # so that recv sees EOF when the child dies
         self._conn = parent
+        if sys.platform == "win32":
+            # Capped from the start (with room for the interpreter), then re-capped once the child
+            # is ready, relative to what it has committed by then (as RLIMIT_AS is on POSIX).
+            self._job = WindowsJob.for_process(self._proc.sentinel, self.memory_bytes + 512 * 2**20)
+        try:
+            ready = parent.poll(STARTUP_TIMEOUT_S)
+            hello = parent.recv_bytes() if ready else None
+        except (EOFError, OSError):
+            ready, hello = True, None
+        if not ready:
+            self._kill()
+            raise SandboxError("timeout", f"読み込み処理が {STARTUP_TIMEOUT_S:g} 秒以内に起動しなかった")
+        if hello != _READY:
+            self._proc.join(timeout=5)
+            error = self._death(self._proc.exitcode, _stderr_since(self._errpath, 0))
+            self._kill()
+            raise error
+        if self._job is not None:
+            self.memory_capped = self._job.cap_relative(self._proc.sentinel, self.memory_bytes)
+        else:
+            self.memory_capped = sys.platform != "win32"
 
     def close(self) -> None:
-        """Stop the child (politely, then by force) and release its pipe and stderr file."""
+        """Stop the child (politely, then by force) and release its pipe, job and stderr file."""
         if self._conn is not None:
             with contextlib.suppress(OSError, ValueError):
                 self._conn.send(None)
@@ -167,9 +233,12 @@ class Worker:
             if self._proc.is_alive():
                 self._proc.kill()
                 self._proc.join()
-        if self._errfile is not None:
-            self._errfile.close()
-        self._proc = self._conn = self._errfile = None
+        if self._job is not None:
+            self._job.close()  # KILL_ON_JOB_CLOSE: nothing of the child outlives this
+        if self._errpath is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._errpath)
+        self._proc = self._conn = self._errpath = self._job = None
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.is_alive():
@@ -180,7 +249,7 @@ class Worker:
     def call(self, *args: Any) -> Any:
         if self._proc is None:
             self._start()
-        offset = self._errfile.seek(0, os.SEEK_END) if self._errfile else 0
+        offset = _size(self._errpath)
         try:
             self._conn.send(args)
             ready = self._conn.poll(self.timeout_s)
@@ -195,7 +264,7 @@ class Worker:
             payload = None
         if payload is None:
             self._proc.join(timeout=5)
-            error = self._death(self._proc.exitcode, _stderr_since(self._errfile, offset))
+            error = self._death(self._proc.exitcode, _stderr_since(self._errpath, offset))
             self._kill()
             raise error
         status, value = pickle.loads(payload)
@@ -238,3 +307,158 @@ def run_contained(fn: Callable[..., T], *args: Any, timeout_s: float, memory_byt
     with Worker(fn, timeout_s=timeout_s, memory_bytes=memory_bytes) as worker:
         result: T = worker.call(*args)
         return result
+
+
+# --- Windows: a Job Object caps the child's memory ---------------------------------------------
+# No RLIMIT on Windows. A Job Object with JOB_OBJECT_LIMIT_PROCESS_MEMORY limits the memory each
+# process in it can commit: an allocation beyond it fails (calamine then aborts with "memory
+# allocation of … failed", Python raises MemoryError), which the parent reports as "memory".
+# KILL_ON_JOB_CLOSE ends the child with the job's last handle (if the merge itself dies), and
+# DIE_ON_UNHANDLED_EXCEPTION keeps a crash from waiting on an error-report dialog on a desk PC.
+# The structures are defined on every platform (so they can be tested on Linux); only WindowsJob
+# calls the API, and only Worker on win32 creates one.
+
+JOB_OBJECT_LIMIT_PROCESS_MEMORY = 0x00000100
+JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION = 0x00000400
+JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x00002000
+JOB_OBJECT_EXTENDED_LIMIT_INFORMATION = 9  # JOBOBJECTINFOCLASS JobObjectExtendedLimitInformation
+
+
+class IO_COUNTERS(ctypes.Structure):  # the names of winnt.h, to be checked against it
+    _fields_ = [
+        ("ReadOperationCount", ctypes.c_uint64),
+        ("WriteOperationCount", ctypes.c_uint64),
+        ("OtherOperationCount", ctypes.c_uint64),
+        ("ReadTransferCount", ctypes.c_uint64),
+        ("WriteTransferCount", ctypes.c_uint64),
+        ("OtherTransferCount", ctypes.c_uint64),
+    ]
+
+
+class JOBOBJECT_BASIC_LIMIT_INFORMATION(ctypes.Structure):
+    _fields_ = [
+        ("PerProcessUserTimeLimit", ctypes.c_int64),  # LARGE_INTEGER
+        ("PerJobUserTimeLimit", ctypes.c_int64),
+        ("LimitFlags", ctypes.c_uint32),  # DWORD
+        ("MinimumWorkingSetSize", ctypes.c_size_t),  # SIZE_T
+        ("MaximumWorkingSetSize", ctypes.c_size_t),
+        ("ActiveProcessLimit", ctypes.c_uint32),
+        ("Affinity", ctypes.c_size_t),  # ULONG_PTR
+        ("PriorityClass", ctypes.c_uint32),
+        ("SchedulingClass", ctypes.c_uint32),
+    ]
+
+
+class JOBOBJECT_EXTENDED_LIMIT_INFORMATION(ctypes.Structure):
+    _fields_ = [
+        ("BasicLimitInformation", JOBOBJECT_BASIC_LIMIT_INFORMATION),
+        ("IoInfo", IO_COUNTERS),
+        ("ProcessMemoryLimit", ctypes.c_size_t),
+        ("JobMemoryLimit", ctypes.c_size_t),
+        ("PeakProcessMemoryUsed", ctypes.c_size_t),
+        ("PeakJobMemoryUsed", ctypes.c_size_t),
+    ]
+
+
+class PROCESS_MEMORY_COUNTERS_EX(ctypes.Structure):
+    _fields_ = [
+        ("cb", ctypes.c_uint32),
+        ("PageFaultCount", ctypes.c_uint32),
+        ("PeakWorkingSetSize", ctypes.c_size_t),
+        ("WorkingSetSize", ctypes.c_size_t),
+        ("QuotaPeakPagedPoolUsage", ctypes.c_size_t),
+        ("QuotaPagedPoolUsage", ctypes.c_size_t),
+        ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t),
+        ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
+        ("PagefileUsage", ctypes.c_size_t),
+        ("PeakPagefileUsage", ctypes.c_size_t),
+        ("PrivateUsage", ctypes.c_size_t),  # the commit charge the job limit counts
+    ]
+
+
+def job_limits(memory_limit: int) -> JOBOBJECT_EXTENDED_LIMIT_INFORMATION:
+    """The limits a reader child runs under: at most `memory_limit` bytes committed, killed with the job."""
+    info = JOBOBJECT_EXTENDED_LIMIT_INFORMATION()
+    info.BasicLimitInformation.LimitFlags = (
+        JOB_OBJECT_LIMIT_PROCESS_MEMORY
+        | JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+        | JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION
+    )
+    info.ProcessMemoryLimit = memory_limit
+    return info
+
+
+def _kernel32() -> Any:
+    k32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    handle, dword, boolean = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int
+    k32.CreateJobObjectW.argtypes, k32.CreateJobObjectW.restype = [ctypes.c_void_p, ctypes.c_wchar_p], handle
+    k32.SetInformationJobObject.argtypes = [handle, ctypes.c_int, ctypes.c_void_p, dword]
+    k32.SetInformationJobObject.restype = boolean
+    k32.AssignProcessToJobObject.argtypes, k32.AssignProcessToJobObject.restype = [handle, handle], boolean
+    k32.CloseHandle.argtypes, k32.CloseHandle.restype = [handle], boolean
+    k32.K32GetProcessMemoryInfo.argtypes = [handle, ctypes.c_void_p, dword]
+    k32.K32GetProcessMemoryInfo.restype = boolean
+    return k32
+
+
+class WindowsJob:
+    """A Job Object holding one reader child (Windows only)."""
+
+    def __init__(self, k32: Any, handle: int) -> None:
+        self._k32, self.handle = k32, handle
+
+    @classmethod
+    def for_process(cls, process_handle: int, memory_limit: int) -> WindowsJob | None:
+        """Put the process in a new job capped at `memory_limit`; None (timeout only) if Windows refuses."""
+        k32 = _kernel32()
+        handle = k32.CreateJobObjectW(None, None)
+        if not handle:
+            return None
+        job = cls(k32, handle)
+        if not job.set_limit(memory_limit) or not k32.AssignProcessToJobObject(handle, process_handle):
+            job.close()
+            return None
+        return job
+
+    def set_limit(self, memory_limit: int) -> bool:
+        info = job_limits(memory_limit)
+        return bool(
+            self._k32.SetInformationJobObject(
+                self.handle, JOB_OBJECT_EXTENDED_LIMIT_INFORMATION, ctypes.byref(info), ctypes.sizeof(info)
+            )
+        )
+
+    def cap_relative(self, process_handle: int, memory_bytes: int) -> bool:
+        """Re-cap at what the (ready) child has committed plus `memory_bytes`, as RLIMIT_AS is on POSIX."""
+        counters = PROCESS_MEMORY_COUNTERS_EX()
+        counters.cb = ctypes.sizeof(counters)
+        committed = 0
+        if self._k32.K32GetProcessMemoryInfo(process_handle, ctypes.byref(counters), counters.cb):
+            committed = counters.PrivateUsage
+        return self.set_limit(committed + memory_bytes) if committed else True
+
+    def close(self) -> None:
+        if self.handle:
+            self._k32.CloseHandle(self.handle)
+            self.handle = 0
+
+
+def _windows_no_crash_dialog() -> None:
+    """No "program has stopped working" dialog for a crashing reader child (it would wait for a click)."""
+    if sys.platform != "win32":
+        return
+    sem_failcriticalerrors, sem_nogpfaulterrorbox = 0x0001, 0x0002
+    with contextlib.suppress(Exception):
+        ctypes.windll.kernel32.SetErrorMode(sem_failcriticalerrors | sem_nogpfaulterrorbox)  # type: ignore[attr-defined]
+
+
+def _windows_stderr_to_fd2() -> None:
+    """On Windows native code writes to the process's standard error handle, not the C runtime's
+    fd 2: point the handle at the file fd 2 now is, so a Rust message lands there too."""
+    if sys.platform != "win32":
+        return
+    import msvcrt
+
+    std_error_handle = -12 & 0xFFFFFFFF  # STD_ERROR_HANDLE, (DWORD)-12
+    with contextlib.suppress(Exception):
+        ctypes.windll.kernel32.SetStdHandle(std_error_handle, msvcrt.get_osfhandle(2))  # type: ignore[attr-defined]

@@ -395,18 +395,46 @@ def test_exit_mid_write_leaves_previous_master(master: Path, attempt: int) -> No
 
 @pytest.mark.slow
 def test_killed_at_random_moments_of_real_writes_never_leaves_a_broken_master(master: Path) -> None:
-    # A child rewrites the master in a loop; kill it at random points (inside the write, the
-    # fsync or the replace). The master must always open: either the old one or a whole new one.
+    # A child rewrites the master in a loop; kill it at points chosen from its progress: once the
+    # temporary it writes holds a random share of a whole master (inside the write, or between the
+    # write and the replace), or once it has replaced the master at least once. The master must
+    # always open: either the old one or a whole new one. No timing is involved.
     rng = random.Random(20250501)
     before = master.read_bytes()
-    for _ in range(6):
+    probe = run_child(master, "xlsx-loop")  # one whole write, to learn the size of a new master
+    try:
+        wait_until_writing(probe)
+        while master.read_bytes() == before:
+            time.sleep(0.001)  # yields only: the loop ends on progress, not on the clock
+    finally:
+        probe.kill()
+        probe.wait()
+    size = len(master.read_bytes())
+    sweep_temporaries(master.parent)
+    master.write_bytes(before)
+    for i in range(6):
+        at_least = int(size * rng.uniform(0.0, 0.95)) if i < 5 else None  # the last: after a replace
         proc = run_child(master, "xlsx-loop")
         try:
             wait_until_writing(proc)
-            time.sleep(rng.uniform(0.0, 0.4))
+            while proc.poll() is None:
+                tmps = temps(master.parent)
+                if at_least is None:
+                    if master.read_bytes() != before:
+                        break
+                elif tmps and any(_size(t) >= at_least for t in tmps):
+                    break
+                time.sleep(0.001)  # yields only
             proc.kill()
         finally:
-            proc.wait(timeout=30)
+            proc.wait()
         assert_master_intact_or_new(master, before, allow_new=True)
         sweep_temporaries(master.parent)
         assert temps(master.parent) == []
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # replaced between listing and stat
+        return -1

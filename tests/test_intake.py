@@ -148,3 +148,33 @@ def test_a_message_without_a_workbook_is_reported(tmp_path):
     assert run.exit_code == 1
     [f] = run.files
     assert (f.name, f.status, [i.code for i in f.issues]) == ("添付なし.eml", "rejected", ["email-no-attachment"])
+
+
+def test_an_ods_attached_to_an_email_is_read(tmp_path, demo_returns):
+    """A department on LibreOffice mails its return as .ods: read like the .xlsx, with a warning."""
+    from hostile import ods_of
+
+    source = demo_returns / "R6_地域福祉計画評価_交通対策課.xlsx"
+    ods = tmp_path / "R6_地域福祉計画評価_交通対策課.ods"
+    ods.write_bytes(ods_of(source.read_bytes()))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "回答.eml").write_bytes(eml(ods, "kotsu@city.example.lg.jp", datetime(2025, 5, 20, 10, tzinfo=JST)))
+    run = run_merge(Settings(inbox=inbox, outbox=tmp_path / "out"))
+    [f] = run.files
+    assert (f.name, f.status, [i.code for i in f.issues]) == (
+        "回答.eml › R6_地域福祉計画評価_交通対策課.ods", "accepted", ["file-legacy-format"])
+    assert [(r.project, r.department) for r in run.outcome.rows] == [("3", "交通対策課")]
+
+
+def test_the_feedback_copy_of_an_ods_return_is_an_xlsx(tmp_path, demo_returns):
+    from hostile import ods_of
+
+    source = demo_returns / "R6_地域福祉計画評価_交通対策課.xlsx"
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "交通対策課.ods").write_bytes(ods_of(source.read_bytes()))
+    run = run_merge(Settings(inbox=inbox, outbox=tmp_path / "out"))
+    assert [p.name for p in run.feedback] == ["交通対策課.xlsx"]
+    wb = openpyxl.load_workbook(run.feedback[0])  # a real Excel book, not an .xlsx named .ods
+    assert "file-legacy-format" in [c.value for row in wb.worksheets[0].iter_rows() for c in row]

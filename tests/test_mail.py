@@ -1015,7 +1015,7 @@ def test_envelope_contract_defaults() -> None:
     env = Envelope(kind="zip")
     assert (env.sender, env.sender_name, env.subject, env.received) == ("", "", "", None)
     assert ZipLimits() == ZipLimits(1000, 50 * 2**20, 200 * 2**20, 3)
-    assert mail.WORKBOOK_SUFFIXES == (".xlsx", ".xlsm", ".xls", ".xlsb")
+    assert mail.WORKBOOK_SUFFIXES == (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 
 
 # ---------------------------------------------------------------------------------------------
