@@ -1,4 +1,4 @@
-"""Regenerate the README's issue-code table from pipeline.report.CODES.
+"""Regenerate the issue-code table (docs/issue-codes.md) from pipeline.report.CODES.
 
     python tools/update_readme.py
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipeline.report import codes_markdown
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+CODES_DOC = Path(__file__).resolve().parents[1] / "docs" / "issue-codes.md"
 SECTION = re.compile(r"(<!-- codes:start -->\n).*?(<!-- codes:end -->)", re.S)
 
 
@@ -19,4 +19,4 @@ def render(text: str) -> str:
 
 
 if __name__ == "__main__":
-    README.write_text(render(README.read_text(encoding="utf-8")), encoding="utf-8")
+    CODES_DOC.write_text(render(CODES_DOC.read_text(encoding="utf-8")), encoding="utf-8")
