@@ -131,6 +131,11 @@ class Catalog:
     # Look-ups -------------------------------------------------------------------------
 
     @functools.cached_property
+    def assignment_keys(self) -> frozenset[tuple[str, str]]:
+        """Every (project, 担当課) key of the plan, built once per run."""
+        return frozenset(a.key for a in self.assignments)
+
+    @functools.cached_property
     def senders(self) -> dict[str, str]:
         """Known sender address (lower case) → its office, from departments.yaml."""
         return {s: name for name, office in self.offices.items() for s in office.senders}
@@ -225,7 +230,15 @@ class Catalog:
 
         A name inside a longer matched name counts once (地域福祉課 in 福祉保健部地域福祉課)."""
         key = department_key(text)
-        hits = [(k, office) for k, office in self._office_keys.items() if len(k) >= 2 and k in key]
+        # Every substring of the name up to the longest office key, looked up: linear in the
+        # offices once (the longest key), not per file.
+        seen = self.__dict__.get("_longest_key")
+        if seen is None or seen[0] != len(self._office_keys):  # the loader may still be adding names
+            seen = self.__dict__["_longest_key"] = (len(self._office_keys), max(map(len, self._office_keys), default=0))
+        longest = seen[1]
+        found = {key[i:j] for i in range(len(key)) for j in range(i + 2, min(len(key), i + longest) + 1)}
+        keys = self._office_keys
+        hits = [(k, keys[k]) for k in found if k in keys]
         offices = {office for k, office in hits if not any(k != other and k in other for other, _ in hits)}
         return next(iter(offices)) if len(offices) == 1 else None
 

@@ -53,7 +53,7 @@ import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
-from pipeline import celltext
+from pipeline import celltext, xlsxfast
 from pipeline.catalog import Catalog, Project
 from pipeline.celltext import EXCEL_MAX_CHARS
 from pipeline.layout import OUTPUT_PROPERTY, output_mark
@@ -174,10 +174,25 @@ def goal_sheet_name(goal_number: int) -> str:
     return f"基本目標{goal_number}"
 
 
-def master_sheets(catalog: Catalog) -> tuple[str, ...]:
+# [master] goal_sheets = "auto" writes the 基本目標 sheets up to this many assignments (their rows:
+# a missing evaluation is shown as 未提出). They repeat every row of 評価一覧 in the published
+# layout, for print: at 5,000 rows that is about 400 A3 pages, far beyond any plan a city prints
+# (R6 has 69), while they cost a third of the master's writing time at 60,000 rows.
+GOAL_SHEETS_AUTO_MAX_ROWS = 5_000
+
+
+def writes_goal_sheets(catalog: Catalog, goal_sheets: str = "auto") -> bool:
+    """Whether the master has the 基本目標 sheets: "always", "never", or "auto" (up to
+    GOAL_SHEETS_AUTO_MAX_ROWS assignments)."""
+    if goal_sheets == "auto":
+        return len(catalog.assignments) <= GOAL_SHEETS_AUTO_MAX_ROWS
+    return goal_sheets == "always"
+
+
+def master_sheets(catalog: Catalog, goal_sheets: str = "auto") -> tuple[str, ...]:
     """The master's sheet names for this catalog (MASTER_SHEETS is the R6 shape)."""
-    return (LIST_SHEET, *(goal_sheet_name(g.number) for g in catalog.goals), SUMMARY_SHEET,
-            STATUS_SHEET, ISSUES_SHEET)
+    goals = [goal_sheet_name(g.number) for g in catalog.goals] if writes_goal_sheets(catalog, goal_sheets) else []
+    return (LIST_SHEET, *goals, SUMMARY_SHEET, STATUS_SHEET, ISSUES_SHEET)
 
 
 # --- entry points -------------------------------------------------------------------------
@@ -191,8 +206,10 @@ def write_master(
     issues: Sequence[Issue],
     *,
     generated: str,
+    goal_sheets: str = "auto",
 ) -> None:
-    """Write the complete master workbook to exactly `path`.
+    """Write the complete master workbook to exactly `path`; `goal_sheets` is the setting
+    [master] goal_sheets (see writes_goal_sheets).
 
     Raises ValueError (before anything is written) when a text exceeds Excel's 32,767-character
     cell limit or a row is not an assignment of the catalog.
@@ -203,8 +220,9 @@ def write_master(
     tally = _Tally(catalog, result.rows)
     header = _page_header(catalog, generated)
     _write_list(wb, st, catalog, result.rows, header)
-    for goal in catalog.goals:
-        _write_goal_sheet(wb, st, catalog, goal.number, tally, header)
+    if writes_goal_sheets(catalog, goal_sheets):
+        for goal in catalog.goals:
+            _write_goal_sheet(wb, st, catalog, goal.number, tally, header)
     _write_summary_sheet(wb, st, catalog, tally, result.rows, generated, header)
     _write_status(wb, st, result, files, header)
     _write_issues(wb, st, issues, header)
@@ -339,7 +357,7 @@ def _zero() -> dict[str, int]:
 
 
 def _new_workbook(path: Path, catalog: Catalog, kind: str, mark: str, generated: str) -> xlsxwriter.Workbook:
-    wb = xlsxwriter.Workbook(str(path), _WORKBOOK_OPTIONS)
+    wb = xlsxfast.Workbook(str(path), _WORKBOOK_OPTIONS)
     # Ours: dropped into the inbox, it is recognised and never read as a return (own-output).
     wb.set_custom_property(OUTPUT_PROPERTY, output_mark(mark, catalog, generated))
     wb.set_properties(
@@ -376,7 +394,7 @@ def _setup_print(ws: Worksheet, header: str, *, paper: int = 8, repeat: int | No
 def check_rows(catalog: Catalog, rows: Iterable[Evaluation]) -> None:
     """Reject, before writing, what would otherwise be silently wrong in the workbook. The runner
     calls it file by file first, so a file whose rows cannot be written is set aside alone."""
-    keys = {a.key for a in catalog.assignments}
+    keys = catalog.assignment_keys  # built once: the runner checks file by file
     for r in rows:
         if r.key not in keys:
             raise ValueError(f"事業No.{r.project}・担当課「{r.department}」は計画の割り当てにありません。")
@@ -413,9 +431,28 @@ def list_columns(catalog: Catalog) -> list[tuple[str, float]]:
     ]
 
 
+def _list_cells(p: Project, r: Evaluation) -> tuple[tuple[str, Any, str], ...]:
+    """One row of 評価一覧: (kind, value, style) per column, kind "number", "text", "label" or "time"."""
+    return (
+        ("number", p.goal, "int"),
+        ("text", p.measure_code, "center"),
+        ("label", p, "center"),
+        ("text", p.name, "wrap"),
+        ("text", p.content, "wrap"),
+        ("text", r.department, "wrap"),
+        ("text", r.result, "wrap"),
+        ("text", r.rating, "rating"),
+        ("text", r.outlook, "wrap"),
+        ("text", r.file, "wrap"),
+        ("time", r.received, "datetime"),
+    )
+
+
 def _write_list(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog,
-                rows: Sequence[Evaluation], header: str) -> None:
-    ws = wb.add_worksheet(LIST_SHEET)
+                rows: Sequence[Evaluation], header: str, *, fast: bool = True) -> None:
+    """評価一覧. Its rows go through xlsxfast.FastSheet (the same XML, rendered a row at a time);
+    `fast=False` writes them cell by cell through xlsxwriter, the reference the tests compare with."""
+    ws = wb.add_worksheet(LIST_SHEET, worksheet_class=xlsxfast.FastSheet if fast else None)
     columns = list_columns(catalog)
     widths = [w for _, w in columns]
     widths[5] = _fit(widths[5], (a.department for a in catalog.assignments), cap=30)
@@ -424,28 +461,86 @@ def _write_list(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog,
         ws.set_column(c, c, width)
         st.put(ws, 0, c, title, "header")
     projects = catalog.projects
-    put, put_time, put_label = st.put, st.put_time, st.put_project_label
-    write_number, f_int = ws.write_number, st.fmt["int"]
+    cells = _FastCells(ws, st) if isinstance(ws, xlsxfast.FastSheet) else None
+    last_col = len(columns) - 1
     for i, r in enumerate(rows, start=1):
         p = projects[r.project]
-        write_number(i, 0, p.goal, f_int)
-        put(ws, i, 1, p.measure_code, "center")
-        put_label(ws, i, 2, p, "center")
-        put(ws, i, 3, p.name, "wrap")
-        put(ws, i, 4, p.content, "wrap")
-        put(ws, i, 5, r.department, "wrap")
-        put(ws, i, 6, r.result, "wrap")
-        put(ws, i, 7, r.rating, "rating")
-        put(ws, i, 8, r.outlook, "wrap")
-        put(ws, i, 9, r.file, "wrap")
-        put_time(ws, i, 10, r.received)
-        ws.set_row(i, _row_height(((p.name, widths[3]), (p.content, widths[4]), (r.result, widths[6]),
-                                   (r.outlook, widths[8]))))
+        height = _row_height(((p.name, widths[3]), (p.content, widths[4]), (r.result, widths[6]),
+                              (r.outlook, widths[8])))
+        if cells is not None:
+            cells.row(i, last_col, height, _list_cells(p, r))
+            continue
+        for c, (kind, value, style) in enumerate(_list_cells(p, r)):
+            if kind == "number":
+                ws.write_number(i, c, value, st.fmt[style])
+            elif kind == "label":
+                st.put_project_label(ws, i, c, value, style)
+            elif kind == "time":
+                st.put_time(ws, i, c, value, style)
+            else:
+                st.put(ws, i, c, value, style)
+        ws.set_row(i, height)
     last = max(len(rows), 1)
     ws.autofilter(0, 0, last, len(columns) - 1)
     ws.freeze_panes(1, 4)  # header row, and 基本目標…個別事業 stay visible while scrolling right
     _rating_colours(st, ws, 1, 7, last, 7)
     _setup_print(ws, header, repeat=0)
+
+
+class _FastCells:
+    """Renders a row's cells as XML, exactly as _Styles.put, put_time, put_project_label and
+    write_number would have them written (tests/test_xlsxfast.py compares the two)."""
+
+    def __init__(self, ws: xlsxfast.FastSheet, st: _Styles) -> None:
+        self.ws, self.st = ws, st
+        self._xf: dict[tuple[str, bool], int] = {}
+        self._letters: list[str] = []
+
+    def _index(self, style: str, quoted: bool = False) -> int:
+        x = self._xf.get((style, quoted))
+        if x is None:  # first use, in cell order: the order xlsxwriter assigns xf indexes in
+            x = self._xf[(style, quoted)] = self.ws.xf(self.st.quoted(style) if quoted else self.st.fmt[style])
+        return x
+
+    def _text(self, ref: str, row: int, col: int, text: str, style: str) -> str:
+        if not text:
+            return f'<c r="{ref}" s="{self._index(style)}"/>'
+        if len(text) > _HALF_LIMIT and _too_long(text):
+            raise ValueError(
+                f"シート「{self.ws.name}」のセル {_cell(row, col)}: 文字数が Excel の上限 "
+                f"{EXCEL_MAX_CHARS:,} 文字を超えています。"
+            )
+        x = self._index(style, _needs_quote(text))
+        return f'<c r="{ref}" s="{x}" t="s"><v>{self.ws.shared(text)}</v></c>'
+
+    def _number(self, ref: str, number: float, style: str) -> str:
+        return f'<c r="{ref}" s="{self._index(style)}"><v>{number:.16G}</v></c>'
+
+    def row(self, row: int, last_col: int, height: float, values: Sequence[tuple[str, Any, str]]) -> None:
+        letters = self._letters
+        while len(letters) <= last_col:
+            letters.append(xlsxfast.cell_ref(len(letters)))
+        n = row + 1
+        parts = [self.ws.row_open(row, 0, last_col, height)]
+        for col, (kind, value, style) in enumerate(values):
+            ref = f"{letters[col]}{n}"
+            if kind == "number":
+                parts.append(self._number(ref, value, style))
+            elif kind == "label":
+                if value.label.isdigit():
+                    parts.append(self._number(ref, int(value.label), style))
+                else:
+                    parts.append(self._text(ref, row, col, value.label, style))
+            elif kind == "time":
+                when = _parse_time(value)
+                if when is None:
+                    parts.append(self._text(ref, row, col, value, "text"))
+                else:
+                    parts.append(self._number(ref, self.ws.datetime_number(when), style))
+            else:
+                parts.append(self._text(ref, row, col, value, style))
+        parts.append("</row>")
+        self.ws.add_row("".join(parts))
 
 
 # --- 基本目標N ---------------------------------------------------------------------------------

@@ -605,7 +605,8 @@ def _template_order(catalog: Catalog, office: str, placed: list[tuple[tuple[str,
         for a in expected
         if a.key not in present
     ]
-    order = [key for key, _ in placed if key in {a.key for a in expected}]
+    keys = {a.key for a in expected}
+    order = [key for key, _ in placed if key in keys]
     reordered = order != [a.key for a in expected if a.key in present]
     shifted = any(present.get(a.key, i + layout.FIRST_DATA_ROW) != i + layout.FIRST_DATA_ROW
                   for i, a in enumerate(expected))

@@ -1,0 +1,92 @@
+"""pipeline.xlsxfast writes what xlsxwriter writes: every part of the master and the summary,
+byte for byte, against the stock writer (xlsxwriter.Workbook, 評価一覧 cell by cell), on the
+published R6 answers with texts chosen to hit every escaping rule; and its zip is a valid one."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+import xlsxwriter
+
+from pipeline import master, xlsxfast
+from pipeline.catalog import load_catalog
+from pipeline.merge import merge
+from tests.test_master import GENERATED, build_files, published, sample_issues  # noqa: F401
+
+# Texts xlsxwriter changes on the way into sharedStrings.xml, or writes raw, or quotes.
+AWKWARD = [
+    "", " leading", "trailing ", "AT&T", "1 > 0", "\u3000全角の空白", "末尾の改行\n", "a & b < c > d", '"quoted"',
+    "_x0041_ looks escaped", "ctrl\x01\x1f char", "tab\tinside", "\r\ncrlf", "=1+1", "＝SUM(A1)",
+    "<r><t>rich</t></r>", "x\ufffey", "𠮷野家", "長い" * 9000,
+]
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog("R6")
+
+
+def _inputs(catalog, published):  # noqa: F811
+    texts = {a.key: AWKWARD[i % len(AWKWARD)] for i, a in enumerate(catalog.assignments)}
+    files = build_files(catalog, published, texts=texts)
+    result = merge(catalog, files)
+    # a received time that is not an ISO time is written as text
+    rows = list(result.rows)
+    rows[3] = dataclasses.replace(rows[3], received="昨日", outlook=" ")
+    return files, dataclasses.replace(result, rows=tuple(rows))
+
+
+def _stock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(master.xlsxfast, "Workbook", xlsxwriter.Workbook)
+    real = master._write_list
+    monkeypatch.setattr(master, "_write_list", lambda *a, **k: real(*a, **k, fast=False))
+
+
+def _parts(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+        return {i.filename: z.read(i) for i in z.infolist()}
+
+
+def test_master_and_summary_parts_are_stock_xlsxwriters(tmp_path: Path, catalog, published,  # noqa: F811
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    files, result = _inputs(catalog, published)
+    master.write_master(tmp_path / "fast.xlsx", catalog, result, files, sample_issues(), generated=GENERATED)
+    master.write_summary(tmp_path / "fast-s.xlsx", catalog, result, generated=GENERATED)
+    with monkeypatch.context() as m:
+        _stock(m)
+        master.write_master(tmp_path / "stock.xlsx", catalog, result, files, sample_issues(), generated=GENERATED)
+        master.write_summary(tmp_path / "stock-s.xlsx", catalog, result, generated=GENERATED)
+    for fast, stock in (("fast.xlsx", "stock.xlsx"), ("fast-s.xlsx", "stock-s.xlsx")):
+        a, b = _parts(tmp_path / fast), _parts(tmp_path / stock)
+        assert list(a) == list(b)  # the same parts, in the same order
+        for name in b:
+            assert a[name] == b[name], name
+
+
+def test_zip_is_deterministic_and_deflates_in_pieces(tmp_path: Path) -> None:
+    big = tmp_path / "big.xml"
+    big.write_bytes(b"".join(f"<si><t>{i} 評価の理由 {i * 7919 % 10007}</t></si>".encode() for i in range(200_000)))
+    small = tmp_path / "small.xml"
+    small.write_bytes(b"<a/>")
+    empty = tmp_path / "empty.xml"
+    empty.write_bytes(b"")
+    members = [("xl/sharedStrings.xml", str(big)), ("[Content_Types].xml", str(small)), ("docProps/空.xml", str(empty))]
+    outs = []
+    for threads in (1, 2, 3):
+        buf = io.BytesIO()
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(xlsxfast, "DEFLATE_THREADS", threads)
+            xlsxfast.write_zip(buf, members)
+        outs.append(buf.getvalue())
+    assert outs[0] == outs[1] == outs[2]
+    with zipfile.ZipFile(io.BytesIO(outs[0])) as z:
+        assert z.testzip() is None
+        assert [i.filename for i in z.infolist()] == [name for name, _ in members]
+        assert z.read("xl/sharedStrings.xml") == big.read_bytes()
+        assert z.read("docProps/空.xml") == b""
+        assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in z.infolist())
