@@ -264,6 +264,16 @@ def open_reader(limits: LimitSettings) -> sandbox.Worker:
     return sandbox.Worker(_parse, timeout_s=limits.parse_timeout_s, memory_bytes=limits.parse_memory_mib * 2**20)
 
 
+READERS = 2  # contained readers of a merge: the machines it runs on have 2 cores or more
+
+
+def open_readers(limits: LimitSettings, fn: Any) -> sandbox.Pool:
+    """Contained workers that run `fn` on workbooks for a whole run, side by side (sandbox.Pool),
+    each with the memory cap and the per-file timeout of one reader."""
+    size = max(1, min(READERS, os.cpu_count() or 1))
+    return sandbox.Pool(fn, size=size, timeout_s=limits.parse_timeout_s, memory_bytes=limits.parse_memory_mib * 2**20)
+
+
 class SheetTooLarge(Exception):
     """Raised in the worker when a sheet as read is beyond the limits (reported as sheet-too-large).
 

@@ -27,8 +27,9 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -111,6 +112,18 @@ def _answer(fn: Callable[..., Any], args: tuple) -> bytes:
         return pickle.dumps(("crash", f"result cannot be returned: {type(exc).__name__}: {exc}"[:500]))
 
 
+_EMIT: Any = None  # in a worker child: its connection to the parent
+
+
+def emit(value: Any) -> None:
+    """Send `value` to the parent ahead of the call's result (in a worker; a no-op elsewhere).
+
+    What is emitted reaches the parent even when the call then kills the child: the gate's
+    verdict on a file, say, before the native parser reads it."""
+    if _EMIT is not None:
+        _EMIT.send_bytes(pickle.dumps(("part", value), protocol=pickle.HIGHEST_PROTOCOL))
+
+
 def _serve(conn: Any, errpath: str | None, memory_bytes: int, fn: Callable[..., Any]) -> None:
     """Child side: keep native stderr, limit memory once, say ready, then answer calls until the
     parent closes the pipe."""
@@ -129,6 +142,8 @@ def _serve(conn: Any, errpath: str | None, memory_bytes: int, fn: Callable[..., 
             faulthandler.enable(file=2)
     _windows_no_crash_dialog()
     _limit_memory(memory_bytes)
+    global _EMIT
+    _EMIT = conn
     conn.send_bytes(_READY)
     while True:
         try:
@@ -183,6 +198,10 @@ class Worker:
         self._errpath: str | None = None
         self._job: WindowsJob | None = None
         self.memory_capped = False  # whether the running child has a memory cap (for diagnostics)
+        self.parts: list[Any] = []
+        self._sent = False
+        self._deadline = 0.0
+        self._offset = 0
 
     def __enter__(self) -> Worker:
         return self
@@ -247,33 +266,59 @@ class Worker:
         self.close()
 
     def call(self, *args: Any) -> Any:
+        self.submit(*args)
+        return self.collect()
+
+    def submit(self, *args: Any) -> None:
+        """Start a call; `collect` waits for its result (the timeout counts from here)."""
         if self._proc is None:
             self._start()
-        offset = _size(self._errpath)
+        self._offset = _size(self._errpath)
+        self.parts = []  # what the call emitted before its result
+        self._deadline = time.monotonic() + self.timeout_s
         try:
             self._conn.send(args)
-            ready = self._conn.poll(self.timeout_s)
+            self._sent = True
         except (EOFError, OSError):
-            ready = True
-        if not ready:
-            self._kill()
-            raise SandboxError("timeout", f"{self.timeout_s:g} 秒以内に終わらなかった")
-        try:
-            payload = self._conn.recv_bytes()
-        except (EOFError, OSError):
-            payload = None
-        if payload is None:
-            self._proc.join(timeout=5)
-            error = self._death(self._proc.exitcode, _stderr_since(self._errpath, offset))
-            self._kill()
-            raise error
-        status, value = pickle.loads(payload)
-        if status == "ok":
-            return value
-        if status == "raise":
-            raise value
-        self._kill()  # after a MemoryError the child's heap may be in any state
-        raise SandboxError(status, str(value))
+            self._sent = False  # the child is gone: collect reports how
+
+    @property
+    def connection(self) -> Any:
+        return self._conn
+
+    @property
+    def deadline(self) -> float:
+        return self._deadline
+
+    def collect(self) -> Any:
+        """The submitted call's result: fn's value, fn's exception re-raised, or SandboxError."""
+        while True:
+            try:
+                ready = not self._sent or self._conn.poll(max(0.0, self._deadline - time.monotonic()))
+            except (EOFError, OSError):
+                ready = True
+            if not ready:
+                self._kill()
+                raise SandboxError("timeout", f"{self.timeout_s:g} 秒以内に終わらなかった")
+            try:
+                payload = self._conn.recv_bytes()
+            except (EOFError, OSError):
+                payload = None
+            if payload is None:
+                self._proc.join(timeout=5)
+                error = self._death(self._proc.exitcode, _stderr_since(self._errpath, self._offset))
+                self._kill()
+                raise error
+            status, value = pickle.loads(payload)
+            if status == "part":
+                self.parts.append(value)
+                continue
+            if status == "ok":
+                return value
+            if status == "raise":
+                raise value
+            self._kill()  # after a MemoryError the child's heap may be in any state
+            raise SandboxError(status, str(value))
 
     @staticmethod
     def _death(code: int | None, tail: bytes) -> SandboxError:
@@ -292,6 +337,79 @@ class Worker:
             # SIGKILL that we did not send is almost always the kernel's OOM killer.
             return SandboxError("memory" if signame == "SIGKILL" else "crash", f"{signame} {text}".strip())
         return SandboxError("crash", f"exit code {code} {text}".strip())
+
+
+class Pool:
+    """`size` Workers running the same fn over many calls, each call contained on its own (its
+    timeout, the worker's memory cap; a worker a call kills is replaced for the next call).
+
+    `map` submits calls as workers free up and yields, in the order given, (item, parts, outcome):
+    outcome is fn's result, or the exception the call raised (fn's own, or SandboxError).
+
+    >>> with Pool(len, size=2, timeout_s=5, memory_bytes=2**30) as pool:
+    ...     [outcome for _, _, outcome in pool.map([b"a", b"bc"], lambda item: (item,))]
+    [1, 2]
+    """
+
+    def __init__(self, fn: Callable[..., Any], *, size: int, timeout_s: float, memory_bytes: int) -> None:
+        self.workers = [Worker(fn, timeout_s=timeout_s, memory_bytes=memory_bytes) for _ in range(max(1, size))]
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.close()
+
+    def map(self, items: Iterable[Any], args: Callable[[Any], tuple]) -> Iterator[tuple[Any, list[Any], Any]]:
+        from multiprocessing.connection import wait
+
+        source = iter(items)
+        free = list(self.workers)
+        busy: dict[Worker, tuple[int, Any]] = {}
+        done: dict[int, tuple[Any, list[Any], Any]] = {}
+        submitted = emitted = 0
+        exhausted = False
+        while True:
+            while free and not exhausted:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                w = free.pop()
+                try:
+                    w.submit(*args(item))
+                except SandboxError as exc:  # the worker could not start
+                    done[submitted] = (item, [], exc)
+                    free.append(w)
+                else:
+                    busy[w] = (submitted, item)
+                submitted += 1
+            while emitted in done:
+                yield done.pop(emitted)
+                emitted += 1
+            if not busy:
+                if exhausted:
+                    return
+                continue
+            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            conns = {w.connection: w for w in busy if w._sent}
+            ready = wait(list(conns), timeout) if conns else []
+            finished = [conns[c] for c in ready]
+            finished += [w for w in busy if not w._sent or w.deadline <= time.monotonic()]
+            for w in dict.fromkeys(finished):
+                index, item = busy.pop(w)
+                outcome: Any
+                try:
+                    outcome = w.collect()
+                except Exception as exc:
+                    outcome = exc
+                done[index] = (item, list(w.parts), outcome)
+                free.append(w)
 
 
 def run_contained(fn: Callable[..., T], *args: Any, timeout_s: float, memory_bytes: int) -> T:

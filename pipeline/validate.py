@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import re
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,10 +114,22 @@ def _is_header(row: list[Any]) -> bool:
 
 def find_header(sheet: RawSheet) -> int | None:
     """0-based index of the header row among the first 30 rows, or None."""
-    for r, row in enumerate(sheet.rows[:HEADER_SCAN_ROWS]):
-        if _is_header(row):
-            return r
-    return None
+    found = sheet.__dict__.get("_header", -1)  # asked for the year and for the rows: looked for once
+    if found != -1:
+        return found  # type: ignore[no-any-return]
+    found = next((r for r, row in enumerate(sheet.rows[:HEADER_SCAN_ROWS]) if _is_header(row)), None)
+    sheet.__dict__["_header"] = found
+    return found
+
+
+_LETTERS: list[str] = []
+
+
+def _letters(count: int) -> list[str]:
+    """Column letters A, B, … for the first `count` columns (built once)."""
+    while len(_LETTERS) < count:
+        _LETTERS.append(column_letter(len(_LETTERS) + 1))
+    return _LETTERS
 
 
 def read_meta(sheets: list[RawSheet]) -> dict[str, str] | None:
@@ -168,6 +180,7 @@ def _candidates(file_index: int, name: str, sheets: list[RawSheet], issues: list
                                cell=f"{column_letter(i + 1)}{header + 1}", value=text)
                 )
         previous: Candidate | None = None
+        letters = _letters(max(columns.values()) + 1)
         for r in range(header + 1, len(sheet.rows)):
             row = sheet.rows[r]
             if _is_header(row):  # a header repeated after a page break
@@ -183,7 +196,8 @@ def _candidates(file_index: int, name: str, sheets: list[RawSheet], issues: list
             # no project number, and nothing else a row of the table has is filled in.
             if filled == [PROJECT] and parse_project(row[columns[PROJECT]]) is None:
                 continue
-            cells = {col: f"{column_letter(i + 1)}{r + 1}" for col, i in columns.items()}
+            n = r + 1
+            cells = {col: f"{letters[i]}{n}" for col, i in columns.items()}
             c = Candidate(file_index, sheet.name, r + 1, cells, raw, {})
             # Continuation rows: 施策No., 事業No., name and 内容 repeat the row above when blank
             # (as printed in the published table, or a merged cell).
@@ -379,6 +393,11 @@ def _year_label(code: str) -> str:
 def _year_issue(catalog: Catalog, sheets: list[RawSheet], hints: Hints, name: str) -> Issue | None:
     """year-mismatch when the first place that names a fiscal year (the header's label, a title row
     above it, the file name) names another year than the run's."""
+    return _year_decision(catalog, _year_places(sheets), hints, name)
+
+
+def _year_places(sheets: list[RawSheet]) -> list[tuple[list[str], str]]:
+    """Where the sheets name a fiscal year: the header labels, else the title rows above them."""
     headers = []
     for sheet in sheets:
         if sheet.name == layout.META_SHEET:
@@ -403,8 +422,12 @@ def _year_issue(catalog: Catalog, sheets: list[RawSheet], hints: Hints, name: st
             for cell, text in cells(sheet, range(header)):
                 if fiscal_years(text):
                     places.append((fiscal_years(text), f"シート「{sheet.name}」{cell} の表題「{text.strip()[:60]}」"))
+    return places
+
+
+def _year_decision(catalog: Catalog, places: list[tuple[list[str], str]], hints: Hints, name: str) -> Issue | None:
     if not places and hints.name_years:
-        places.append((list(hints.name_years), f"ファイル名「{hints.name_where}」"))
+        places = [(list(hints.name_years), f"ファイル名「{hints.name_where}」")]
     if not places:
         return None
     years, where = places[0]
@@ -676,36 +699,126 @@ def _internal_error(name: str, exc: BaseException) -> Issue:
     return make_issue("internal-error", file=name, detail=f"{type(exc).__name__}: {str(exc)[:160]}{where}")
 
 
+@dataclass
+class Parsed:
+    """What a contained reader learnt from one workbook's bytes, with no catalog: everything the
+    merge needs of the file, and not its cells (only the candidate rows, normalised)."""
+
+    issues: list[Issue] = field(default_factory=list)  # reading's: the parser's failure, if any
+    read: bool = False  # the sheets were read (the gate passed and the parser returned)
+    own: str | None = None  # one of our own outputs: its kind label
+    meta: dict[str, str] | None = None
+    years: list[tuple[list[str], str]] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    candidate_issues: list[Issue] = field(default_factory=list)  # file-level issues of the rows
+    failed: Issue | None = None  # a fault of ours while reading the rows (internal-error)
+
+
+def read_contained(data: bytes, name: str, limits: gate.Limits) -> Parsed:
+    """One workbook in a contained reader (sandbox.Pool): the gate, then calamine, then the rows.
+
+    The gate's result is emitted first, so that it reaches the merge even if the parser then
+    kills the process. A damaged file is an issue; a fault of ours while reading the rows is
+    `failed` (internal-error), as it would be in the merge process."""
+    from pipeline import sandbox
+
+    checked = gate.inspect_workbook(data, name, limits)
+    sandbox.emit(dataclasses.replace(checked, sheets={}))  # the facts stay here, with the rows
+    out = Parsed()
+    if not checked.ok:
+        return out
+    try:
+        payload = ingest._parse(data, (limits.max_cells, limits.max_rows, limits.max_cols))
+    except ingest.SheetTooLarge as exc:
+        out.issues.append(make_issue("sheet-too-large", file=name, sheet=exc.sheet, detail=exc.detail))
+        return out
+    except Exception as exc:  # the parser's own error: a damaged file the gate let through
+        out.issues.append(make_issue("file-unreadable", file=name, detail=f"{type(exc).__name__}: {str(exc)[:200]}"))
+        return out
+    del data
+    sheets = [RawSheet(sheet, state, rows, checked.sheets.get(sheet), merged) for sheet, state, rows, merged in payload]
+    del payload
+    out.read = bool(sheets)
+    try:
+        out.own = _own_output(checked) if sheets else None
+        if out.own is not None or not sheets:
+            return out
+        out.meta = read_meta(sheets)
+        out.years = _year_places(sheets)
+        out.candidates = _candidates(0, name, sheets, out.candidate_issues)
+    except Exception as exc:
+        out.failed = _internal_error(name, exc)
+    return out
+
+
 def _read(catalog: Catalog, d: _Draft, reader: Any, limits: gate.Limits, index: int) -> None:
+    """One workbook read in this process's worker (the gate here, the parser contained)."""
     name = d.source.name
     sheets, checked, issues = ingest.read_workbook(d.source, reader, limits)
-    d.issues.extend(issues)
-    d.saved = checked.saved
-    template_office = ""
+    parsed = Parsed(issues=issues[len(checked.issues):], read=bool(sheets))
     if sheets:
-        own = _own_output(checked)
-        if own is not None:
-            d.ignore = f"このツールが作成した{own}です"
-            d.issues.append(make_issue("own-output", file=name, value=own,
+        parsed.own = _own_output(checked)
+        if parsed.own is None:
+            parsed.meta = read_meta(sheets)
+            parsed.years = _year_places(sheets)
+            parsed.candidates = _candidates(index, name, sheets, parsed.candidate_issues)
+    _apply(catalog, d, checked, parsed)
+
+
+def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed) -> None:
+    """Decide what a read workbook is (own output, template, table), who sent it and which year
+    it reports, and keep its rows for the checks. Raises what a fault of ours raised."""
+    name = d.source.name
+    d.issues.extend(checked.issues)
+    d.issues.extend(parsed.issues)
+    d.saved = checked.saved
+    if parsed.failed is not None:
+        d.failed = parsed.failed
+        return
+    template_office = ""
+    if parsed.read:
+        if parsed.own is not None:
+            d.ignore = f"このツールが作成した{parsed.own}です"
+            d.issues.append(make_issue("own-output", file=name, value=parsed.own,
                                        detail=f"作成 {checked.saved or '日時不明'}"))
             return
-        meta = read_meta(sheets)
-        if meta is not None:
+        if parsed.meta is not None:
             d.kind = "template"
-            template_office, template = _template_issues(catalog, meta, name)
+            template_office, template = _template_issues(catalog, parsed.meta, name)
             d.issues.extend(template)
         else:
             d.kind = "table"
     d.office, d.office_source = _office_from(template_office, d.hints)
-    if not sheets or _rejected(d.issues):
+    if not parsed.read or _rejected(d.issues):
         return
     if d.kind != "template":  # a template's year is its metadata's (template-mismatch)
-        year = _year_issue(catalog, sheets, d.hints, name)
+        year = _year_decision(catalog, parsed.years, d.hints, name)
         if year is not None:
             d.issues.append(year)
             return
-    d.candidates = _candidates(index, name, sheets, d.issues)
+    d.candidates = parsed.candidates
+    d.issues.extend(parsed.candidate_issues)
     _uncalculated(checked, d.candidates, name, d.issues)
+
+
+def _read_outcome(catalog: Catalog, d: _Draft, parts: list[Any], outcome: Any) -> None:
+    """A contained read's outcome (read_contained's result, or how its process failed) applied to
+    its draft."""
+    from pipeline import sandbox
+
+    checked = parts[0] if parts else gate.GateResult(kind="")
+    if isinstance(outcome, Parsed):
+        _apply(catalog, d, checked, outcome)
+        return
+    if isinstance(outcome, sandbox.SandboxError):
+        # a dead, stuck or exhausted reader is reported apart from a damaged file
+        issue = make_issue("reader-crashed", file=d.source.name, detail=f"{outcome.kind}: {outcome.detail}")
+    elif isinstance(outcome, Exception) and parts:
+        # after the gate: a fault of ours while reading the rows (the parser's own is `Parsed.issues`)
+        raise outcome
+    else:
+        issue = _internal_error(d.source.name, outcome)
+    _apply(catalog, d, checked, Parsed(issues=[issue]))
 
 
 def _rejected(issues: Iterable[Issue]) -> bool:
@@ -818,23 +931,33 @@ def validate_sources(
     drafts: list[_Draft] = []
     cached: dict[int, Content] = {}
     gate_limits = ingest.gate_limits(limits)
-    with ingest.open_reader(limits) as reader:
+
+    def to_read() -> Iterator[_Draft]:
         for item in items:
             if isinstance(item, FileVerdict):
                 slots.append(_attributed(catalog, item))
                 continue
             hints = hints_for(catalog, item.name, item.sender)
             d = _Draft(item, hints)
+            slots.append(d)
             entry = cache.get(f"{item.sha256}|{hints.key}") if cache is not None else None
             if isinstance(entry, Content):
                 cached[id(d)] = entry
-            else:
-                try:
-                    _read(catalog, d, reader, gate_limits, len(drafts))
-                except Exception as exc:
-                    d.failed = _internal_error(item.name, exc)
-                drafts.append(d)
-            slots.append(d)
+                item.data = b""  # streamed: the bytes are not kept (a feedback copy reads them again)
+                continue
+            drafts.append(d)
+            yield d
+
+    with ingest.open_readers(limits, read_contained) as pool:
+        for d, parts, outcome in pool.map(to_read(), lambda d: (d.source.data, d.source.name, gate_limits)):
+            d.source.data = b""  # streamed: the bytes are not kept (a feedback copy reads them again)
+            try:
+                _read_outcome(catalog, d, parts, outcome)
+            except Exception as exc:
+                d.failed = _internal_error(d.source.name, exc)
+    for index, d in enumerate(drafts):
+        for c in d.candidates:
+            c.file = index
 
     live = [d for d in drafts if d.candidates and d.failed is None]
     try:
