@@ -98,19 +98,26 @@ def cli(ctx: click.Context, settings: Path | None) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="出力フォルダー(既定: outbox/templates)。")
 @click.option("--deadline", default=None, help="提出期限 YYYY-MM-DD(記入要領に印刷)。")
+@click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="前年度の評価(前年度の集約ブックなど)。既定: outbox にある前年度の集約ブック・保存した表。")
 @click.pass_context
-def templates(ctx: click.Context, year: str | None, out: Path | None, deadline: str | None) -> None:
+def templates(ctx: click.Context, year: str | None, out: Path | None, deadline: str | None,
+              previous: Path | None) -> None:
     """担当課ごとの記入テンプレート(.xlsx)を作ります。
 
+    前年度の評価が見つかると、各行の右に前年度の事業評価と今後の事業計画・展望を
+    【参考】欄(灰色・変更不可)として載せます。
+
     \b
-    例: python -m pipeline templates --year R6 --deadline 2025-05-30
+    例: python -m pipeline templates --year R7 --deadline 2026-05-29
+        python -m pipeline templates --year R7 --previous 地域福祉計画_評価集約_R6.xlsx
     """
     from pipeline.runner import run_templates
 
     s = _settings(ctx, year=year, deadline=deadline)
     target = out or s.outbox / "templates"
     try:
-        paths = run_templates(s, target)
+        paths = run_templates(s, target, previous)
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
     for p in paths:
@@ -165,8 +172,11 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], year: str | None, as_j
 @click.option("--year", default=None, help="年度コード(既定: 設定ファイル、R6)。")
 @click.option("--allow-drop", is_flag=True,
               help="評価の件数が前回より大きく減っても(0 件を含む)出力を更新します。")
+@click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="前年度比較に使う前年度の評価(既定: outbox にある前年度の集約ブック・保存した表)。")
 @click.pass_context
-def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str | None, allow_drop: bool) -> None:
+def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str | None, allow_drop: bool,
+          previous: Path | None) -> None:
     """受信フォルダーの全ファイルを点検し、集約ブックにまとめます(毎晩の処理)。
 
     \b
@@ -178,7 +188,7 @@ def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str
 
     s = _settings(ctx, inbox=inbox, outbox=outbox, year=year)
     try:
-        run = run_merge(s, _progress("読み込み中"), allow_drop=allow_drop)
+        run = run_merge(s, _progress("読み込み中"), allow_drop=allow_drop, previous=previous)
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
     click.echo(render_merge(run))
@@ -344,6 +354,14 @@ def render_merge(run: Any) -> str:
         lines.append(f"差出課不明のファイル {len(r['unattributed'])} 件: {shown}")
     if r["dropped"]:
         lines.append(f"前回からなくなった評価: {len(r['dropped'])} 件(詳細は 検証結果 シートの row-dropped)")
+    from pipeline.textchecks import ACKNOWLEDGEABLE  # the codes of the text checks
+
+    texts = sum(1 for n in run.outcome.notes if n.code in ACKNOWLEDGEABLE)
+    if texts or r.get("acknowledged"):
+        lines.append(f"記述の点検: 要確認 {texts} 件、確認済み {len(r.get('acknowledged') or [])} 件(検証結果 シート)")
+    if r.get("previous_year"):
+        lines.append(f"前年度比較: {r['previous_year']['year']} の評価({Path(r['previous_year']['source']).name})と比べました"
+                     "(集約ブックの 前年度比較 シート)。")
     for notice in run.notices:
         lines.append("注意: " + notice)
     bad = [f for f in run.files if f.errors]

@@ -47,7 +47,7 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
@@ -56,6 +56,7 @@ from xlsxwriter.worksheet import Worksheet
 from pipeline import celltext
 from pipeline.catalog import Catalog, Project
 from pipeline.celltext import EXCEL_MAX_CHARS
+from pipeline.compare import DOWN, UP, YearComparison, compare_years
 from pipeline.layout import OUTPUT_PROPERTY, output_mark
 from pipeline.normalize import RATINGS
 from pipeline.report import (
@@ -65,14 +66,19 @@ from pipeline.report import (
     STATUS_MISSING,
     STATUS_PARTIAL,
     UNATTRIBUTED,
+    Acknowledged,
     Evaluation,
     FileVerdict,
     Issue,
     Outcome,
 )
 
+if TYPE_CHECKING:
+    from pipeline.history import PastYear
+
 MASTER_SHEETS = ("評価一覧", "基本目標1", "基本目標2", "基本目標3", "集計", "提出状況", "検証結果")
 LIST_SHEET, SUMMARY_SHEET, STATUS_SHEET, ISSUES_SHEET = "評価一覧", "集計", "提出状況", "検証結果"
+COMPARISON_SHEET = "前年度比較"  # master (after 集計) and summary (last), only when last year is known
 
 FONT = "BIZ UDPゴシック"
 FONT_SIZE = 11
@@ -174,10 +180,11 @@ def goal_sheet_name(goal_number: int) -> str:
     return f"基本目標{goal_number}"
 
 
-def master_sheets(catalog: Catalog) -> tuple[str, ...]:
-    """The master's sheet names for this catalog (MASTER_SHEETS is the R6 shape)."""
+def master_sheets(catalog: Catalog, *, comparison: bool = False) -> tuple[str, ...]:
+    """The master's sheet names for this catalog (MASTER_SHEETS is the R6 shape); `comparison`:
+    with last year known, 前年度比較 follows 集計."""
     return (LIST_SHEET, *(goal_sheet_name(g.number) for g in catalog.goals), SUMMARY_SHEET,
-            STATUS_SHEET, ISSUES_SHEET)
+            *((COMPARISON_SHEET,) if comparison else ()), STATUS_SHEET, ISSUES_SHEET)
 
 
 # --- entry points -------------------------------------------------------------------------
@@ -191,8 +198,10 @@ def write_master(
     issues: Sequence[Issue],
     *,
     generated: str,
+    previous: PastYear | None = None,
 ) -> None:
-    """Write the complete master workbook to exactly `path`.
+    """Write the complete master workbook to exactly `path`. With `previous` (last year's
+    evaluations, pipeline.history), a 前年度比較 sheet follows 集計.
 
     Raises ValueError (before anything is written) when a text exceeds Excel's 32,767-character
     cell limit or a row is not an assignment of the catalog.
@@ -206,13 +215,18 @@ def write_master(
     for goal in catalog.goals:
         _write_goal_sheet(wb, st, catalog, goal.number, tally, header)
     _write_summary_sheet(wb, st, catalog, tally, result.rows, generated, header)
+    if previous is not None:
+        _write_comparison(wb, st, catalog, compare_years(catalog, result.rows, previous), header)
     _write_status(wb, st, result, files, header)
-    _write_issues(wb, st, issues, header)
+    _write_issues(wb, st, issues, header, result.acknowledged)
     wb.close()
 
 
-def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: str) -> None:
-    """Write the committee summary to exactly `path`: one A4 landscape sheet per 基本目標.
+def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: str,
+                  previous: PastYear | None = None) -> None:
+    """Write the committee summary to exactly `path`: one A4 landscape sheet per 基本目標, and
+    with `previous` (last year's evaluations) a last sheet 前年度比較: per goal, the A–D counts of
+    both years and a clustered bar chart.
 
     Each sheet holds the A–D counts and shares per 施策の方向性 and per 施策, a stacked bar chart,
     and the C/D rows with their reasons. 未提出 is counted separately and is never part of a
@@ -250,6 +264,8 @@ def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: s
         ws.insert_chart(row + 1, 0, chart, {"object_position": 1})
         row += 2 + _rows_for_height(_chart_height(len(measures)))
         _cd_table(ws, st, row, catalog, [r for r in result.rows if catalog.goal_of(r.project) == g])
+    if previous is not None:
+        _write_comparison_summary(wb, st, catalog, compare_years(catalog, result.rows, previous), header)
     wb.close()
 
 
@@ -826,7 +842,8 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
 ISSUE_HEADERS = ("ファイル", "シート", "セル", "コード", "重要度", "内容")
 
 
-def _write_issues(wb: xlsxwriter.Workbook, st: _Styles, issues: Sequence[Issue], header: str) -> None:
+def _write_issues(wb: xlsxwriter.Workbook, st: _Styles, issues: Sequence[Issue], header: str,
+                  acknowledged: Sequence[Acknowledged] = ()) -> None:
     ws = wb.add_worksheet(ISSUES_SHEET)
     widths = (_fit(30, (i.file for i in issues), cap=50), 14, 8, 22, 9, 90)
     for c, width in enumerate(widths):
@@ -848,6 +865,8 @@ def _write_issues(wb: xlsxwriter.Workbook, st: _Styles, issues: Sequence[Issue],
     for label, (bg, fg) in SEVERITY_COLOURS.items():
         ws.conditional_format(1, 4, last, 4, {"type": "cell", "criteria": "==", "value": f'"{label}"',
                                               "format": wb.add_format({"bg_color": bg, "font_color": fg})})
+    if acknowledged:
+        _write_acknowledged(ws, st, last + 2, acknowledged)
     _setup_print(ws, header, repeat=0)
 
 
@@ -905,3 +924,245 @@ def _escape_header(text: str) -> str:
 
 def _cell(row: int, col: int) -> str:
     return xl_rowcol_to_cell(row, col)
+
+
+# --- 前年度比較 (last year beside this year; issue 12) -----------------------------------------------
+# One sheet in the master (after 集計) and one in the summary (last), only when last year is known.
+# Values come from pipeline.compare; every text goes through _Styles.put, counts are numbers, no
+# formula. Master layout, top to bottom: per 基本目標 the 4×4 transition table (rows: last year's
+# A–D, columns: this year's), the assignments that fell to C or D with this year's reason, then
+# (on a new printed page) every assignment in plan order with both ratings and the change.
+
+_CMP_WIDTHS = (8, 32, 24, 11, 11, 11, 11, 11, 48)  # A..I; the reason of the fell list spans G:I
+_CMP_LIST_COLUMNS = 6  # 事業No., 個別事業・取り組み, 担当課, 前年度評価, 今年度評価, 変化
+_CMP_REASON = (6, 8)
+_TRANSITION_LABEL_COL = 2  # 前年度 A… in C, this year's A–D in D..G, 合計 in H
+_CHANGE_COLOURS = {UP: ("#C6EFCE", "#006100"), DOWN: ("#FFC7CE", "#9C0006")}
+_TRANSITION_FILLS = {"same": "#F2F2F2", "better": "#E2EFDA", "worse": "#FCE4D6"}
+
+
+def _comparison_notes(c: YearComparison) -> list[str]:
+    source = Path(c.source).name or c.source
+    return [
+        f"前年度({c.previous_label})の評価: {source}。評価は A が最もよく、↑ 改善・↓ 低下・→ 変化なし。",
+        "今年度の計画の事業・担当課について比べています。前年度の評価がないもの(新規を含む)と"
+        "今年度未提出のものは、推移の表に含みません。",
+    ]
+
+
+def _write_comparison(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, c: YearComparison,
+                      header: str) -> None:
+    ws = wb.add_worksheet(COMPARISON_SHEET)
+    for col, width in enumerate(_CMP_WIDTHS):
+        ws.set_column(col, col, width)
+    # 新規 / — / 未提出 where a rating would be: grey italic, centred (only our fixed words go here)
+    st.fmt.setdefault("missing_center", wb.add_format({**_FORMATS["missing"], "align": "center"}))
+    st.put(ws, 0, 0, f"{catalog.title} 前年度比較({c.previous_label} → {c.label})", "title")
+    ws.set_row(0, 24)
+    for i, note in enumerate(_comparison_notes(c), start=1):
+        st.put(ws, i, 0, note, "note")
+    row = 4
+    cell_formats = {
+        kind: wb.add_format({**_BORDER, **_TOP, "align": "center", "num_format": "0", "bg_color": colour})
+        for kind, colour in _TRANSITION_FILLS.items()
+    }
+    for g in c.goals:
+        row = _transition_table(ws, st, row, g, c, cell_formats) + 1
+    row = _fell_table(ws, st, row, catalog, c) + 1
+
+    # Every assignment, on a page of its own, filterable.
+    ws.set_h_pagebreaks([row])
+    st.put(ws, row, 0, "事業・担当課別の比較", "section")
+    head = row + 1
+    titles = ("事業No.", "個別事業・取り組み", "担当課", f"前年度評価\n({c.previous_label})",
+              f"今年度評価\n({c.label})", "変化")
+    for col, title in enumerate(titles):
+        st.put(ws, head, col, title, "header")
+    ws.set_row(head, _row_height(zip(titles, _CMP_WIDTHS, strict=False)))
+    r = head + 1
+    for ch in c.changes:
+        p = catalog.projects[ch.project]
+        st.put_project_label(ws, r, 0, p, "center")
+        st.put(ws, r, 1, p.name, "wrap")
+        st.put(ws, r, 2, ch.department, "wrap")
+        st.put(ws, r, 3, ch.previous_text, "rating" if ch.previous else "missing_center")
+        st.put(ws, r, 4, ch.current_text, "rating" if ch.current else "missing_center")
+        st.put(ws, r, 5, ch.change_text, "rating")
+        ws.set_row(r, _row_height(((p.name, _CMP_WIDTHS[1]), (ch.department, _CMP_WIDTHS[2]))))
+        r += 1
+    last = max(r - 1, head + 1)
+    ws.autofilter(head, 0, last, _CMP_LIST_COLUMNS - 1)
+    _rating_colours(st, ws, head + 1, 3, last, 4)
+    for arrow, (bg, fg) in _CHANGE_COLOURS.items():
+        ws.conditional_format(head + 1, 5, last, 5, {"type": "cell", "criteria": "==", "value": f'"{arrow}"',
+                                                     "format": wb.add_format({"bg_color": bg, "font_color": fg})})
+    _setup_print(ws, header)
+
+
+def _transition_table(ws: Worksheet, st: _Styles, row: int, g: Any, c: YearComparison,
+                      cell_formats: dict[str, Any]) -> int:
+    """One goal's 4×4 table with totals. Returns the next free row."""
+    lc = _TRANSITION_LABEL_COL
+    st.put(ws, row, 0, f"基本目標{g.goal} {g.name}: 評価の推移(件数)", "section")
+    head = row + 1
+    st.put(ws, head, lc, f"前年度＼今年度({c.label})", "header")
+    for j, letter in enumerate(RATINGS):
+        st.put(ws, head, lc + 1 + j, letter, "header")
+    st.put(ws, head, lc + 1 + len(RATINGS), "合計", "header")
+    r = head + 1
+    for i, before in enumerate(RATINGS):
+        st.put(ws, r, lc, f"前年度 {before}", "total_text")
+        for j, after in enumerate(RATINGS):
+            kind = "same" if i == j else "better" if j < i else "worse"
+            ws.write_number(r, lc + 1 + j, g.transitions[before][after], cell_formats[kind])
+        ws.write_number(r, lc + 1 + len(RATINGS), sum(g.transitions[before].values()), st.fmt["total_int"])
+        r += 1
+    st.put(ws, r, lc, "合計", "total_text")
+    for j, after in enumerate(RATINGS):
+        ws.write_number(r, lc + 1 + j, sum(g.transitions[b][after] for b in RATINGS), st.fmt["total_int"])
+    ws.write_number(r, lc + 1 + len(RATINGS), g.compared, st.fmt["total_int"])
+    r += 1
+    new = f"(うち新規 {g.new} 件)" if g.new else ""
+    st.put(ws, r, lc, f"表に含まないもの: 前年度の評価なし {g.no_previous} 件{new}・今年度未提出 {g.not_returned} 件",
+           "note")
+    return r + 1
+
+
+def _fell_table(ws: Worksheet, st: _Styles, row: int, catalog: Catalog, c: YearComparison) -> int:
+    """The assignments that fell to C or D, with this year's reason (merged over G:I)."""
+    st.put(ws, row, 0, "C・D に下がった事業・担当課", "section")
+    head = row + 1
+    titles = ("事業No.", "個別事業・取り組み", "担当課", f"前年度評価\n({c.previous_label})",
+              f"今年度評価\n({c.label})", "変化", f"事業実績・評価理由({c.label})")
+    c0, c1 = _CMP_REASON
+    reason_width = sum(_CMP_WIDTHS[c0:c1 + 1])
+    ws.merge_range(head, c0, head, c1, "", st.fmt["header"])
+    for col, title in enumerate(titles):
+        st.put(ws, head, col, title, "header")
+    ws.set_row(head, _row_height(zip(titles, (*_CMP_WIDTHS[:c0], reason_width), strict=True)))
+    r = head + 1
+    fell = c.fell
+    for ch in fell:
+        p = catalog.projects[ch.project]
+        st.put_project_label(ws, r, 0, p, "center")
+        st.put(ws, r, 1, p.name, "wrap")
+        st.put(ws, r, 2, ch.department, "wrap")
+        st.put(ws, r, 3, ch.previous_text, "rating")
+        st.put(ws, r, 4, ch.current_text, "rating")
+        st.put(ws, r, 5, ch.change_text, "rating")
+        ws.merge_range(r, c0, r, c1, "", st.fmt["wrap"])
+        st.put(ws, r, c0, ch.result, "wrap")
+        ws.set_row(r, _row_height(((p.name, _CMP_WIDTHS[1]), (ch.department, _CMP_WIDTHS[2]),
+                                   (ch.result, reason_width))))
+        r += 1
+    if not fell:
+        st.put(ws, r, 0, "C・D に下がった事業・担当課はありません。", "empty")
+        r += 1
+    else:
+        _rating_colours(st, ws, head + 1, 3, r - 1, 4)
+    return r
+
+
+def _write_comparison_summary(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, c: YearComparison,
+                              header: str) -> None:
+    """The summary's 前年度比較: per goal, A–D counts of both years, the difference, and a
+    clustered bar chart of the two years; one printed page per goal."""
+    ws = wb.add_worksheet(COMPARISON_SHEET)
+    for col, width in enumerate((12, 18, 18, 10)):
+        ws.set_column(col, col, width)
+    ws.set_default_row(_COUNTS_ROW_PT)  # so the charts land where planned (see _setup_counts_sheet)
+    ws.set_row(0, 24)
+    _setup_print(ws, header, paper=9)
+    st.put(ws, 0, 0, f"{catalog.title} 前年度比較({c.previous_label} → {c.label})", "title")
+    notes = [_comparison_notes(c)[0], "前年度の件数は、今年度の計画にある事業・担当課の前年度の評価です。"]
+    for i, note in enumerate(notes, start=1):
+        st.put(ws, i, 0, note, "note")
+    row = 3
+    for letter, meaning in catalog.ratings.items():
+        st.put(ws, row, 0, f"{letter}: {meaning}", "note")
+        row += 1
+    row += 1
+    diff = st.wb.add_format({**_BORDER, **_TOP, "align": "center", "num_format": "+0;-0;0"})
+    chart_height = 280
+    breaks = []
+    for k, g in enumerate(c.goals):
+        if k:
+            breaks.append(row)
+        st.put(ws, row, 0, f"基本目標 {g.goal} {g.name}", "section")
+        head = row + 1
+        for col, title in enumerate(("評価", f"前年度({c.previous_label})", f"今年度({c.label})", "増減")):
+            st.put(ws, head, col, title, "header")
+        first = head + 1
+        for i, letter in enumerate(RATINGS):
+            r = first + i
+            st.put(ws, r, 0, letter, "rating")
+            ws.write_number(r, 1, g.previous[letter], st.fmt["int"])
+            ws.write_number(r, 2, g.current[letter], st.fmt["int"])
+            ws.write_number(r, 3, g.current[letter] - g.previous[letter], diff)
+        last = first + len(RATINGS) - 1
+        total = last + 1
+        st.put(ws, total, 0, "合計", "total_text")
+        ws.write_number(total, 1, sum(g.previous.values()), st.fmt["total_int"])
+        ws.write_number(total, 2, sum(g.current.values()), st.fmt["total_int"])
+        ws.write_number(total, 3, sum(g.current.values()) - sum(g.previous.values()), st.fmt["total_int"])
+        _rating_colours(st, ws, first, 0, last, 0)
+        st.put(ws, total + 1, 0, f"前年度の評価なし {g.no_previous} 件・今年度未提出 {g.not_returned} 件", "note")
+        chart = _clustered_chart(wb, ws.name, head, first, last, f"基本目標{g.goal} 評価別の件数", chart_height)
+        ws.insert_chart(head, 5, chart, {"object_position": 1})
+        row = head + max(total + 3 - head, _rows_for_height(chart_height)) + 1
+    if breaks:
+        ws.set_h_pagebreaks(breaks)
+
+
+def _clustered_chart(wb: xlsxwriter.Workbook, sheet: str, head: int, first: int, last: int, title: str,
+                     height: int) -> Any:
+    """Columns of last year (grey) and this year (blue) side by side, one group per rating."""
+    chart = wb.add_chart({"type": "column"})  # clustered is xlsxwriter's default column subtype
+    font = {"name": FONT, "size": 9}
+    for col, colour in ((1, "#A6A6A6"), (2, "#5B9BD5")):
+        chart.add_series(
+            {
+                "name": [sheet, head, col],
+                "categories": [sheet, first, 0, last, 0],
+                "values": [sheet, first, col, last, col],
+                "fill": {"color": colour},
+                "border": {"color": colour},
+                "gap": 80,
+                "data_labels": {"value": True, "num_format": "0;;;", "font": font},
+            }
+        )
+    chart.set_title({"name": title, "name_font": {"name": FONT, "size": 11, "bold": True}})
+    chart.set_x_axis({"num_font": font})
+    chart.set_y_axis({"num_font": font, "min": 0, "num_format": "0",
+                      "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
+    chart.set_legend({"position": "bottom", "font": font})
+    chart.set_size({"width": 480, "height": height})
+    return chart
+
+
+# --- 検証結果: acknowledged warnings ---------------------------------------------------------------
+
+ACKNOWLEDGED_TITLE = "確認済みの警告(schemas/acknowledged.yaml)"
+ACKNOWLEDGED_LABEL = "確認済み"
+
+
+def _write_acknowledged(ws: Worksheet, st: _Styles, row: int, acknowledged: Sequence[Acknowledged]) -> int:
+    """Below the open issues, set apart: the text-check warnings staff accepted, with who and why.
+    Same columns as the issues (重要度 reads 確認済み), so the two read alike. Returns the next row."""
+    st.put(ws, row, 0, ACKNOWLEDGED_TITLE, "section")
+    st.put(ws, row + 1, 0, "記述の点検で警告になり、地域福祉課が確認のうえ、このままで正しいとしたものです。"
+                           "未対応の警告には数えません。", "note")
+    head = row + 2
+    for c, h in enumerate(ISSUE_HEADERS):
+        st.put(ws, head, c, h, "header")
+    r = head + 1
+    for a in acknowledged:
+        i = a.issue
+        st.put(ws, r, 0, i.file, "wrap")
+        st.put(ws, r, 1, i.sheet, "text")
+        st.put(ws, r, 2, i.cell, "center")
+        st.put(ws, r, 3, i.code, "text")
+        st.put(ws, r, 4, ACKNOWLEDGED_LABEL, "center")
+        st.put(ws, r, 5, f"{i.message}\n確認: {a.who} — {a.why}", "wrap")
+        r += 1
+    return r

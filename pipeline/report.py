@@ -577,6 +577,9 @@ class Evaluation:
     sheet: str = ""
     row: int = 0
     received: str = ""  # ISO 8601 time of the file (mtime, or the e-mail's Date)
+    # Where 事業実績・評価理由 and 今後の事業計画・展望 stand in the file ("F7", "H7"; another layout's
+    # own columns), for the text checks' cell addresses. Not part of the value.
+    text_cells: tuple[str, str] = dataclasses.field(default=("", ""), compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -797,6 +800,23 @@ class DroppedRow:
 
 
 @dataclass(frozen=True)
+class Acknowledged:
+    """A warning staff checked and accepted (schemas/acknowledged.yaml): kept out of the open
+    issues, listed on its own with who accepted it and why."""
+
+    issue: Issue
+    project: str  # catalog project key
+    department: str  # 担当課 as in the catalog
+    who: str
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        i = self.issue
+        return {"code": i.code, "project": self.project, "department": self.department, "who": self.who,
+                "why": self.why, "file": i.file, "sheet": i.sheet, "cell": i.cell, "message": i.message}
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What the merge made of a set of verdicts: it changes none of them."""
 
@@ -807,6 +827,7 @@ class Outcome:
     unattributed: tuple[str, ...] = ()  # files whose office could not be told (差出課不明)
     dropped: tuple[DroppedRow, ...] = ()
     previous_rows: int | None = None  # evaluations in the previous run of the same year
+    acknowledged: tuple[Acknowledged, ...] = ()  # text-check warnings staff accepted (not in notes)
 
     def goal_counts(self, catalog: Catalog) -> dict[str, dict[str, int]]:
         """A–D counts per 基本目標, every goal and rating present (zeros included)."""
@@ -839,6 +860,7 @@ class RunReport:
     files: tuple[FileVerdict, ...]
     outcome: Outcome
     notices: tuple[str, ...] = ()
+    previous_year: dict[str, str] | None = None  # {"year", "source"} of last year's evaluations, when known
 
     @property
     def issues(self) -> list[Issue]:
@@ -888,6 +910,8 @@ class RunReport:
             "unattributed": list(self.outcome.unattributed),
             "dropped": [dataclasses.asdict(d) for d in self.outcome.dropped],
             "notices": list(self.notices),
+            "previous_year": self.previous_year,
+            "acknowledged": [a.to_dict() for a in self.outcome.acknowledged],
             "evaluations": [
                 {"project": r.project, "department": r.department, "rating": r.rating, "file": r.file}
                 for r in self.outcome.rows

@@ -40,6 +40,7 @@ from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import GuardError, InputError, LockedError, OutputError, PipelineError
 from pipeline.filenames import safe_filename, unique_filename
+from pipeline.history import PastYear
 from pipeline.merge import merge
 from pipeline.report import FileVerdict, Issue, Outcome, RunReport, ValidationReport, make_issue
 from pipeline.settings import Settings
@@ -148,6 +149,7 @@ class MergeRun:
     feedback: list[Path] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # e.g. the master was open in Excel
     report: dict[str, Any] = field(default_factory=dict)
+    previous: PastYear | None = None  # last year's evaluations, when known (前年度比較)
 
     @property
     def exit_code(self) -> int:
@@ -185,11 +187,14 @@ def _check_folders(settings: Settings) -> None:
         raise OutputError(f"出力フォルダー {outbox} に書き込めません ({type(exc).__name__})。空き容量とアクセス権を確認してください。") from None
 
 
-def run_merge(settings: Settings, progress: Progress = _no_progress, *, allow_drop: bool = False) -> MergeRun:
+def run_merge(settings: Settings, progress: Progress = _no_progress, *, allow_drop: bool = False,
+              previous: Path | None = None) -> MergeRun:
     """The nightly merge. Raises PipelineError subclasses (exit 3) when it cannot run at all.
 
     `allow_drop` writes the outputs even when the evaluations would fall by more than
-    `[guards] max_drop_percent` (or to zero) since the previous run."""
+    `[guards] max_drop_percent` (or to zero) since the previous run. `previous` names last year's
+    evaluations for 前年度比較 and the text checks (default: found in the outbox, see
+    pipeline.history)."""
     from filelock import FileLock, Timeout
 
     catalog = load_catalog(settings.year, settings.schemas)
@@ -202,7 +207,7 @@ def run_merge(settings: Settings, progress: Progress = _no_progress, *, allow_dr
             f"別の集約処理が実行中です({settings.outbox / LOCK_NAME})。終わってからもう一度実行してください。"
         ) from None
     try:
-        return _merge_locked(catalog, settings, progress, allow_drop)
+        return _merge_locked(catalog, settings, progress, allow_drop, previous)
     finally:
         lock.release()
 
@@ -252,10 +257,35 @@ def _guard(outcome: Outcome, settings: Settings) -> None:
     )
 
 
-def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allow_drop: bool) -> MergeRun:
+def _review_texts(catalog: Catalog, settings: Settings, outcome: Outcome, past: PastYear | None
+                  ) -> tuple[Outcome, str]:
+    """The text checks (pipeline.textchecks) over the chosen rows, with the acknowledgements of this
+    year. Returns the outcome and a digest of what they read (for the run's fingerprint)."""
+    from pipeline import textchecks
+
+    schemas = settings.schemas
+    # A schemas folder of the staff's own made before the rule table existed uses the shipped rules.
+    own_rules = schemas is not None and (schemas / textchecks.RULES_FILE).is_file()
+    rules = textchecks.load_text_rules(schemas if own_rules else None)
+    acks = textchecks.load_acknowledgements(schemas, catalog)
+    previous = {k: e.result for k, e in past.evaluations.items()} if past is not None else None
+    reviewed = textchecks.review_texts(outcome, rules, acks, catalog.year, previous)
+    context = [
+        [past.year, Path(past.source).name, sorted([*k, e.rating, e.result, e.outlook]
+                                                   for k, e in past.evaluations.items()),
+         sorted(past.plan) if past.plan is not None else None] if past is not None else None,
+        [[r.code, sorted(r.ratings), r.column, r.match, r.words, r.patterns] for r in rules],
+        [dataclasses.astuple(a) for a in acks],
+    ]
+    return reviewed, json.dumps(context, ensure_ascii=False)
+
+
+def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allow_drop: bool,
+                  previous: Path | None = None) -> MergeRun:
     from pipeline import atomic, master
 
     outbox = settings.outbox
+    past = load_previous_year(settings, catalog, previous)
     atomic.sweep_all([outbox, *(outbox / d for d in (HISTORY_DIR, FEEDBACK_DIR, CACHE_DIR, TEMPLATES_DIR))])
     files = ingest.walk(settings.inbox, settings.exclude)
     cache = ResultCache(outbox / CACHE_DIR, catalog.version, settings.limits)
@@ -264,6 +294,7 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
     outcome = merge(catalog, verdicts, previous_run(outbox, catalog))
     if not allow_drop:
         _guard(outcome, settings)
+    outcome, context = _review_texts(catalog, settings, outcome, past)
     # The master shows the newest input time, not the clock: the same inbox gives the same cells.
     generated = max((v.received for v in verdicts if v.received), default="")
     notices: list[str] = []
@@ -307,12 +338,13 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
             files=tuple(verdicts),
             outcome=final,
             notices=tuple(notices),
+            previous_year={"year": past.year, "source": past.source} if past is not None else None,
         )
         return report, json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode("utf-8")
 
     # Nothing new since the last run (same inputs, catalog and code) and its workbooks untouched:
     # they are already what this run would write, byte for byte, so they are kept as they are.
-    fingerprint = run_fingerprint(catalog, verdicts)
+    fingerprint = run_fingerprint(catalog, verdicts, context)
     unchanged = _unchanged_outputs(outbox, fingerprint)
     # Everything is staged first (feedback copies, master, summary, report), then renamed into
     # place: a full disk while writing any of them leaves every previous output as it was.
@@ -330,10 +362,12 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
                 issues = [i for v in verdicts for i in v.issues] + list(outcome.notes)
                 master_tmp = stage(
                     master_target,
-                    lambda tmp: master.write_master(tmp, catalog, outcome, verdicts, issues, generated=generated),
+                    lambda tmp: master.write_master(tmp, catalog, outcome, verdicts, issues, generated=generated,
+                                                    previous=past),
                 )
                 summary_tmp = stage(
-                    summary_target, lambda tmp: master.write_summary(tmp, catalog, outcome, generated=generated)
+                    summary_target,
+                    lambda tmp: master.write_summary(tmp, catalog, outcome, generated=generated, previous=past),
                 )
             run_report, blob = report_blob(outcome, master_target, summary_target)
             history.mkdir(exist_ok=True)
@@ -373,22 +407,23 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
         cache.save()
         _remember_outputs(outbox, fingerprint, master_path, summary_path)
     return MergeRun(catalog, verdicts, outcome, run_report, master_path, summary_path, report_path, feedback,
-                    notices, run_report.to_dict())
+                    notices, run_report.to_dict(), past)
 
 
 LAST_RUN = "last-run.json"
 
 
-def run_fingerprint(catalog: Catalog, verdicts: list[FileVerdict]) -> str:
+def run_fingerprint(catalog: Catalog, verdicts: list[FileVerdict], context: str = "") -> str:
     """What the workbooks of a run depend on: every input (name, content, times, sender, office),
-    the catalog and this code. Equal fingerprints give identical workbooks."""
+    the catalog, this code and `context` (last year's evaluations, the text rules and the
+    acknowledgements). Equal fingerprints give identical workbooks."""
     from pipeline.cache import code_version
 
     inputs = sorted(
         (f.name, f.source.sha256, f.received, f.saved, f.sender, f.source.subject, f.status, f.office)
         for f in verdicts
     )
-    blob = json.dumps([catalog.version, code_version(), inputs], ensure_ascii=False)
+    blob = json.dumps([catalog.version, code_version(), inputs, context], ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -430,15 +465,52 @@ def _prune_history(history: Path, keep: int) -> None:
         p.unlink(missing_ok=True)
 
 
+# --- last year -------------------------------------------------------------------------------
+
+
+def load_previous_year(settings: Settings, catalog: Catalog, previous: Path | None = None) -> PastYear | None:
+    """Last year's evaluations (pipeline.history.previous_year), with last year's plan when its
+    catalog is in the schemas folder (it tells a new assignment, 新規, from one not returned).
+
+    A file named by the caller must give them: one that is missing, unreadable, empty or of this
+    year is an InputError (exit 3), never a silent run without last year."""
+    from pipeline import history
+
+    if previous is not None:
+        if not previous.is_file():
+            raise InputError(f"前年度の評価のファイル {previous} が見つかりません。パスを確認してください。")
+        past = history.previous_year(settings.outbox, catalog, previous)
+        if past is None or not past.evaluations:
+            raise InputError(
+                f"{previous} から前年度の評価を読めません。前年度の集約ブック(評価一覧 シートのあるもの)か、"
+                "import-published で保存した表を指定してください。"
+            )
+        if past.year.upper() == catalog.year:
+            raise InputError(f"{previous} は {catalog.year} の評価です。前年度の評価のファイルを指定してください。")
+    else:
+        past = history.previous_year(settings.outbox, catalog)
+    if past is None or not past.year:
+        return None
+    try:
+        plan = load_catalog(past.year, settings.schemas)
+    except PipelineError:  # last year's plan is not in this schemas folder: 新規 is not told apart
+        return past
+    return dataclasses.replace(past, plan=frozenset(a.key for a in plan.assignments))
+
+
 # --- templates and the demo -------------------------------------------------------------------
 
 
-def run_templates(settings: Settings, out_dir: Path) -> list[Path]:
+def run_templates(settings: Settings, out_dir: Path, previous: Path | None = None) -> list[Path]:
+    """One template per office. When last year's evaluations are known (`previous`, a master of ours
+    or a stored table; else found in the outbox by pipeline.history), each row also shows them."""
     from pipeline.templates import write_templates
 
     catalog = load_catalog(settings.year, settings.schemas)
+    past = load_previous_year(settings, catalog, previous)
     try:
-        return write_templates(catalog, out_dir, deadline=settings.deadline, contact=settings.contact)
+        return write_templates(catalog, out_dir, deadline=settings.deadline, contact=settings.contact,
+                               previous=past)
     except OSError as exc:
         raise OutputError(f"テンプレートを {out_dir} に書き込めません({type(exc).__name__}: {exc})。") from None
 

@@ -162,7 +162,8 @@ def _candidates(file_index: int, name: str, sheets: list[RawSheet], issues: list
             continue
         for i, value in enumerate(sheet.rows[header]):
             text = as_text(value).strip()
-            if text and i not in columns.values():
+            # Last year's reference columns of our template are ours: never read, never reported.
+            if text and i not in columns.values() and not layout.is_reference_label(text):
                 issues.append(
                     make_issue("column-extra", file=name, sheet=sheet.name,
                                cell=f"{column_letter(i + 1)}{header + 1}", value=text)
@@ -396,7 +397,7 @@ def _year_issue(catalog: Catalog, sheets: list[RawSheet], hints: Hints, name: st
     places: list[tuple[list[str], str]] = []
     for sheet, header in headers:
         for cell, text in cells(sheet, [header]):
-            if fiscal_years(text):
+            if fiscal_years(text) and not layout.is_reference_label(text):  # last year's, by design
                 places.append((fiscal_years(text), f"シート「{sheet.name}」{cell} の見出し「{text.strip()}」"))
     if not places:
         for sheet, header in headers:
@@ -742,7 +743,7 @@ def _finish(catalog: Catalog, d: _Draft) -> Content:
         assert assignment is not None  # a row without errors has a known assignment
         rows.append(Evaluation(assignment.project, assignment.department, c.value[RESULT] or "",
                                c.value[RATING] or "", c.value[OUTLOOK] or "", name, c.sheet, c.row,
-                               d.source.received))
+                               d.source.received, (c.cells.get(RESULT, ""), c.cells.get(OUTLOOK, ""))))
     office, source = d.office, d.office_source
     if template and verified:
         issues.extend(dataclasses.replace(i, file=name)

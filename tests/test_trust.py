@@ -438,7 +438,12 @@ def test_two_files_of_one_name_in_two_folders_are_told_apart(inbox: Path, outbox
     assert guidance.issues[0].file == "指導室/回答.xlsx"
     assert master_rows(run.master)[label(HEALTH_KEY)] == (published(HEALTH_KEY), "健康課/回答.xlsx")
     issues_sheet = openpyxl.load_workbook(run.master)["検証結果"]
-    assert [r[0] for r in issues_sheet.iter_rows(min_row=2, values_only=True)] == ["指導室/回答.xlsx"]
+    # the rejected file's error, then the two text-check warnings of the published R6 answers
+    assert [(r[0], r[3]) for r in issues_sheet.iter_rows(min_row=2, values_only=True)] == [
+        ("指導室/回答.xlsx", "rating-invalid"),
+        ("R6_地域福祉計画評価_地域安全課.xlsx", "reason-says-not-done"),
+        (WELFARE, "reason-says-not-done"),
+    ]
 
 
 # --- the demo is a sandbox --------------------------------------------------------------------------
