@@ -766,6 +766,8 @@ STATUS_ERRORS = "エラーあり"
 STATUS_PARTIAL = "一部受理"
 STATUS_ACCEPTED = "受理"
 UNATTRIBUTED = "差出課不明"
+# Shown before the status of an office that still owes answers after the deadline: 期限超過(未提出).
+STATUS_OVERDUE = "期限超過"
 
 
 @dataclass(frozen=True)
@@ -837,6 +839,7 @@ class RunReport:
     files: tuple[FileVerdict, ...]
     outcome: Outcome
     notices: tuple[str, ...] = ()
+    feedback: dict[str, str] = dataclasses.field(default_factory=dict)  # file name → its copy in outbox/feedback/
 
     @property
     def issues(self) -> list[Issue]:
@@ -891,7 +894,11 @@ class RunReport:
                 for r in self.outcome.rows
             ],
             "files": [
-                f.to_dict(self.outcome.statuses.get(f.name, f.status), notes.get(f.name, ())) for f in self.files
+                {
+                    **f.to_dict(self.outcome.statuses.get(f.name, f.status), notes.get(f.name, ())),
+                    "feedback": self.feedback.get(f.name, ""),
+                }
+                for f in self.files
             ],
         }
 
