@@ -309,6 +309,111 @@ def plan_check(ctx: click.Context, year: str | None, from_year: str | None) -> N
         click.echo(f"  {line}")
 
 
+# --- Yearly commands: import-published, status, remind (issue 12 parts 3, 4) -----------------------
+
+
+def _console(text: str, err: bool = False) -> None:
+    """Print Japanese text on any console: characters a cp932 console cannot show become 〓."""
+    from pipeline.yearly import for_console
+
+    stream = sys.stderr if err else sys.stdout
+    click.echo(for_console(text, getattr(stream, "encoding", None)), err=err)
+
+
+def _failed(exc: PipelineError) -> CommandFailed:
+    from pipeline.yearly import for_console
+
+    return CommandFailed(for_console(str(exc), getattr(sys.stderr, "encoding", None)))
+
+
+_TODAY = click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, hidden=True,
+                      help="今日の日付 YYYY-MM-DD(既定: 今日)。ある日の表示を再現するためのものです。")
+
+
+@cli.command("import-published")
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--year", default=None, callback=_year_argument,
+              help="評価表の年度(既定: 設定ファイルの年度の前年度。R6 なら R5)。")
+@click.pass_context
+def import_published(ctx: click.Context, file: Path, year: str | None) -> None:
+    """前年度に公表した評価表を読み込み、前年度の評価として保存します(outbox/history/)。
+
+    \b
+    公表した PDF を Excel に変換したもの、または公表と同じ列の課の控えを指定します。
+    返送と同じ点検をして、照合できた評価を outbox/history/evaluations-<年度>.json に保存します
+    (受付フォルダには何も置きません)。その年度の計画カタログ(plan-r5.yaml)がなければ、
+    今年度の計画カタログで事業No.と担当課を照合します。
+    例: python -m pipeline import-published 令和5年度評価表.xlsx --year R5
+    終了コード: 0 保存 / 1 保存したが照合できない行がある / 2 使い方の誤り /
+                3 保存できない(ファイルがない・読めない・評価が1件も読めない)
+    """
+    from pipeline.history import previous_code
+    from pipeline.yearly import import_published as run_import
+    from pipeline.yearly import render_import
+
+    s = _settings(ctx)
+    if year is None:
+        year = previous_code(s.year)
+        if year is None:
+            raise click.UsageError(f"{s.year} の前年度はありません。--year R5 のように年度を指定してください。", ctx=ctx)
+        _console(f"--year の指定がないため、{s.year} の前年度 {year} の評価表として読み込みます。")
+    try:
+        result = run_import(file, year, s)
+    except PipelineError as exc:
+        raise _failed(exc) from None
+    _console(render_import(result))
+    ctx.exit(result.exit_code)
+
+
+@cli.command()
+@click.option("--year", default=None, callback=_year_argument, help="年度コード(既定: 設定ファイル)。")
+@_TODAY
+@click.pass_context
+def status(ctx: click.Context, year: str | None, today: Any) -> None:
+    """最新の集約結果(実行レポート)から、担当課ごとの提出状況と提出期限までの日数を表示します。
+
+    \b
+    例: python -m pipeline status
+        python -m pipeline status --year R7
+    終了コード: 0 全ての課の評価がそろった / 1 評価がそろっていない課がある / 2 使い方の誤り /
+                3 表示できない(その年度の集約をまだ実行していない・実行レポートが読めない)
+    """
+    from pipeline.yearly import render_status, submission_status
+
+    s = _settings(ctx)
+    try:
+        result = submission_status(s, year, today.date() if today else None)
+    except PipelineError as exc:
+        raise _failed(exc) from None
+    _console(render_status(result))
+    ctx.exit(result.exit_code)
+
+
+@cli.command()
+@click.option("--year", default=None, callback=_year_argument, help="年度コード(既定: 設定ファイル)。")
+@_TODAY
+@click.pass_context
+def remind(ctx: click.Context, year: str | None, today: Any) -> None:
+    """評価がそろっていない課ごとに、督促メールの下書き(.eml)を outbox/reminders/ に作ります。
+
+    \b
+    最新の集約結果から、未提出の評価と返送ファイルの誤りを書き、差し戻し用の写しを添付します。
+    下書きは Outlook で未送信のメールとして開きます。宛先は schemas/departments.yaml の senders です。
+    評価がそろった課の古い下書きは削除します。
+    例: python -m pipeline remind
+    終了コード: 0 作成(督促する課がない場合を含む) / 2 使い方の誤り /
+                3 作成できない(その年度の集約をまだ実行していない・書き込めない)
+    """
+    from pipeline.yearly import render_reminders, write_reminders
+
+    s = _settings(ctx)
+    try:
+        written = write_reminders(s, today.date() if today else None, year)
+    except PipelineError as exc:
+        raise _failed(exc) from None
+    _console(render_reminders(written, s))
+
+
 # --- Rendering ---------------------------------------------------------------------------------
 
 

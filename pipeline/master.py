@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,7 @@ from pipeline.report import (
     STATUS_ACCEPTED,
     STATUS_ERRORS,
     STATUS_MISSING,
+    STATUS_OVERDUE,
     STATUS_PARTIAL,
     UNATTRIBUTED,
     Acknowledged,
@@ -199,9 +200,14 @@ def write_master(
     *,
     generated: str,
     previous: PastYear | None = None,
+    today: date | None = None,
+    deadline: date | None = None,
 ) -> None:
     """Write the complete master workbook to exactly `path`. With `previous` (last year's
     evaluations, pipeline.history), a 前年度比較 sheet follows 集計.
+
+    With `today` after `deadline`, 提出状況 marks each office that still owes answers 期限超過
+    (its 状況 reads 期限超過(未提出)); without either, nothing is marked.
 
     Raises ValueError (before anything is written) when a text exceeds Excel's 32,767-character
     cell limit or a row is not an assignment of the catalog.
@@ -217,7 +223,8 @@ def write_master(
     _write_summary_sheet(wb, st, catalog, tally, result.rows, generated, header)
     if previous is not None:
         _write_comparison(wb, st, catalog, compare_years(catalog, result.rows, previous), header)
-    _write_status(wb, st, result, files, header)
+    overdue = today is not None and deadline is not None and today > deadline
+    _write_status(wb, st, result, files, header, overdue=overdue)
     _write_issues(wb, st, issues, header, result.acknowledged)
     wb.close()
 
@@ -769,11 +776,11 @@ FILE_HEADERS = ("ファイル", "課", "状態", "受理行数", "エラー", "�
 
 
 def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: Sequence[FileVerdict],
-                  header: str) -> None:
+                  header: str, *, overdue: bool = False) -> None:
     ws = wb.add_worksheet(STATUS_SHEET)
     offices = result.offices
     widths = [
-        _fit(14, (o.office for o in offices), cap=30), 9, 9, 10, 11, 12,
+        _fit(14, (o.office for o in offices), cap=30), 9, 9, 10, 21 if overdue else 11, 12,
         _fit(30, (f.name for f in files), cap=60), 17,
         _fit(24, (s for o in offices for s in o.senders), cap=40),
         _fit(30, (o.reason for o in offices), cap=60),
@@ -787,7 +794,8 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
         st.put(ws, r, 0, o.office, "text")
         for c, n in ((1, o.assignments), (2, o.valid), (3, o.missing)):
             ws.write_number(r, c, n, st.fmt["int"])
-        st.put(ws, r, 4, o.status, "center")
+        late = overdue and o.status != STATUS_ACCEPTED  # still owes answers after the deadline
+        st.put(ws, r, 4, f"{STATUS_OVERDUE}({o.status})" if late else o.status, "center")
         ws.write_number(r, 5, o.received, st.fmt["int"])
         st.put(ws, r, 6, o.last_file, "wrap")
         st.put_time(ws, r, 7, o.last_time)
@@ -812,6 +820,10 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
     for status, (bg, fg) in STATUS_COLOURS.items():
         ws.conditional_format(1, 4, last, 4, {"type": "cell", "criteria": "==", "value": f'"{status}"',
                                               "format": wb.add_format({"bg_color": bg, "font_color": fg})})
+    if overdue:
+        ws.conditional_format(1, 4, last, 4, {"type": "text", "criteria": "begins with", "value": STATUS_OVERDUE,
+                                              "format": wb.add_format({"bg_color": "#FF0000", "font_color": "#FFFFFF",
+                                                                       "bold": True})})
 
     # Every file this run read, so a department's "I sent it" can be answered from the sheet.
     r += 1

@@ -771,6 +771,8 @@ STATUS_ERRORS = "エラーあり"
 STATUS_PARTIAL = "一部受理"
 STATUS_ACCEPTED = "受理"
 UNATTRIBUTED = "差出課不明"
+# Shown before the status of an office that still owes answers after the deadline: 期限超過(未提出).
+STATUS_OVERDUE = "期限超過"
 
 
 @dataclass(frozen=True)
@@ -861,6 +863,7 @@ class RunReport:
     outcome: Outcome
     notices: tuple[str, ...] = ()
     previous_year: dict[str, str] | None = None  # {"year", "source"} of last year's evaluations, when known
+    feedback: dict[str, str] = dataclasses.field(default_factory=dict)  # file name → its copy in outbox/feedback/
 
     @property
     def issues(self) -> list[Issue]:
@@ -917,7 +920,11 @@ class RunReport:
                 for r in self.outcome.rows
             ],
             "files": [
-                f.to_dict(self.outcome.statuses.get(f.name, f.status), notes.get(f.name, ())) for f in self.files
+                {
+                    **f.to_dict(self.outcome.statuses.get(f.name, f.status), notes.get(f.name, ())),
+                    "feedback": self.feedback.get(f.name, ""),
+                }
+                for f in self.files
             ],
         }
 

@@ -31,7 +31,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from pipeline.merge import merge
 from pipeline.report import FileVerdict, Issue, Outcome, RunReport, ValidationReport, make_issue
 from pipeline.settings import Settings
 from pipeline.validate import validate_sources
+from pipeline.yearly import deadline_passed
 
 LOCK_NAME = ".merge.lock"
 REPORT_NAME = "run-report.json"
@@ -94,17 +95,15 @@ def write_feedback_copies(
     without, it is written in place (atomically). Each copy is written on its own: one that cannot
     be written is `feedback-not-written` on its file and the others are still written. Only a full
     disk stops the run (OutputError)."""
+    verdicts = list(verdicts)
     written: list[tuple[Path, Path]] = []
     notes: list[Issue] = []
-    used: set[str] = set()
+    targets = feedback_targets(verdicts, folder)
     for v in verdicts:
-        if not v.issues or not v.kind or v.status == "ignored":
-            continue  # nothing to say, or never parsed (hostile files are not re-opened)
-        name = v.name.split(" › ")[-1].rsplit("/", 1)[-1]
-        if Path(name).suffix.lower() not in (".xlsx", ".xlsm"):
-            name = f"{Path(name).stem}.xlsx"  # an .ods/.xls return: the copy is an Excel book (the list)
-        candidate = unique_filename(safe_filename(name), used)  # valid on Windows, ≤ 120 bytes
-        target = folder / candidate
+        if v.name not in targets:
+            continue
+        name = _own_name(v)
+        target = targets[v.name]
         if v.from_cache and target.exists():
             written.append((target, target))  # written on the night these bytes arrived
             continue
@@ -126,6 +125,27 @@ def write_feedback_copies(
                 ) from exc
             notes.append(_feedback_failed(v, exc))
     return written, notes
+
+
+def _own_name(v: FileVerdict) -> str:
+    """The workbook's own file name: the attachment's, without the message or folders it came in."""
+    return v.name.split(" › ")[-1].rsplit("/", 1)[-1]
+
+
+def feedback_targets(verdicts: Iterable[FileVerdict], folder: Path) -> dict[str, Path]:
+    """Where each file's annotated copy goes (file name → path in `folder`): one per readable
+    workbook that has issues, named after the workbook itself (valid on Windows, ≤ 120 bytes,
+    "_2" for a name met twice). Pure: the run report and `remind` find the copies with it."""
+    targets: dict[str, Path] = {}
+    used: set[str] = set()
+    for v in verdicts:
+        if not v.issues or not v.kind or v.status == "ignored" or v.name in targets:
+            continue  # nothing to say, or never parsed (hostile files are not re-opened)
+        name = _own_name(v)
+        if Path(name).suffix.lower() not in (".xlsx", ".xlsm"):
+            name = f"{Path(name).stem}.xlsx"  # an .ods/.xls return: the copy is an Excel book (the list)
+        targets[v.name] = folder / unique_filename(safe_filename(name), used)
+    return targets
 
 
 def _feedback_failed(v: FileVerdict, exc: BaseException) -> Issue:
@@ -187,14 +207,21 @@ def _check_folders(settings: Settings) -> None:
         raise OutputError(f"出力フォルダー {outbox} に書き込めません ({type(exc).__name__})。空き容量とアクセス権を確認してください。") from None
 
 
-def run_merge(settings: Settings, progress: Progress = _no_progress, *, allow_drop: bool = False,
-              previous: Path | None = None) -> MergeRun:
+def run_merge(
+    settings: Settings,
+    progress: Progress = _no_progress,
+    *,
+    allow_drop: bool = False,
+    previous: Path | None = None,
+    today: date | None = None,
+) -> MergeRun:
     """The nightly merge. Raises PipelineError subclasses (exit 3) when it cannot run at all.
 
     `allow_drop` writes the outputs even when the evaluations would fall by more than
     `[guards] max_drop_percent` (or to zero) since the previous run. `previous` names last year's
     evaluations for 前年度比較 and the text checks (default: found in the outbox, see
-    pipeline.history)."""
+    pipeline.history). `today` (default: the clock's) decides whether `[plan] deadline` has
+    passed: 提出状況 then marks the offices that still owe answers 期限超過."""
     from filelock import FileLock, Timeout
 
     catalog = load_catalog(settings.year, settings.schemas)
@@ -207,7 +234,7 @@ def run_merge(settings: Settings, progress: Progress = _no_progress, *, allow_dr
             f"別の集約処理が実行中です({settings.outbox / LOCK_NAME})。終わってからもう一度実行してください。"
         ) from None
     try:
-        return _merge_locked(catalog, settings, progress, allow_drop, previous)
+        return _merge_locked(catalog, settings, progress, allow_drop, previous, today or date.today())
     finally:
         lock.release()
 
@@ -280,8 +307,9 @@ def _review_texts(catalog: Catalog, settings: Settings, outcome: Outcome, past: 
     return reviewed, json.dumps(context, ensure_ascii=False)
 
 
-def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allow_drop: bool,
-                  previous: Path | None = None) -> MergeRun:
+def _merge_locked(
+    catalog: Catalog, settings: Settings, progress: Progress, allow_drop: bool, previous: Path | None, today: date
+) -> MergeRun:
     from pipeline import atomic, master
 
     outbox = settings.outbox
@@ -326,6 +354,8 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
         # it is fsynced and replaced, with the fallback name when the target is open in Excel.
         return atomic.write_atomically(target, lambda t: os.replace(tmp, t))
 
+    feedback_names: dict[str, str] = {}
+
     def report_blob(final: Outcome, master_path: Path, summary_path: Path) -> tuple[RunReport, bytes]:
         report = RunReport(
             fiscal_year=catalog.year,
@@ -339,12 +369,14 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
             outcome=final,
             notices=tuple(notices),
             previous_year={"year": past.year, "source": past.source} if past is not None else None,
+            feedback=feedback_names,
         )
         return report, json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode("utf-8")
 
     # Nothing new since the last run (same inputs, catalog and code) and its workbooks untouched:
     # they are already what this run would write, byte for byte, so they are kept as they are.
-    fingerprint = run_fingerprint(catalog, verdicts, context)
+    overdue = deadline_passed(settings.deadline, today)
+    fingerprint = run_fingerprint(catalog, verdicts, context, overdue=overdue)
     unchanged = _unchanged_outputs(outbox, fingerprint)
     # Everything is staged first (feedback copies, master, summary, report), then renamed into
     # place: a full disk while writing any of them leaves every previous output as it was.
@@ -352,18 +384,24 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
     try:
         try:
             copies: list[tuple[Path, Path]] = []
+            targets = feedback_targets(verdicts, outbox / FEEDBACK_DIR)
             if unchanged:
                 master_path, summary_path = unchanged
+                # the copies written on the night these inputs arrived
+                feedback_names.update({n: t.name for n, t in targets.items() if t.exists()})
             else:
                 copies, failed = write_feedback_copies(
                     verdicts, outbox / FEEDBACK_DIR, settings, stage=lambda target: stage(target, lambda tmp: None)
                 )
+                made = {target for target, _ in copies}
+                feedback_names.update({n: t.name for n, t in targets.items() if t in made})
                 outcome = outcome.with_notes(failed)
                 issues = [i for v in verdicts for i in v.issues] + list(outcome.notes)
                 master_tmp = stage(
                     master_target,
                     lambda tmp: master.write_master(tmp, catalog, outcome, verdicts, issues, generated=generated,
-                                                    previous=past),
+                                                    previous=past, today=today,
+                                                    deadline=settings.deadline),
                 )
                 summary_tmp = stage(
                     summary_target,
@@ -413,17 +451,19 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
 LAST_RUN = "last-run.json"
 
 
-def run_fingerprint(catalog: Catalog, verdicts: list[FileVerdict], context: str = "") -> str:
+def run_fingerprint(catalog: Catalog, verdicts: list[FileVerdict], context: str = "", *,
+                    overdue: bool = False) -> str:
     """What the workbooks of a run depend on: every input (name, content, times, sender, office),
-    the catalog, this code and `context` (last year's evaluations, the text rules and the
-    acknowledgements). Equal fingerprints give identical workbooks."""
+    the catalog, this code, `context` (last year's evaluations, the text rules and the
+    acknowledgements) and whether the deadline has passed (提出状況 marks 期限超過). Equal
+    fingerprints give identical workbooks."""
     from pipeline.cache import code_version
 
     inputs = sorted(
         (f.name, f.source.sha256, f.received, f.saved, f.sender, f.source.subject, f.status, f.office)
         for f in verdicts
     )
-    blob = json.dumps([catalog.version, code_version(), inputs, context], ensure_ascii=False)
+    blob = json.dumps([catalog.version, code_version(), inputs, context, overdue], ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

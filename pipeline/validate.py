@@ -377,9 +377,10 @@ def _year_label(code: str) -> str:
     return f"令和{code[1:]}年度" if code != "R1" else "令和元年度"
 
 
-def _year_issue(catalog: Catalog, sheets: list[RawSheet], hints: Hints, name: str) -> Issue | None:
+def _year_issue(catalog: Catalog, sheets: list[RawSheet], hints: Hints, name: str, year: str) -> Issue | None:
     """year-mismatch when the first place that names a fiscal year (the header's label, a title row
-    above it, the file name) names another year than the run's."""
+    above it, the file name) names another year than `year` (the run's: the catalog's, or the year
+    a caller such as import-published asks for)."""
     headers = []
     for sheet in sheets:
         if sheet.name == layout.META_SHEET:
@@ -409,10 +410,10 @@ def _year_issue(catalog: Catalog, sheets: list[RawSheet], hints: Hints, name: st
     if not places:
         return None
     years, where = places[0]
-    if catalog.year in years:
+    if year in years:
         return None
     return make_issue("year-mismatch", file=name, value=years[0], found=_year_label(years[0]), where=where,
-                      expected=f"{catalog.year_label}({catalog.year})")
+                      expected=f"{_year_label(year)}({year})")
 
 
 def _moment(iso: str) -> datetime | None:
@@ -617,11 +618,11 @@ def _template_order(catalog: Catalog, office: str, placed: list[tuple[tuple[str,
     return issues
 
 
-def _template_issues(catalog: Catalog, meta: dict[str, str], name: str) -> tuple[str, list[Issue]]:
+def _template_issues(catalog: Catalog, meta: dict[str, str], name: str, year: str) -> tuple[str, list[Issue]]:
     """Year, office and catalog version of our template. Returns the office ("" when unknown)."""
     office = meta.get("office", "")
-    expected = f"{catalog.year_label}({catalog.year})・計画版 {catalog.version} のテンプレート"
-    if meta.get("fiscal_year", "").upper() != catalog.year:
+    expected = f"{_year_label(year)}({year})・計画版 {catalog.version} のテンプレート"
+    if meta.get("fiscal_year", "").upper() != year:
         found = f"年度 {meta.get('fiscal_year')}"
     elif meta.get("catalog_version") != catalog.version:
         found = f"計画版 {meta.get('catalog_version')}"
@@ -676,14 +677,26 @@ def _internal_error(name: str, exc: BaseException) -> Issue:
     return make_issue("internal-error", file=name, detail=f"{type(exc).__name__}: {str(exc)[:160]}{where}")
 
 
-def _read(catalog: Catalog, d: _Draft, reader: Any, limits: gate.Limits, index: int) -> None:
+@dataclass(frozen=True)
+class _Options:
+    """How a caller other than the nightly merge reads (see validate_sources)."""
+
+    year: str  # the fiscal year the files must name
+    read_own_outputs: bool = False
+
+    def key(self, catalog: Catalog) -> str:
+        """Added to the cache key when not the defaults, so the same bytes read otherwise never share an entry."""
+        return "" if (self.year, self.read_own_outputs) == (catalog.year, False) else f"|{self.year}|{self.read_own_outputs}"
+
+
+def _read(catalog: Catalog, d: _Draft, reader: Any, limits: gate.Limits, index: int, options: _Options) -> None:
     name = d.source.name
     sheets, checked, issues = ingest.read_workbook(d.source, reader, limits)
     d.issues.extend(issues)
     d.saved = checked.saved
     template_office = ""
     if sheets:
-        own = _own_output(checked)
+        own = None if options.read_own_outputs else _own_output(checked)
         if own is not None:
             d.ignore = f"このツールが作成した{own}です"
             d.issues.append(make_issue("own-output", file=name, value=own,
@@ -692,7 +705,7 @@ def _read(catalog: Catalog, d: _Draft, reader: Any, limits: gate.Limits, index: 
         meta = read_meta(sheets)
         if meta is not None:
             d.kind = "template"
-            template_office, template = _template_issues(catalog, meta, name)
+            template_office, template = _template_issues(catalog, meta, name, options.year)
             d.issues.extend(template)
         else:
             d.kind = "table"
@@ -700,7 +713,7 @@ def _read(catalog: Catalog, d: _Draft, reader: Any, limits: gate.Limits, index: 
     if not sheets or _rejected(d.issues):
         return
     if d.kind != "template":  # a template's year is its metadata's (template-mismatch)
-        year = _year_issue(catalog, sheets, d.hints, name)
+        year = _year_issue(catalog, sheets, d.hints, name, options.year)
         if year is not None:
             d.issues.append(year)
             return
@@ -808,12 +821,22 @@ def validate_sources(
     items: Iterable[Source | FileVerdict],
     limits: LimitSettings,
     cache: ResultCache | None = None,
+    *,
+    fiscal_year: str | None = None,
+    read_own_outputs: bool = False,
 ) -> list[FileVerdict]:
     """One verdict per item, in order; verdicts passed in (ignored, unreadable) are kept.
 
     With a cache, a workbook whose bytes were validated before (same hints, catalog, limits and
     code) takes its content from there instead of being read again.
+
+    `fiscal_year` is the year the files must name (default: the catalog's): a workbook naming another
+    is year-mismatch. `import-published` reads last year's table against this year's catalog with
+    `fiscal_year="R5"`. `read_own_outputs` reads a workbook this tool wrote (a 公表用ブック, say)
+    instead of ignoring it as own-output.
     """
+    options = _Options(fiscal_year or catalog.year, read_own_outputs)
+    suffix = options.key(catalog)
     slots: list[FileVerdict | _Draft] = []
     drafts: list[_Draft] = []
     cached: dict[int, Content] = {}
@@ -825,12 +848,12 @@ def validate_sources(
                 continue
             hints = hints_for(catalog, item.name, item.sender)
             d = _Draft(item, hints)
-            entry = cache.get(f"{item.sha256}|{hints.key}") if cache is not None else None
+            entry = cache.get(f"{item.sha256}|{hints.key}{suffix}") if cache is not None else None
             if isinstance(entry, Content):
                 cached[id(d)] = entry
             else:
                 try:
-                    _read(catalog, d, reader, gate_limits, len(drafts))
+                    _read(catalog, d, reader, gate_limits, len(drafts), options)
                 except Exception as exc:
                     d.failed = _internal_error(item.name, exc)
                 drafts.append(d)
@@ -863,7 +886,7 @@ def validate_sources(
                 slot.failed = _internal_error(slot.source.name, exc)
                 content = _finish(catalog, slot)
             if cache is not None and slot.failed is None:  # an internal error is not remembered
-                cache.put(f"{slot.source.sha256}|{slot.hints.key}", content)
+                cache.put(f"{slot.source.sha256}|{slot.hints.key}{suffix}", content)
         out.append(_verdict(catalog, slot.source, content, from_cache))
     return out
 
