@@ -414,6 +414,49 @@ def remind(ctx: click.Context, year: str | None, today: Any) -> None:
     _console(render_reminders(written, s))
 
 
+
+
+@cli.command()
+@click.option("--year", default=None, help="年度コード(既定: 設定ファイル、R6)。")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="出力フォルダー(既定: outbox/publish)。")
+@click.option("--pdf", is_flag=True, help="LibreOffice で PDF も作ります(soffice が PATH か設定の [publish] soffice に必要)。")
+@click.pass_context
+def publish(ctx: click.Context, year: str | None, out: Path | None, pdf: bool) -> None:
+    """審議会・ホームページ用の「進捗状況及び評価表」(印刷用ブック、--pdf で PDF も)を作ります。
+
+    \b
+    最新の集約ブック(merge の結果)から、表紙・基本目標ごとの表・集計とグラフ・前年度比較を作ります。
+    個人を特定できそうな記述(敬称付きの氏名・電話番号・メールアドレス)は警告として表示します。
+    例: python -m pipeline publish --pdf
+    終了コード: 0 作成(警告のみ可) / 2 使い方の誤り /
+                3 作成できない(集約ブックがない・書き込めない)、または PDF を作れない(ブックは作成済み)
+    """
+    from pipeline.publish import run_publish
+
+    s = _settings(ctx, year=year)
+    try:
+        result = run_publish(s, out, pdf)
+    except PipelineError as exc:
+        raise CommandFailed(str(exc)) from None
+    click.echo(f"{result.catalog.year_label} {result.catalog.title}: 評価 {result.rows} 件(元: {result.master})")
+    if result.previous:
+        click.echo(f"前年度比較: {result.previous} の評価と比べました。")
+    for notice in result.notices:
+        click.echo("注意: " + notice)
+    if result.issues:
+        click.echo(f"\n公表前に確認してください(個人を特定できるかもしれない記述 {len(result.issues)} 件):")
+        for i in result.issues:
+            click.echo(f"  警告 {i.code}\t{i.sheet} {i.cell}\t{i.message}")
+        click.echo("")
+    click.echo(f"公表用ブック: {result.xlsx}")
+    if result.pdf is not None:
+        click.echo(f"PDF: {result.pdf}")
+    if result.pdf_error:
+        click.echo(f"エラー: {result.pdf_error}", err=True)
+    ctx.exit(result.exit_code)
+
+
 # --- Rendering ---------------------------------------------------------------------------------
 
 

@@ -492,6 +492,15 @@ CODES: dict[str, Code] = {
         "事業評価が {rating} のため、今後の事業計画・展望(セル {cell})に課題と次年度に向けた改善・検討の内容を"
         "書いてください(今の記入: {value})。",
     ),
+    # --- publishing (issue 13) ---
+    "personal-info-suspected": Code(
+        WARNING,
+        "個人を特定できる記述の可能性",
+        "事業No.{project}・担当課「{department}」の「{column}」に、個人を特定できるかもしれない記述「{value}」"
+        "({kind})があります。公表してよい内容か確認してください。公表しない場合は、担当課に直してもらって"
+        "集約し直すか、公表用ブックの該当セルを直してから PDF にしてください。",
+        level="note",
+    ),
 }
 
 FILE_STATUSES = ("accepted", "partial", "rejected", "superseded", "ignored")

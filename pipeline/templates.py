@@ -27,7 +27,7 @@ from openpyxl.workbook.protection import WorkbookProtection
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from pipeline import celltext
+from pipeline import celltext, printing
 from pipeline.atomic import long_path, write_atomically
 from pipeline.catalog import Catalog
 from pipeline.celltext import display_width  # noqa: F401  (part of this module's interface)
@@ -69,12 +69,20 @@ if TYPE_CHECKING:
 RATING_LIST_NAME = "評価選択肢"
 RATING_LIST_REF = f"'{META_SHEET}'!$D$1:$D${len(RATINGS)}"
 
-# Universal-design font shipped with Windows 10 1809 and later; Excel substitutes one if it is absent.
-FONT_NAME = "BIZ UDPゴシック"
+# Universal-design font shipped with Windows 10 1809 and later; Excel substitutes one if it is absent
+# (docs/printing.md).
+FONT_NAME = printing.TEXT_FONT
 FONT_SIZE = 10
 INPUT_FILL = "FFF2CC"  # the light yellow that marks 入力欄 in municipal forms
 HEADER_FILL = "DDEBF7"
-COLUMN_WIDTHS = {"A": 8, "B": 7, "C": 24, "D": 48, "E": 18, "F": 60, "G": 8, "H": 60}
+# Column E (担当課) is widened per office to its longest 担当課 (`department_width`), so that a
+# name such as 地域福祉課(関係各課) is not broken before its closing parenthesis. B fits "31～34"
+# in the UD font (its digits are wide).
+COLUMN_WIDTHS = {"A": 8, "B": 8, "C": 24, "D": 48, "E": 18, "F": 60, "G": 8, "H": 60}
+DEPARTMENT_WIDTH_CAP = 30
+# Margins (inches): the header and footer sit inside the top and bottom margins, clear of the
+# cells and of each other's text (a 10 pt line needs about 0.2").
+PAGE_MARGINS = {"left": 0.4, "right": 0.4, "top": 0.9, "bottom": 0.8, "header": 0.3, "footer": 0.3}
 LINE_HEIGHT = celltext.line_height(FONT_SIZE)  # points per wrapped line, with the font's leading
 MIN_INPUT_LINES = 4  # room to type in, so an empty row does not look like a one-line field
 MAX_ROW_HEIGHT = celltext.MAX_ROW_HEIGHT  # Excel's limit
@@ -128,9 +136,19 @@ def row_height(texts: Iterable[tuple[str, float]], min_lines: int = 1) -> float:
     )
 
 
+def department_width(departments: Iterable[str]) -> float:
+    """Column E's width: the longest 担当課 on one line, at least the standard width."""
+    return round(celltext.fit_width(COLUMN_WIDTHS["E"], departments, cap=DEPARTMENT_WIDTH_CAP), 1)
+
+
+def _width(ws: Worksheet, letter: str) -> float:
+    dim = ws.column_dimensions.get(letter)
+    return dim.width if dim is not None and dim.customWidth and dim.width else COLUMN_WIDTHS[letter]
+
+
 def fit_data_row(ws: Worksheet, row: int) -> None:
     """Set a data row's height from what its cells hold now (catalog text and any input)."""
-    texts = [(str(ws[f"{c}{row}"].value or ""), COLUMN_WIDTHS[c]) for c in LETTERS]
+    texts = [(str(ws[f"{c}{row}"].value or ""), _width(ws, c)) for c in LETTERS]
     if ws.max_column > len(LETTERS):  # a template with last year's reference columns
         texts += [(str(ws[f"{c}{row}"].value or ""), REFERENCE_WIDTHS[c]) for c in REFERENCE_LETTERS]
     ws.row_dimensions[row].height = row_height(texts, MIN_INPUT_LINES)
@@ -215,6 +233,11 @@ def build_template(
     """The template workbook for one office, in memory."""
     values = prefilled_values(catalog, office)
     wb = Workbook()
+    # The standard ("Normal") font sets the column-width unit: the monospaced UD font's half-em
+    # digits, as in Excel's Calibri (7 px), so the widths print alike in Excel and LibreOffice
+    # (pipeline.printing). openpyxl has no public setter for it.
+    wb._named_styles["Normal"].font = Font(name=printing.UNIT_FONT, sz=11, charset=printing.FONT_CHARSET,
+                                           family=printing.FONT_FAMILY)
     ws = wb.active
     ws.title = TEMPLATE_SHEET
     _fill_input_sheet(catalog, ws, office, values, deadline, contact)
@@ -268,6 +291,10 @@ def _fill_input_sheet(
     ws["A2"].font = _font()
     ws.row_dimensions[2].height = 18
 
+    for letter, width in COLUMN_WIDTHS.items():
+        ws.column_dimensions[letter].width = width
+    ws.column_dimensions["E"].width = department_width(v[4] for v in values)
+
     header_fill = PatternFill("solid", fgColor=HEADER_FILL)
     for letter, label in zip(LETTERS, header_labels(catalog), strict=True):
         cell = ws[f"{letter}{HEADER_ROW}"]
@@ -277,7 +304,7 @@ def _fill_input_sheet(
         cell.border = _BORDER
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     ws.row_dimensions[HEADER_ROW].height = row_height(
-        ((label, COLUMN_WIDTHS[c]) for c, label in zip(LETTERS, header_labels(catalog), strict=True)), 2
+        ((label, _width(ws, c)) for c, label in zip(LETTERS, header_labels(catalog), strict=True)), 2
     )
 
     for i, row_values in enumerate(values):
@@ -301,9 +328,6 @@ def _fill_input_sheet(
             )
         fit_data_row(ws, row)
 
-    for letter, width in COLUMN_WIDTHS.items():
-        ws.column_dimensions[letter].width = width
-
     if values:
         _add_validations(catalog, ws, last)
 
@@ -324,11 +348,18 @@ def _fill_input_sheet(
     ws.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
     ws.print_area = f"A1:H{max(last, HEADER_ROW)}"
     ws.print_options.horizontalCentered = True
-    ws.page_margins.left = ws.page_margins.right = 0.4
-    ws.page_margins.top = ws.page_margins.bottom = 0.6
-    ws.oddHeader.left.text = f"{catalog.year_label} {catalog.title}"
-    ws.oddHeader.right.text = office
+    for side, inches in PAGE_MARGINS.items():
+        setattr(ws.page_margins, side, inches)
+    _page_header(ws, f"{catalog.year_label} {catalog.title}", office)
+
+
+def _page_header(ws: Worksheet, left: str, right: str) -> None:
+    """The printed header (plan and year; office) and page numbers, in the UD font."""
+    ws.oddHeader.left.text = left.replace("&", "&&")
+    ws.oddHeader.right.text = right.replace("&", "&&")
     ws.oddFooter.center.text = "&P / &N"
+    for part in (ws.oddHeader.left, ws.oddHeader.right, ws.oddFooter.center):
+        part.font = printing.HEADER_FONT
 
 
 def reference_values(catalog: Catalog, office: str, previous: PastYear) -> list[tuple[str, str]]:
@@ -497,6 +528,9 @@ def _fill_guide(catalog: Catalog, ws: Worksheet, office: str, deadline: date | N
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
+    for side, inches in PAGE_MARGINS.items():
+        setattr(ws.page_margins, side, inches)
+    _page_header(ws, f"{catalog.year_label} {catalog.title}", office)
 
 
 def _fill_meta(
