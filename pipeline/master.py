@@ -939,7 +939,7 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
     # its offices, so both are wide enough for them (the rest wraps, with explicit heights).
     widths = [
         _fit(14, [*(o.office for o in offices), *(f.name for f in files)], cap=40),
-        _fit(9, (f.office or UNATTRIBUTED for f in files), cap=14),
+        _fit(9, (_office_label(f) for f in files), cap=14),
         9, 10, 21 if overdue else 11, 12,
         _fit(30, (f.name for f in files), cap=60), _DATETIME_WIDTH,
         _fit(24, (s for o in offices for s in o.senders), cap=40),
@@ -959,7 +959,7 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
     if result.unattributed:
         office_lines.append(line(("unattributed",), [("\n".join(result.unattributed), widths[6]),
                                                      (_UNATTRIBUTED_REASON, widths[9])]))
-    file_lines = [line(("file", f), [(f.name, widths[0]), (f.office or UNATTRIBUTED, widths[1]),
+    file_lines = [line(("file", f), [(f.name, widths[0]), (_office_label(f), widths[1]),
                                      (f.sender, widths[7]), (f.subject, widths[8])]) for f in files]
     if not files:
         file_lines = [printing.Line(_ROW_PT, ("empty",))]
@@ -1041,9 +1041,15 @@ def _status_unattributed_row(ws: Worksheet, st: _Styles, r: int, names: Sequence
     st.put(ws, r, 9, _UNATTRIBUTED_REASON, "wrap")
 
 
+def _office_label(f: FileVerdict) -> str:
+    """The 課 of a file in the list: its office, 差出課不明 for a return of no known office, and a
+    dash for what was not read at all (a lock file, an excluded folder: nobody's return)."""
+    return f.office or ("—" if f.status == "ignored" else UNATTRIBUTED)
+
+
 def _status_file_row(ws: Worksheet, st: _Styles, r: int, f: FileVerdict, result: Outcome) -> None:
     st.put(ws, r, 0, f.name, "wrap")
-    st.put(ws, r, 1, f.office or UNATTRIBUTED, "wrap")
+    st.put(ws, r, 1, _office_label(f), "wrap")
     status = result.statuses.get(f.name, f.status)
     st.put(ws, r, 2, FILE_STATUS_LABELS.get(status, status), "center")
     ws.write_number(r, 3, len(f.rows), st.fmt["int"])

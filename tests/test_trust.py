@@ -404,6 +404,11 @@ def test_archive_and_hidden_folders_are_listed_but_not_read(inbox: Path, outbox:
         ".DS_Store": ("ignored", ingest.REASON_SYSTEM),
     }
     assert run.exit_code == 0
+    # in 提出状況's file list they are nobody's return: no office, and not 差出課不明 either
+    ws = openpyxl.load_workbook(run.master)["提出状況"]
+    listed = {r[0]: r[1:3] for r in ws.iter_rows(values_only=True) if r[0] in reasons}
+    assert listed["old/"] == ("—", "対象外") and listed[".trash/"] == ("—", "対象外")
+    assert run.report["unattributed"] == []
 
 
 def test_an_unreadable_folder_is_an_error_not_a_silent_skip(inbox: Path, outbox: Path, monkeypatch) -> None:
