@@ -98,19 +98,26 @@ def cli(ctx: click.Context, settings: Path | None) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="出力フォルダー(既定: outbox/templates)。")
 @click.option("--deadline", default=None, help="提出期限 YYYY-MM-DD(記入要領に印刷)。")
+@click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="前年度の評価(前年度の集約ブックなど)。既定: outbox にある前年度の集約ブック・保存した表。")
 @click.pass_context
-def templates(ctx: click.Context, year: str | None, out: Path | None, deadline: str | None) -> None:
+def templates(ctx: click.Context, year: str | None, out: Path | None, deadline: str | None,
+              previous: Path | None) -> None:
     """担当課ごとの記入テンプレート(.xlsx)を作ります。
 
+    前年度の評価が見つかると、各行の右に前年度の事業評価と今後の事業計画・展望を
+    【参考】欄(灰色・変更不可)として載せます。
+
     \b
-    例: python -m pipeline templates --year R6 --deadline 2025-05-30
+    例: python -m pipeline templates --year R7 --deadline 2026-05-29
+        python -m pipeline templates --year R7 --previous 地域福祉計画_評価集約_R6.xlsx
     """
     from pipeline.runner import run_templates
 
     s = _settings(ctx, year=year, deadline=deadline)
     target = out or s.outbox / "templates"
     try:
-        paths = run_templates(s, target)
+        paths = run_templates(s, target, previous)
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
     for p in paths:
@@ -165,8 +172,11 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], year: str | None, as_j
 @click.option("--year", default=None, help="年度コード(既定: 設定ファイル、R6)。")
 @click.option("--allow-drop", is_flag=True,
               help="評価の件数が前回より大きく減っても(0 件を含む)出力を更新します。")
+@click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="前年度比較に使う前年度の評価(既定: outbox にある前年度の集約ブック・保存した表)。")
 @click.pass_context
-def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str | None, allow_drop: bool) -> None:
+def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str | None, allow_drop: bool,
+          previous: Path | None) -> None:
     """受信フォルダーの全ファイルを点検し、集約ブックにまとめます(毎晩の処理)。
 
     \b
@@ -178,7 +188,7 @@ def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str
 
     s = _settings(ctx, inbox=inbox, outbox=outbox, year=year)
     try:
-        run = run_merge(s, _progress("読み込み中"), allow_drop=allow_drop)
+        run = run_merge(s, _progress("読み込み中"), allow_drop=allow_drop, previous=previous)
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
     click.echo(render_merge(run))
@@ -299,6 +309,154 @@ def plan_check(ctx: click.Context, year: str | None, from_year: str | None) -> N
         click.echo(f"  {line}")
 
 
+# --- Yearly commands: import-published, status, remind (issue 12 parts 3, 4) -----------------------
+
+
+def _console(text: str, err: bool = False) -> None:
+    """Print Japanese text on any console: characters a cp932 console cannot show become 〓."""
+    from pipeline.yearly import for_console
+
+    stream = sys.stderr if err else sys.stdout
+    click.echo(for_console(text, getattr(stream, "encoding", None)), err=err)
+
+
+def _failed(exc: PipelineError) -> CommandFailed:
+    from pipeline.yearly import for_console
+
+    return CommandFailed(for_console(str(exc), getattr(sys.stderr, "encoding", None)))
+
+
+_TODAY = click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, hidden=True,
+                      help="今日の日付 YYYY-MM-DD(既定: 今日)。ある日の表示を再現するためのものです。")
+
+
+@cli.command("import-published")
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--year", default=None, callback=_year_argument,
+              help="評価表の年度(既定: 設定ファイルの年度の前年度。R6 なら R5)。")
+@click.pass_context
+def import_published(ctx: click.Context, file: Path, year: str | None) -> None:
+    """前年度に公表した評価表を読み込み、前年度の評価として保存します(outbox/history/)。
+
+    \b
+    公表した PDF を Excel に変換したもの、または公表と同じ列の課の控えを指定します。
+    返送と同じ点検をして、照合できた評価を outbox/history/evaluations-<年度>.json に保存します
+    (受付フォルダには何も置きません)。その年度の計画カタログ(plan-r5.yaml)がなければ、
+    今年度の計画カタログで事業No.と担当課を照合します。
+    例: python -m pipeline import-published 令和5年度評価表.xlsx --year R5
+    終了コード: 0 保存 / 1 保存したが照合できない行がある / 2 使い方の誤り /
+                3 保存できない(ファイルがない・読めない・評価が1件も読めない)
+    """
+    from pipeline.history import previous_code
+    from pipeline.yearly import import_published as run_import
+    from pipeline.yearly import render_import
+
+    s = _settings(ctx)
+    if year is None:
+        year = previous_code(s.year)
+        if year is None:
+            raise click.UsageError(f"{s.year} の前年度はありません。--year R5 のように年度を指定してください。", ctx=ctx)
+        _console(f"--year の指定がないため、{s.year} の前年度 {year} の評価表として読み込みます。")
+    try:
+        result = run_import(file, year, s)
+    except PipelineError as exc:
+        raise _failed(exc) from None
+    _console(render_import(result))
+    ctx.exit(result.exit_code)
+
+
+@cli.command()
+@click.option("--year", default=None, callback=_year_argument, help="年度コード(既定: 設定ファイル)。")
+@_TODAY
+@click.pass_context
+def status(ctx: click.Context, year: str | None, today: Any) -> None:
+    """最新の集約結果(実行レポート)から、担当課ごとの提出状況と提出期限までの日数を表示します。
+
+    \b
+    例: python -m pipeline status
+        python -m pipeline status --year R7
+    終了コード: 0 全ての課の評価がそろった / 1 評価がそろっていない課がある / 2 使い方の誤り /
+                3 表示できない(その年度の集約をまだ実行していない・実行レポートが読めない)
+    """
+    from pipeline.yearly import render_status, submission_status
+
+    s = _settings(ctx)
+    try:
+        result = submission_status(s, year, today.date() if today else None)
+    except PipelineError as exc:
+        raise _failed(exc) from None
+    _console(render_status(result))
+    ctx.exit(result.exit_code)
+
+
+@cli.command()
+@click.option("--year", default=None, callback=_year_argument, help="年度コード(既定: 設定ファイル)。")
+@_TODAY
+@click.pass_context
+def remind(ctx: click.Context, year: str | None, today: Any) -> None:
+    """評価がそろっていない課ごとに、督促メールの下書き(.eml)を outbox/reminders/ に作ります。
+
+    \b
+    最新の集約結果から、未提出の評価と返送ファイルの誤りを書き、差し戻し用の写しを添付します。
+    下書きは Outlook で未送信のメールとして開きます。宛先は schemas/departments.yaml の senders です。
+    評価がそろった課の古い下書きは削除します。
+    例: python -m pipeline remind
+    終了コード: 0 作成(督促する課がない場合を含む) / 2 使い方の誤り /
+                3 作成できない(その年度の集約をまだ実行していない・書き込めない)
+    """
+    from pipeline.yearly import render_reminders, write_reminders
+
+    s = _settings(ctx)
+    try:
+        written = write_reminders(s, today.date() if today else None, year)
+    except PipelineError as exc:
+        raise _failed(exc) from None
+    _console(render_reminders(written, s))
+
+
+
+
+@cli.command()
+@click.option("--year", default=None, help="年度コード(既定: 設定ファイル、R6)。")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="出力フォルダー(既定: outbox/publish)。")
+@click.option("--pdf", is_flag=True, help="LibreOffice で PDF も作ります(soffice が PATH か設定の [publish] soffice に必要)。")
+@click.pass_context
+def publish(ctx: click.Context, year: str | None, out: Path | None, pdf: bool) -> None:
+    """審議会・ホームページ用の「進捗状況及び評価表」(印刷用ブック、--pdf で PDF も)を作ります。
+
+    \b
+    最新の集約ブック(merge の結果)から、表紙・基本目標ごとの表・集計とグラフ・前年度比較を作ります。
+    個人を特定できそうな記述(敬称付きの氏名・電話番号・メールアドレス)は警告として表示します。
+    例: python -m pipeline publish --pdf
+    終了コード: 0 作成(警告のみ可) / 2 使い方の誤り /
+                3 作成できない(集約ブックがない・書き込めない)、または PDF を作れない(ブックは作成済み)
+    """
+    from pipeline.publish import run_publish
+
+    s = _settings(ctx, year=year)
+    try:
+        result = run_publish(s, out, pdf)
+    except PipelineError as exc:
+        raise CommandFailed(str(exc)) from None
+    click.echo(f"{result.catalog.year_label} {result.catalog.title}: 評価 {result.rows} 件(元: {result.master})")
+    if result.previous:
+        click.echo(f"前年度比較: {result.previous} の評価と比べました。")
+    for notice in result.notices:
+        click.echo("注意: " + notice)
+    if result.issues:
+        click.echo(f"\n公表前に確認してください(個人を特定できるかもしれない記述 {len(result.issues)} 件):")
+        for i in result.issues:
+            click.echo(f"  警告 {i.code}\t{i.sheet} {i.cell}\t{i.message}")
+        click.echo("")
+    click.echo(f"公表用ブック: {result.xlsx}")
+    if result.pdf is not None:
+        click.echo(f"PDF: {result.pdf}")
+    if result.pdf_error:
+        click.echo(f"エラー: {result.pdf_error}", err=True)
+    ctx.exit(result.exit_code)
+
+
 # --- Rendering ---------------------------------------------------------------------------------
 
 
@@ -344,6 +502,14 @@ def render_merge(run: Any) -> str:
         lines.append(f"差出課不明のファイル {len(r['unattributed'])} 件: {shown}")
     if r["dropped"]:
         lines.append(f"前回からなくなった評価: {len(r['dropped'])} 件(詳細は 検証結果 シートの row-dropped)")
+    from pipeline.textchecks import ACKNOWLEDGEABLE  # the codes of the text checks
+
+    texts = sum(1 for n in run.outcome.notes if n.code in ACKNOWLEDGEABLE)
+    if texts or r.get("acknowledged"):
+        lines.append(f"記述の点検: 要確認 {texts} 件、確認済み {len(r.get('acknowledged') or [])} 件(検証結果 シート)")
+    if r.get("previous_year"):
+        lines.append(f"前年度比較: {r['previous_year']['year']} の評価({Path(r['previous_year']['source']).name})と比べました"
+                     "(集約ブックの 前年度比較 シート)。")
     for notice in run.notices:
         lines.append("注意: " + notice)
     bad = [f for f in run.files if f.errors]

@@ -63,7 +63,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import fromstring, tostring
 
-from pipeline import celltext
+from pipeline import celltext, printing
 from pipeline.atomic import write_bytes_atomically
 from pipeline.errors import OutputError
 from pipeline.report import ERROR, Issue
@@ -554,12 +554,22 @@ def _build_summary(
     ws.freeze_panes = ws.cell(header_row + 1, 1).coordinate
     if issues:
         ws.auto_filter.ref = f"A{header_row}:F{last}"
+    _ud_fonts(ws)
     ws.print_title_rows = f"{header_row}:{header_row}"
     ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
+    # Each printed page names the workbook it is about and its number; the header and footer
+    # sit inside the margins.
+    for side, inches in _PAGE_MARGINS.items():
+        setattr(ws.page_margins, side, inches)
+    ws.oddHeader.left.text = f"差し戻し {name}".replace("&", "&&")
+    ws.oddHeader.right.text = "&A"
+    ws.oddFooter.center.text = "&P / &N"
+    for part in (ws.oddHeader.left, ws.oddHeader.right, ws.oddFooter.center):
+        part.font = printing.HEADER_FONT
 
     # Open on the list, with only it selected: several tabSelected sheets would open "grouped",
     # and an edit would then go to every grouped sheet.
@@ -573,6 +583,21 @@ def _build_summary(
     wb.active = wb.sheetnames.index(sheet_name)
     for view in wb.views:
         view.firstSheet = 0
+
+
+_PAGE_MARGINS = {"left": 0.4, "right": 0.4, "top": 0.8, "bottom": 0.7, "header": 0.3, "footer": 0.3}
+
+
+def _ud_fonts(ws: Worksheet) -> None:
+    """Every cell of the list in the UD font (a font without a name falls back to a Latin,
+    even a serif, face when printed), keeping each cell's weight, size, colour and underline."""
+    for row in ws.iter_rows():
+        for cell in row:
+            if cell.value is None:
+                continue
+            f = cell.font
+            cell.font = Font(name=printing.TEXT_FONT, charset=printing.FONT_CHARSET, family=printing.FONT_FAMILY,
+                             sz=f.sz or _LIST_FONT_SIZE, b=f.b, i=f.i, u=f.u, color=f.color)
 
 
 def _list_removed(ws: Worksheet, top: int, removed: list[_Removed], widths: list[int]) -> list[tuple[int, str]]:

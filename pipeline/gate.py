@@ -512,6 +512,19 @@ def _local(name: str) -> str:
     return name.rsplit(" ", 1)[-1]
 
 
+def _expat_for(owner: Any, namespace_separator: str | None = None) -> Any:
+    """An expat parser that feeds `owner`'s _start/_end/_chars and calls its _dtd on any DOCTYPE or
+    ENTITY declaration (which rejects the file: nothing is ever expanded)."""
+    p = expat.ParserCreate(namespace_separator=namespace_separator)
+    p.buffer_text = True
+    p.StartElementHandler = owner._start
+    p.EndElementHandler = owner._end
+    p.CharacterDataHandler = owner._chars
+    p.StartDoctypeDeclHandler = owner._dtd
+    p.EntityDeclHandler = owner._dtd
+    return p
+
+
 class _MetaParser:
     """Collect elements of a small XML part with expat; DTDs are refused here too (belt and braces)."""
 
@@ -521,14 +534,7 @@ class _MetaParser:
         self.props: dict[str, str] = {}  # docProps/custom.xml: <property name="…"><vt:lpwstr>text
         self._prop = ""
         self._stack: list[str] = []
-        p = expat.ParserCreate(namespace_separator=" ")
-        p.buffer_text = True
-        p.StartElementHandler = self._start
-        p.EndElementHandler = self._end
-        p.CharacterDataHandler = self._chars
-        p.StartDoctypeDeclHandler = self._dtd
-        p.EntityDeclHandler = self._dtd
-        self.parser = p
+        self.parser = _expat_for(self, namespace_separator=" ")
 
     def _dtd(self, *args: object) -> None:
         raise _Reject("file-unsafe-xml", "DOCTYPE/ENTITY 宣言")
@@ -998,14 +1004,7 @@ class _OdsScanner:
         self._tags = self._area = 0
         self._text: list[str] | None = None  # text of a formula cell (its error value, if any)
         self._block: tuple[int, int, int, int] = (0, 0, 0, 0)
-        p = expat.ParserCreate()  # no namespace processing: qualified names as written
-        p.buffer_text = True
-        p.StartElementHandler = self._start
-        p.EndElementHandler = self._end
-        p.CharacterDataHandler = self._chars
-        p.StartDoctypeDeclHandler = self._dtd
-        p.EntityDeclHandler = self._dtd
-        self.parser = p
+        self.parser = _expat_for(self)  # no namespace processing: qualified names as written
 
     def feed(self, chunk: bytes, final: bool = False) -> None:
         self.parser.Parse(chunk, final)

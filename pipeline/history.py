@@ -40,6 +40,10 @@ class PastYear:
     year: str  # "R5"
     source: str  # where the evaluations were read from, for messages and sheet notes
     evaluations: dict[tuple[str, str], PastEvaluation] = field(default_factory=dict)
+    # Last year's plan, as (事業 key, 担当課) assignments, when its catalog is at hand (the runner
+    # adds it): an assignment not in it is new this year (新規); one in it without an evaluation
+    # was not returned. None: not known.
+    plan: frozenset[tuple[str, str]] | None = None
 
     @property
     def label(self) -> str:

@@ -11,6 +11,7 @@ import json
 
 from pipeline.catalog import Catalog
 from pipeline.filenames import safe_filename
+from pipeline.normalize import label_key
 
 TEMPLATE_SHEET = "記入シート"
 GUIDE_SHEET = "記入要領"
@@ -47,6 +48,33 @@ META_KEYS = (
     "header_row",
     "first_data_row",
 )
+
+# --- last year beside this year (issue 12) -------------------------------------------------------
+# With a previous year known, each data row also shows last year's rating and 今後の事業計画・展望,
+# read-only, right of the answers after a narrow gap column. They are ours, never answers: the reader
+# knows their labels (no column-extra), never reads their cells, and the template version is the
+# same (columns A..H, the rows and the metadata keys do not change).
+REFERENCE_GAP = "I"
+REFERENCE_LETTERS = ("J", "K")
+REFERENCE_MARK = "【参考】"
+REFERENCE_COLUMNS = ("前年度評価", "前年度の今後の事業計画・展望")
+# An extra _meta row, after META_KEYS, only in a template with the reference columns.
+META_PREVIOUS_KEY = "previous_year"
+_REFERENCE_KEYS = frozenset(label_key(c) for c in REFERENCE_COLUMNS)
+
+
+def reference_labels(previous_label: str) -> list[str]:
+    """The reference columns' headers, three lines each: '【参考】\\n前年度評価\\n(令和6年度)', …"""
+    return [f"{REFERENCE_MARK}\n{c}\n({previous_label})" for c in REFERENCE_COLUMNS]
+
+
+def is_reference_label(text: object) -> bool:
+    """A header of our reference columns, with or without 【参考】 and the year."""
+    if not isinstance(text, str) or not text.strip() or len(text) > 60:
+        return False
+    key = label_key(text)
+    return key.removeprefix("参考") in _REFERENCE_KEYS
+
 
 # Contract helpers ---------------------------------------------------------------------------
 

@@ -32,30 +32,37 @@ Decisions, and why:
   dicts built once, so a 60k-row plan stays linear. constant_memory is not used: each sheet
   is written in row order, but the goal sheets repeat 評価一覧's long texts, and the
   shared-string table stores those only once.
-* Japanese layout. BIZ UDPゴシック is the workbook default font, with no theme "scheme"
-  (otherwise Excel would show the theme's font). Column widths count a full-width
-  character as 2. Long columns wrap. Row heights are estimated from the text and set
+* Japanese layout. Every cell is in BIZ UDPゴシック, with no theme "scheme" (otherwise Excel
+  would show the theme's font); the standard font, which sets the column-width unit, is its
+  monospaced twin BIZ UDゴシック, so a full-width character is 2 units as the widths assume
+  (pipeline.printing). Long columns wrap. Row heights are estimated from the text and set
   explicitly: not every reader grows wrapped rows by itself (LibreOffice, viewers, print
-  preview), and Excel never grows merged cells. The count sheets pin their default row height
-  so the charts land where planned. Sheets print on A3 landscape (the summary on A4) at one page wide, with
-  repeated header rows and "&P / &N" page numbers.
+  preview), and Excel never grows merged cells.
+* Print (docs/printing.md). Sheets print on A3 landscape (the summary on A4) with the sheet's
+  name in the header and "&P / &N" page numbers. 評価一覧 and 検証結果, whose every row says
+  what it is about, print one page wide with repeated headings. The goal sheets, 集計,
+  提出状況 and the summary are laid out by pipeline.printing before they are written: a fixed
+  scale, every row's height set, and manual page breaks between projects, tables and charts,
+  so no chart or table is split and every page can be read on its own.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
-from pipeline import celltext, xlsxfast
-from pipeline.catalog import Catalog, Project
+from pipeline import celltext, printing, xlsxfast
+from pipeline.catalog import Assignment, Catalog, Project
 from pipeline.celltext import EXCEL_MAX_CHARS
+from pipeline.compare import DOWN, UP, YearComparison, compare_years
 from pipeline.layout import OUTPUT_PROPERTY, output_mark
 from pipeline.normalize import RATINGS
 from pipeline.report import (
@@ -63,18 +70,25 @@ from pipeline.report import (
     STATUS_ACCEPTED,
     STATUS_ERRORS,
     STATUS_MISSING,
+    STATUS_OVERDUE,
     STATUS_PARTIAL,
     UNATTRIBUTED,
+    Acknowledged,
     Evaluation,
     FileVerdict,
     Issue,
     Outcome,
 )
 
+if TYPE_CHECKING:
+    from pipeline.history import PastYear
+
 MASTER_SHEETS = ("評価一覧", "基本目標1", "基本目標2", "基本目標3", "集計", "提出状況", "検証結果")
 LIST_SHEET, SUMMARY_SHEET, STATUS_SHEET, ISSUES_SHEET = "評価一覧", "集計", "提出状況", "検証結果"
+COMPARISON_SHEET = "前年度比較"  # master (after 集計) and summary (last), only when last year is known
 
-FONT = "BIZ UDPゴシック"
+FONT = printing.TEXT_FONT  # every cell and chart
+UNIT_FONT = printing.UNIT_FONT  # the standard font: fixes the column-width unit (pipeline.printing)
 FONT_SIZE = 11
 MISSING_MARK = "(未提出)"
 MISSING = "未提出"
@@ -111,17 +125,21 @@ _WORKBOOK_OPTIONS: dict[str, Any] = {
     "strings_to_numbers": False,
     # font_scheme none: without it xlsxwriter marks fonts scheme="minor" and Excel would show
     # the theme's font instead of the UD font. charset 128 = SHIFTJIS, family 3 = modern, as
-    # Excel itself writes for Japanese fonts.
+    # Excel itself writes for Japanese fonts. The standard font is the monospaced UD font (a
+    # column-width unit is then half an em, as the widths assume); every format names FONT.
     "default_format_properties": {
-        "font_name": FONT,
+        "font_name": UNIT_FONT,
         "font_size": FONT_SIZE,
         "font_scheme": "none",
-        "font_charset": 128,
-        "font_family": 3,
+        "font_charset": printing.FONT_CHARSET,
+        "font_family": printing.FONT_FAMILY,
     },
 }
 
 _DATETIME_FORMAT = "yyyy/mm/dd hh:mm"
+# Digits of the proportional UD font are 0.76 em, one and a half width units: "2025/05/30 14:05"
+# needs 23 units, "31～34" 9 (a narrower cell shows ### or cuts the number).
+_DATETIME_WIDTH = 23
 _PERCENT_FORMAT = "0.0%"
 
 _BORDER = {"border": 1, "border_color": "#808080"}
@@ -138,6 +156,7 @@ _FORMATS: dict[str, dict[str, Any]] = {
     "center": {**_BORDER, **_TOP, "align": "center"},
     "int": {**_BORDER, **_TOP, "align": "center", "num_format": "0"},
     "percent": {**_BORDER, **_TOP, "num_format": _PERCENT_FORMAT},
+    "points": {**_BORDER, **_TOP, "align": "center", "num_format": "+0.0;-0.0;0.0"},
     "datetime": {**_BORDER, **_TOP, "align": "left", "num_format": _DATETIME_FORMAT},
     "rating": {**_BORDER, **_TOP, "align": "center", "bold": True},
     "missing": {**_BORDER, **_TOP, "text_wrap": True, "italic": True, "font_color": "#808080"},
@@ -189,10 +208,12 @@ def writes_goal_sheets(catalog: Catalog, goal_sheets: str = "auto") -> bool:
     return goal_sheets == "always"
 
 
-def master_sheets(catalog: Catalog, goal_sheets: str = "auto") -> tuple[str, ...]:
-    """The master's sheet names for this catalog (MASTER_SHEETS is the R6 shape)."""
+def master_sheets(catalog: Catalog, *, comparison: bool = False, goal_sheets: str = "auto") -> tuple[str, ...]:
+    """The master's sheet names for this catalog (MASTER_SHEETS is the R6 shape); `comparison`:
+    with last year known, 前年度比較 follows 集計; `goal_sheets`: the setting (writes_goal_sheets)."""
     goals = [goal_sheet_name(g.number) for g in catalog.goals] if writes_goal_sheets(catalog, goal_sheets) else []
-    return (LIST_SHEET, *goals, SUMMARY_SHEET, STATUS_SHEET, ISSUES_SHEET)
+    return (LIST_SHEET, *goals, SUMMARY_SHEET, *((COMPARISON_SHEET,) if comparison else ()), STATUS_SHEET,
+            ISSUES_SHEET)
 
 
 # --- entry points -------------------------------------------------------------------------
@@ -206,10 +227,17 @@ def write_master(
     issues: Sequence[Issue],
     *,
     generated: str,
+    previous: PastYear | None = None,
+    today: date | None = None,
+    deadline: date | None = None,
     goal_sheets: str = "auto",
 ) -> None:
-    """Write the complete master workbook to exactly `path`; `goal_sheets` is the setting
+    """Write the complete master workbook to exactly `path`. With `previous` (last year's
+    evaluations, pipeline.history), a 前年度比較 sheet follows 集計. `goal_sheets` is the setting
     [master] goal_sheets (see writes_goal_sheets).
+
+    With `today` after `deadline`, 提出状況 marks each office that still owes answers 期限超過
+    (its 状況 reads 期限超過(未提出)); without either, nothing is marked.
 
     Raises ValueError (before anything is written) when a text exceeds Excel's 32,767-character
     cell limit or a row is not an assignment of the catalog.
@@ -224,13 +252,19 @@ def write_master(
         for goal in catalog.goals:
             _write_goal_sheet(wb, st, catalog, goal.number, tally, header)
     _write_summary_sheet(wb, st, catalog, tally, result.rows, generated, header)
-    _write_status(wb, st, result, files, header)
-    _write_issues(wb, st, issues, header)
+    if previous is not None:
+        _write_comparison(wb, st, catalog, compare_years(catalog, result.rows, previous), header)
+    overdue = today is not None and deadline is not None and today > deadline
+    _write_status(wb, st, result, files, header, overdue=overdue)
+    _write_issues(wb, st, issues, header, result.acknowledged)
     wb.close()
 
 
-def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: str) -> None:
-    """Write the committee summary to exactly `path`: one A4 landscape sheet per 基本目標.
+def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: str,
+                  previous: PastYear | None = None) -> None:
+    """Write the committee summary to exactly `path`: one A4 landscape sheet per 基本目標, and
+    with `previous` (last year's evaluations) a last sheet 前年度比較: per goal, the A–D counts of
+    both years and a clustered bar chart.
 
     Each sheet holds the A–D counts and shares per 施策の方向性 and per 施策, a stacked bar chart,
     and the C/D rows with their reasons. 未提出 is counted separately and is never part of a
@@ -243,31 +277,21 @@ def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: s
     header = _page_header(catalog, generated)
     for goal in catalog.goals:
         g = goal.number
-        ws = wb.add_worksheet(goal_sheet_name(g))
-        _setup_counts_sheet(ws, header, paper=9)
-        st.put(ws, 0, 0, f"{catalog.title} {catalog.year_label} 評価集計", "title")
-        st.put(ws, 1, 0, f"基本目標 {g} {goal.name}", "section")
-        st.put(ws, 2, 0, f"最新受信 {_display_time(generated)}", "note")
-        row = 3
-        for letter, meaning in catalog.ratings.items():
-            st.put(ws, row, 0, f"{letter}: {meaning}", "note")
-            row += 1
-        row += 1
+        sheet = _CountSheet(wb, st, wb.add_worksheet(goal_sheet_name(g)), PAGE_A4)
+        sheet.lines([("title", f"{catalog.title} {catalog.year_label} 評価集計"),
+                     ("section", f"基本目標 {g} {goal.name}"), ("note", f"最新受信 {_display_time(generated)}"),
+                     *(("note", f"{letter}: {meaning}") for letter, meaning in catalog.ratings.items())])
         directions = [d for d in catalog.directions if d.goal == g]
-        row, _, _ = _count_table(
-            ws, st, row, "施策の方向性別",
-            [(d.code, d.name, tally.direction[(g, d.number)]) for d in directions],
-            total=("合計", f"基本目標{g}", tally.goal[g]),
-        )
+        sheet.count_table("施策の方向性別", [(d.code, d.name, tally.direction[(g, d.number)]) for d in directions],
+                          total=("合計", f"基本目標{g}", tally.goal[g]))
         measures = [m for m in catalog.measures if m.goal == g]
-        row, first, last = _count_table(
-            ws, st, row + 1, "施策別",
-            [(m.code, m.name, tally.measure[(g, m.direction, m.number)]) for m in measures],
-        )
-        chart = _stacked_chart(wb, ws.name, first, last, f"基本目標{g} 施策別の評価", len(measures))
-        ws.insert_chart(row + 1, 0, chart, {"object_position": 1})
-        row += 2 + _rows_for_height(_chart_height(len(measures)))
-        _cd_table(ws, st, row, catalog, [r for r in result.rows if catalog.goal_of(r.project) == g])
+        entries = sheet.count_table("施策別", [(m.code, m.name, tally.measure[(g, m.direction, m.number)])
+                                             for m in measures])
+        sheet.charts(None, [(f"基本目標{g} 施策別の評価", entries)])
+        sheet.cd_table(catalog, [r for r in result.rows if catalog.goal_of(r.project) == g])
+        sheet.finish(header)
+    if previous is not None:
+        _write_comparison_summary(wb, st, catalog, compare_years(catalog, result.rows, previous), header)
     wb.close()
 
 
@@ -279,7 +303,7 @@ class _Styles:
 
     def __init__(self, wb: xlsxwriter.Workbook) -> None:
         self.wb = wb
-        self.fmt = {name: wb.add_format(props) for name, props in _FORMATS.items()}
+        self.fmt = {name: wb.add_format({"font_name": FONT, **props}) for name, props in _FORMATS.items()}
         self._quoted: dict[str, Any] = {}
         # Conditional-format (dxf) formats: fill and dark text only, so the cell's font stays.
         self.rating_dxf = {x: wb.add_format({"bg_color": bg, "font_color": fg})
@@ -287,7 +311,7 @@ class _Styles:
 
     def quoted(self, name: str) -> Any:
         if name not in self._quoted:
-            self._quoted[name] = self.wb.add_format({**_FORMATS[name], "quote_prefix": True})
+            self._quoted[name] = self.wb.add_format({"font_name": FONT, **_FORMATS[name], "quote_prefix": True})
         return self._quoted[name]
 
     def put(self, ws: Worksheet, row: int, col: int, text: str, name: str) -> None:
@@ -380,15 +404,40 @@ def _page_header(catalog: Catalog, generated: str) -> str:
     return f"&L{left}&C&A&R{right}"
 
 
-def _setup_print(ws: Worksheet, header: str, *, paper: int = 8, repeat: int | None = None) -> None:
-    ws.set_paper(paper)  # 8 = A3, 9 = A4
-    ws.set_landscape()
-    ws.fit_to_pages(1, 0)  # one page wide, as many tall as needed: robust to printer drivers
-    ws.set_margins(left=0.4, right=0.4, top=0.75, bottom=0.6)
-    ws.set_header(header)
-    ws.set_footer("&C&P / &N")
+PAGE_A3 = printing.Page(paper=printing.A3)
+PAGE_A4 = printing.Page(paper=printing.A4)
+
+
+def _setup_print(ws: Worksheet, header: str, *, page: printing.Page = PAGE_A3, repeat: int | None = None,
+                 scale: int | None = None, breaks: Sequence[int] = ()) -> None:
+    """Paper, margins, header and footer. Without `scale`: one page wide, as many tall as needed
+    (robust to printer drivers; for sheets whose every row names its 事業). With `scale`: that
+    fixed scale and the manual `breaks` (pipeline.printing: Excel ignores manual breaks on a
+    sheet fitted to pages)."""
+    ws.set_paper(page.paper)  # 8 = A3, 9 = A4
+    if page.landscape:
+        ws.set_landscape()
+    else:
+        ws.set_portrait()
+    if scale is None:
+        ws.fit_to_pages(1, 0)
+    else:
+        ws.set_print_scale(scale)
+        if breaks:
+            ws.set_h_pagebreaks(list(breaks))
+    ws.set_margins(**page.margins())
+    # The header and footer sit inside the top and bottom margins, clear of the cells.
+    ws.set_header(header, {"margin": page.header})
+    ws.set_footer("&C&P / &N", {"margin": page.footer})
     if repeat is not None:
         ws.repeat_rows(repeat)
+
+
+def _write_layout(ws: Worksheet, layout: printing.Layout, write: Any) -> None:
+    """Write each placed line with `write(placed)`, every row at its explicit height."""
+    for placed in layout.placed:
+        ws.set_row(placed.row, placed.height)
+        write(placed)
 
 
 def check_rows(catalog: Catalog, rows: Iterable[Evaluation]) -> None:
@@ -419,7 +468,7 @@ def list_columns(catalog: Catalog) -> list[tuple[str, float]]:
     return [
         ("基本目標", 9),
         ("施策No.", 9),
-        ("事業No.", 8),
+        ("事業No.", 9),
         ("個別事業・取り組み", 28),
         ("内容", 50),
         ("担当課", 20),
@@ -427,7 +476,7 @@ def list_columns(catalog: Catalog) -> list[tuple[str, float]]:
         ("事業評価", 9),
         ("今後の事業計画・展望", 60),
         ("提出ファイル", 30),
-        ("受信日時", 17),
+        ("受信日時", _DATETIME_WIDTH),
     ]
 
 
@@ -446,6 +495,9 @@ def _list_cells(p: Project, r: Evaluation) -> tuple[tuple[str, Any, str], ...]:
         ("text", r.file, "wrap"),
         ("time", r.received, "datetime"),
     )
+
+
+LIST_PRINT_COLUMNS = 9  # 評価一覧 prints A:I
 
 
 def _write_list(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog,
@@ -484,6 +536,9 @@ def _write_list(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog,
     ws.autofilter(0, 0, last, len(columns) - 1)
     ws.freeze_panes(1, 4)  # header row, and 基本目標…個別事業 stay visible while scrolling right
     _rating_colours(st, ws, 1, 7, last, 7)
+    # Printed: the evaluation itself, 基本目標 to 今後の事業計画・展望 (A:I). 提出ファイル and 受信日時
+    # stay on screen (and on 提出状況): eleven columns on one page wide would print at ~5 pt.
+    ws.print_area(0, 0, last, LIST_PRINT_COLUMNS - 1)
     _setup_print(ws, header, repeat=0)
 
 
@@ -547,7 +602,7 @@ class _FastCells:
 
 GOAL_COLUMNS = ("施策No.", "事業No.", "【個別事業・取り組み】", "内容", "担当課", "事業実績・評価理由", "事業評価",
                 "今後の事業計画・展望")
-_GOAL_WIDTHS = (9, 8, 24, 44, 18, 56, 9, 52)
+_GOAL_WIDTHS = (9, 9, 24, 42, 22, 55, 9, 51)  # 担当課 holds 地域福祉課(関係各課) on one line
 
 
 def goal_columns(catalog: Catalog) -> list[str]:
@@ -559,79 +614,153 @@ def goal_columns(catalog: Catalog) -> list[str]:
 
 def _write_goal_sheet(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, g: int,
                       tally: _Tally, header: str) -> None:
-    goal = next(x for x in catalog.goals if x.number == g)
     ws = wb.add_worksheet(goal_sheet_name(g))
-    for c, width in enumerate(_GOAL_WIDTHS):
-        ws.set_column(c, c, width)
-    last_col = len(_GOAL_WIDTHS) - 1
+    write_goal_table(ws, st, catalog, g, tally.by_key, header=header, missing=MISSING_MARK)
 
-    # The goal and its structure, as printed above each goal's table.
-    st.put(ws, 0, 0, f"基本目標 {g} {goal.name}", "title")
-    row = 2
+
+@dataclass(frozen=True)
+class _GoalRow:
+    """One assignment's row of a goal table, with what it starts."""
+
+    assignment: Assignment
+    project: Project
+    evaluation: Evaluation | None
+    new_measure: bool
+    new_project: bool
+
+
+CONTINUED = "(続き)"  # after the project's name on a page that begins inside the project
+
+
+def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
+                     by_key: dict[tuple[str, str], Evaluation], *, header: str, missing: str,
+                     goal_line: bool = False, page: printing.Page = PAGE_A3) -> printing.Layout:
+    """A goal's structure and table in the published layout, paginated for print.
+
+    Pages break between projects wherever a project fits on the page; a project taller than what
+    is left of a page starts the next page, and one taller than a page is split between its rows.
+    A page that begins inside a project shows its 施策No., 事業No. and name again (with
+    "(続き)"), and the table's column headings repeat on every page (print titles), so each page
+    can be read on its own. `missing` is shown for an assignment without an evaluation.
+    `goal_line` prints the goal as the first structure line (the published table) instead of
+    a title. Shared with pipeline.publish.
+    """
+    goal = next(x for x in catalog.goals if x.number == g)
+    widths = _GOAL_WIDTHS
+    for c, width in enumerate(widths):
+        ws.set_column(c, c, width)
+    last_col = len(widths) - 1
+    struct_width = sum(widths[2:])
+
+    def struct(label: str, text: str) -> printing.Line:
+        return printing.Line(_struct_height(text, struct_width), ("struct", label, text))
+
+    top: list[printing.Line] = []
+    if goal_line:
+        top.append(struct("基本目標", f"{g} {goal.name}"))
+    else:
+        top += [printing.Line(24, ("title", f"基本目標 {g} {goal.name}")), printing.Line(_ROW_PT, None, spacer=True)]
     for d in (x for x in catalog.directions if x.goal == g):
-        _struct_line(ws, st, row, "施策の方向性", f"{d.code} {d.name}", last_col)
-        row += 1
+        top.append(struct("施策の方向性", f"{d.code} {d.name}"))
         measures = [m for m in catalog.measures if m.goal == g and m.direction == d.number]
         for k, m in enumerate(measures):
-            _struct_line(ws, st, row, "施策" if k == 0 else "", f"{m.code[len(d.code):]} {m.name}", last_col)
-            row += 1
-    row += 1
+            top.append(struct("施策" if k == 0 else "", f"{m.code[len(d.code):]} {m.name}"))
+    top.append(printing.Line(_ROW_PT, None, spacer=True))
 
-    head = row
-    for c, title in enumerate(goal_columns(catalog)):
-        st.put(ws, head, c, title, "header")
-    row = head + 1
-    first_data = row
-    by_key = tally.by_key
-    projects = catalog.projects
-    f = st.fmt
-    blank = ws.write_blank
+    columns = goal_columns(catalog)
+    head = printing.Line(_row_height(zip(columns, widths, strict=True), min_lines=2), ("header", columns))
+    lines = [head]
     last_measure: tuple[int, int] | None = None
     last_project: str | None = None
     for a in catalog.assignments:
-        p = projects[a.project]
+        p = catalog.projects[a.project]
         if p.goal != g:
             continue
         measure = (p.direction, p.measure)
-        if measure != last_measure:
-            st.put(ws, row, 0, p.measure_code, "group_first_center")
-            last_measure, new_measure = measure, True
-        else:
-            blank(row, 0, None, f["group_cont"])
-            new_measure = False
-        row_is_first = a.project != last_project or new_measure
-        if row_is_first:
-            st.put_project_label(ws, row, 1, p, "group_first_center")
-            st.put(ws, row, 2, p.name, "group_first_wrap")
-            st.put(ws, row, 3, p.content, "group_first_wrap")
-            last_project = a.project
-        else:
-            for c in (1, 2, 3):
-                blank(row, c, None, f["group_cont"])
-        st.put(ws, row, 4, a.department, "wrap")
+        new_measure = measure != last_measure
+        new_project = new_measure or a.project != last_project
+        last_measure, last_project = measure, a.project
         ev = by_key.get(a.key)
-        # the project's name and 内容 stand in its first row only, so that row holds them whole
-        texts = [(a.department, _GOAL_WIDTHS[4])]
-        if row_is_first:
-            texts += [(p.name, _GOAL_WIDTHS[2]), (p.content, _GOAL_WIDTHS[3])]
+        texts = [(a.department, widths[4])]
         if ev is not None:
-            texts += [(ev.result, _GOAL_WIDTHS[5]), (ev.outlook, _GOAL_WIDTHS[7])]
-        ws.set_row(row, _row_height(texts))
-        if ev is None:
-            # Shown, not skipped, so the committee sees what is still missing.
-            st.put(ws, row, 5, MISSING_MARK, "missing")
-            blank(row, 6, None, f["rating"])
-            blank(row, 7, None, f["wrap"])
+            texts += [(ev.result, widths[5]), (ev.outlook, widths[7])]
+        # the project's name and 内容 stand in its first row only, so that row holds them whole;
+        # a row that begins a page repeats the name (not the 内容)
+        first = [(p.name, widths[2]), (p.content, widths[3])] if new_project else []
+        again = [(p.name + CONTINUED, widths[2])]
+        lines.append(printing.Line(_row_height(texts + first), _GoalRow(a, p, ev, new_measure, new_project),
+                                   group=("project", p.key), top_height=_row_height(texts + first + again)))
+    lines.append(printing.Line(_TABLE_END_PT, ("end",)))
+
+    scale = printing.print_scale(widths, page)
+    layout = printing.paginate([printing.Block(top, keep=True), printing.Block(lines)],
+                               printing.capacity_pt(page, scale), title_height=printing.snap(head.height))
+    f = st.fmt
+    data_rows: list[int] = []
+    head_row = 0
+
+    def write(placed: printing.Placed) -> None:
+        nonlocal head_row
+        r, item = placed.row, placed.line.item
+        if item is None:
+            return
+        if isinstance(item, _GoalRow):
+            data_rows.append(r)
+            _goal_row(ws, st, r, item, placed, missing)
+        elif item[0] == "title":
+            st.put(ws, r, 0, item[1], "title")
+        elif item[0] == "struct":
+            _struct_line(ws, st, r, item[1], item[2], last_col)
+        elif item[0] == "header":
+            head_row = r
+            for c, title in enumerate(item[1]):
+                st.put(ws, r, c, title, "header")
+        elif item[0] == "end":
+            for c in range(last_col + 1):
+                ws.write_blank(r, c, None, f["table_end"])
+
+    _write_layout(ws, layout, write)
+    if data_rows:
+        _rating_colours(st, ws, data_rows[0], 6, data_rows[-1], 6)
+    _setup_print(ws, header, page=page, repeat=head_row, scale=scale, breaks=layout.breaks)
+    return layout
+
+
+def _goal_row(ws: Worksheet, st: _Styles, r: int, row: _GoalRow, placed: printing.Placed, missing: str) -> None:
+    p, a, ev = row.project, row.assignment, row.evaluation
+    cont = st.fmt["group_cont"]
+    if row.new_measure or placed.top:
+        st.put(ws, r, 0, p.measure_code, "group_first_center")
+    else:
+        ws.write_blank(r, 0, None, cont)
+    if row.new_project or placed.top:
+        st.put_project_label(ws, r, 1, p, "group_first_center")
+        st.put(ws, r, 2, p.name + (CONTINUED if not row.new_project else ""), "group_first_wrap")
+        if row.new_project:
+            st.put(ws, r, 3, p.content, "group_first_wrap")
         else:
-            st.put(ws, row, 5, ev.result, "wrap")
-            st.put(ws, row, 6, ev.rating, "rating")
-            st.put(ws, row, 7, ev.outlook, "wrap")
-        row += 1
-    for c in range(last_col + 1):
-        blank(row, c, None, f["table_end"])
-    if row > first_data:
-        _rating_colours(st, ws, first_data, 6, row - 1, 6)
-    _setup_print(ws, header, repeat=head)
+            ws.write_blank(r, 3, None, st.fmt["group_first_wrap"])
+    else:
+        for c in (1, 2, 3):
+            ws.write_blank(r, c, None, cont)
+    st.put(ws, r, 4, a.department, "wrap")
+    if ev is None:
+        # Shown, not skipped, so the committee sees what is still missing.
+        st.put(ws, r, 5, missing, "missing")
+        ws.write_blank(r, 6, None, st.fmt["rating"])
+        ws.write_blank(r, 7, None, st.fmt["wrap"])
+    else:
+        st.put(ws, r, 5, ev.result, "wrap")
+        st.put(ws, r, 6, ev.rating, "rating")
+        st.put(ws, r, 7, ev.outlook, "wrap")
+
+
+_ROW_PT = 18  # a one-line row of the 11 pt font
+_TABLE_END_PT = 9  # the row under a goal table that carries its closing border
+
+
+def _struct_height(text: str, width: float) -> float:
+    return max(_ROW_PT, _row_height([(text, width)]))
 
 
 def _struct_line(ws: Worksheet, st: _Styles, row: int, label: str, text: str, last_col: int) -> None:
@@ -645,122 +774,213 @@ def _struct_line(ws: Worksheet, st: _Styles, row: int, label: str, text: str, la
 # --- 集計 ------------------------------------------------------------------------------------
 
 COUNT_HEADERS = ("区分", "名称", *RATINGS, MISSING, "合計", *(f"{x}割合" for x in RATINGS))
-_COUNT_WIDTHS = (16, 40, *([9] * 10))
+_COUNT_WIDTHS = (18, 40, *([9] * 6), *([10] * 4))  # a share "100.0%" needs 10 units in the UD font
 _CD_HEADERS = ("事業No.", "個別事業・取り組み", "事業評価", "担当課", "事業実績・評価理由")
+_CD_SPANS = ((0, 0), (1, 1), (2, 2), (3, 5), (6, 11))  # under the count tables' columns
 
-
-# Count sheets have no auto-growing rows (the C/D rows get explicit heights), so their default
-# row height is pinned: xlsxwriter then places the charts with the row height Excel really
-# uses, whatever the font's metrics.
-_COUNTS_ROW_PT = 18
-
-
-def _setup_counts_sheet(ws: Worksheet, header: str, *, paper: int) -> None:
-    for c, width in enumerate(_COUNT_WIDTHS):
-        ws.set_column(c, c, width)
-    ws.set_default_row(_COUNTS_ROW_PT)
-    ws.set_row(0, 24)  # the 14pt title
-    _setup_print(ws, header, paper=paper)
+# Count sheets pin their default row height and set every row's height, so charts land where
+# planned and the page breaks fall where planned (pipeline.printing).
+_COUNTS_ROW_PT = _ROW_PT
 
 
 def _write_summary_sheet(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, tally: _Tally,
                          rows: Sequence[Evaluation], generated: str, header: str) -> None:
-    ws = wb.add_worksheet(SUMMARY_SHEET)
-    _setup_counts_sheet(ws, header, paper=8)
+    sheet = _CountSheet(wb, st, wb.add_worksheet(SUMMARY_SHEET), PAGE_A3)
     total = tally.total
     submitted = sum(total[x] for x in RATINGS)
-    st.put(ws, 0, 0, f"{catalog.title} {catalog.year_label} 集計", "title")
-    st.put(ws, 1, 0, f"最新受信 {_display_time(generated)}  評価対象 {submitted + total[MISSING]} 件"
-                     f"(提出 {submitted} 件・未提出 {total[MISSING]} 件)", "note")
-    st.put(ws, 2, 0, "割合は提出済みの評価に対する割合です(未提出を除く)。", "note")
-
+    sheet.lines([("title", f"{catalog.title} {catalog.year_label} 集計"),
+                 ("note", f"最新受信 {_display_time(generated)}  評価対象 {submitted + total[MISSING]} 件"
+                          f"(提出 {submitted} 件・未提出 {total[MISSING]} 件)"),
+                 ("note", "割合は提出済みの評価に対する割合です(未提出を除く)。")])
     goals = catalog.goals
-    row, g_first, g_last = _count_table(
-        ws, st, 4, "基本目標別",
-        [(f"基本目標{g.number}", g.name, tally.goal[g.number]) for g in goals],
-        total=("合計", "", total),
-    )
-    row, d_first, _ = _count_table(
-        ws, st, row + 1, "施策の方向性別",
+    by_goal = sheet.count_table("基本目標別", [(f"基本目標{g.number}", g.name, tally.goal[g.number]) for g in goals],
+                                total=("合計", "", total))
+    by_direction = sheet.count_table(
+        "施策の方向性別",
         [(f"基本目標{d.goal} {d.code}", d.name, tally.direction[(d.goal, d.number)]) for d in catalog.directions],
     )
-    # The catalog lists directions goal by goal, so each goal's rows are one contiguous block.
-    dir_rows: dict[int, tuple[int, int]] = {}
-    for i, d in enumerate(catalog.directions):
-        lo, _ = dir_rows.get(d.goal, (d_first + i, 0))
-        dir_rows[d.goal] = (lo, d_first + i)
-
-    # Charts: all goals side by side, then one per goal by 施策の方向性; two to a row.
-    charts = [(_stacked_chart(wb, ws.name, g_first, g_last, "基本目標別の評価", len(goals)), len(goals))]
+    # Charts: all goals side by side, then one per goal by 施策の方向性; two to a band.
+    charts = [("基本目標別の評価", by_goal)]
     for g in goals:
-        lo, hi = dir_rows[g.number]
-        charts.append((_stacked_chart(wb, ws.name, lo, hi, f"基本目標{g.number} 施策の方向性別の評価",
-                                      hi - lo + 1), hi - lo + 1))
-    row += 1
-    st.put(ws, row, 0, "グラフ", "section")
-    row += 1
-    y = 0
-    for i in range(0, len(charts), 2):
-        band = max(_chart_height(n) for _, n in charts[i:i + 2])
-        for j, (chart, _) in enumerate(charts[i:i + 2]):
-            ws.insert_chart(row, 0, chart, {"x_offset": 4 + j * (_CHART_WIDTH + 16), "y_offset": y + 4,
-                                            "object_position": 1})
-        y += band + 12
-    row += _rows_for_height(y) + 1
-
-    depts = list(tally.department)
-    row, _, _ = _count_table(
-        ws, st, row, "担当課別",
-        [(tally.office_of[d], d, tally.department[d]) for d in depts],
-        code_header="返送する課", name_header="担当課",
-    )
-    _cd_table(ws, st, row + 1, catalog, rows)
+        mine = [line for d, line in zip(catalog.directions, by_direction, strict=True) if d.goal == g.number]
+        charts.append((f"基本目標{g.number} 施策の方向性別の評価", mine))
+    sheet.charts("グラフ", charts)
+    sheet.count_table("担当課別", [(tally.office_of[d], d, tally.department[d]) for d in tally.department],
+                      code_header="返送する課", name_header="担当課")
+    sheet.cd_table(catalog, rows)
+    sheet.finish(header)
 
 
-def _count_table(
-    ws: Worksheet,
-    st: _Styles,
-    row: int,
-    title: str,
-    entries: Sequence[tuple[str, str, dict[str, int]]],
-    *,
-    total: tuple[str, str, dict[str, int]] | None = None,
-    code_header: str = "区分",
-    name_header: str = "名称",
-) -> tuple[int, int, int]:
-    """A titled table of counts and shares. Returns (next free row, first entry row, last entry row)."""
-    st.put(ws, row, 0, title, "section")
-    headers = (code_header, name_header, *COUNT_HEADERS[2:])
-    for c, h in enumerate(headers):
-        st.put(ws, row + 1, c, h, "header")
-    first = row + 2
-    r = first
-    for code, name, counts in entries:
-        _count_row(ws, st, r, code, name, counts, "text", "int", "percent")
-        r += 1
-    last = r - 1
-    if total is not None:
-        _count_row(ws, st, r, *total, "total_text", "total_int", "total_percent")
-        r += 1
-    return r, first, last
+class _CountSheet:
+    """A sheet of count tables, charts and the C/D table, laid out for print before it is written.
+
+    Each table is kept on one page when it fits on one; one that does not repeats its title and
+    column headings on each page it continues on. Each band of charts is kept on one page. Rows
+    get explicit heights, the sheet a fixed print scale and manual page breaks (pipeline.printing)."""
+
+    def __init__(self, wb: xlsxwriter.Workbook, st: _Styles, ws: Worksheet, page: printing.Page,
+                 *, missing: bool = True) -> None:
+        self.wb, self.st, self.ws, self.page = wb, st, ws, page
+        self.missing = missing  # a 未提出 column (the master) or not (the published document)
+        self.widths = _COUNT_WIDTHS if missing else (*_COUNT_WIDTHS[:6], *_COUNT_WIDTHS[7:])
+        self.scale = printing.print_scale(self.widths, page)
+        self.capacity = printing.capacity_pt(page, self.scale)
+        self.blocks: list[printing.Block] = []
+        # each band's line, and its charts: (title, the count rows it draws, width, position in the band)
+        self.chart_rows: list[tuple[printing.Line, list[tuple[str, list[printing.Line], int, int]]]] = []
+        self.cd_widths = tuple(sum(self.widths[c0:c1 + 1]) for c0, c1 in self.cd_spans)
+
+    @property
+    def cd_spans(self) -> tuple[tuple[int, int], ...]:
+        last = len(self.widths) - 1
+        return (*_CD_SPANS[:4], (_CD_SPANS[4][0], last))
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        return COUNT_HEADERS if self.missing else tuple(h for h in COUNT_HEADERS if h != MISSING)
+
+    def lines(self, items: Iterable[tuple[str, str]]) -> None:
+        """Title and note lines, kept together, then a blank line."""
+        out = [printing.Line(24 if kind == "title" else _ROW_PT, (kind, text)) for kind, text in items]
+        self.blocks.append(printing.Block([*out, _spacer()], keep=True))
+
+    def count_table(self, title: str, entries: Sequence[tuple[str, str, dict[str, int]]], *,
+                    total: tuple[str, str, dict[str, int]] | None = None, code_header: str = "区分",
+                    name_header: str = "名称") -> list[printing.Line]:
+        """A titled table of counts and shares. Returns its entry lines (a chart's categories)."""
+        headers = (code_header, name_header, *self.headers[2:])
+        rows = [printing.Line(self._count_height(code, name), ("count", code, name, counts, False))
+                for code, name, counts in entries]
+        lines = [printing.Line(_ROW_PT, ("section", title)), printing.Line(_ROW_PT, ("header", headers)), *rows]
+        if total is not None:
+            lines.append(printing.Line(self._count_height(total[0], total[1]), ("count", *total, True)))
+        block = printing.Block([*lines, _spacer()], keep=True, header=2)
+        if block.height > self.capacity - _ROW_PT * 2:
+            block.header = 0  # a chart's rows must stay contiguous: no headings in between
+        self.blocks.append(block)
+        return rows
+
+    def charts(self, title: str | None, charts: Sequence[tuple[str, list[printing.Line]]]) -> None:
+        """Stacked bar charts of count tables already added, two to a band; each band on one page."""
+        per_band = 2 if len(charts) > 1 else 1
+        width = _chart_width(self.widths) if per_band == 2 else _CHART_WIDTH
+        for i in range(0, len(charts), per_band):
+            band = charts[i:i + per_band]
+            height = max(_chart_height(len(rows)) for _, rows in band)
+            lines = [printing.Line(_ROW_PT, ("band",)) for _ in range(_rows_for_height(height + 8))]
+            first = printing.Line(_ROW_PT, ("charts", [(t, rows, width, j) for j, (t, rows) in enumerate(band)]))
+            lines[0] = first
+            if title and i == 0:
+                lines.insert(0, printing.Line(_ROW_PT, ("section", title)))
+            self.blocks.append(printing.Block(lines, keep=True))
+
+    def cd_table(self, catalog: Catalog, rows: Iterable[Evaluation]) -> None:
+        """The C and D rows with their reasons, in plan order: 担当課 and the reason are merged
+        across the narrow count columns (Excel does not grow merged rows: heights are set)."""
+        lines = [printing.Line(_ROW_PT, ("section", "C・D 評価の事業")), printing.Line(_ROW_PT, ("cd_header",))]
+        for ev in rows:
+            if ev.rating not in ("C", "D"):
+                continue
+            p = catalog.projects[ev.project]
+            values = (p.label, p.name, ev.rating, ev.department, ev.result)
+            lines.append(printing.Line(_row_height(zip(values, self.cd_widths, strict=True)), ("cd", p, ev)))
+        if len(lines) == 2:
+            lines.append(printing.Line(_ROW_PT, ("empty", "C・D 評価の事業はありません。")))
+        self.blocks.append(printing.Block(lines, header=2))
+
+    def _count_height(self, code: str, name: str) -> float:
+        return max(_ROW_PT, _row_height([(code, self.widths[0]), (name, self.widths[1])], exact=True))
+
+    def finish(self, header: str) -> printing.Layout:
+        ws, st = self.ws, self.st
+        for c, width in enumerate(self.widths):
+            ws.set_column(c, c, width)
+        ws.set_default_row(_COUNTS_ROW_PT)
+        layout = printing.paginate(self.blocks, self.capacity)
+        rating_rows: list[int] = []
+
+        def write(placed: printing.Placed) -> None:
+            r, item = placed.row, placed.line.item
+            if item is None or item[0] == "band":
+                return
+            kind = item[0]
+            if kind in ("title", "section", "note", "empty"):
+                st.put(ws, r, 0, item[1], kind)
+            elif kind == "header":
+                for c, h in enumerate(item[1]):
+                    st.put(ws, r, c, h, "header")
+            elif kind == "count":
+                _count_row(ws, st, r, item[1], item[2], item[3], *(
+                    ("total_text", "total_int", "total_percent") if item[4] else ("text", "int", "percent")),
+                    missing=self.missing)
+            elif kind == "charts":
+                self.chart_rows.append((placed.line, item[1]))
+            elif kind == "cd_header":
+                for (c0, c1), h in zip(self.cd_spans, _CD_HEADERS, strict=True):
+                    if c1 > c0:
+                        ws.merge_range(r, c0, r, c1, "", st.fmt["header"])
+                    st.put(ws, r, c0, h, "header")
+            elif kind == "cd":
+                rating_rows.append(r)
+                _cd_row(ws, st, r, item[1], item[2], self.cd_spans)
+
+        _write_layout(ws, layout, write)
+        row_of = {id(p.line): p.row for p in layout.placed if not p.repeated}
+        for band, charts in self.chart_rows:
+            for title, rows, width, j in charts:
+                first, last = row_of[id(rows[0])], row_of[id(rows[-1])]
+                chart = _stacked_chart(self.wb, ws.name, first, last, title, len(rows), width=width)
+                ws.insert_chart(row_of[id(band)], 0, chart, {"x_offset": 4 + j * (width + _CHART_GAP),
+                                                              "y_offset": 4, "object_position": 1})
+        if rating_rows:
+            _rating_colours(st, ws, rating_rows[0], 2, rating_rows[-1], 2)
+        _setup_print(ws, header, page=self.page, scale=self.scale, breaks=layout.breaks)
+        return layout
+
+
+def _spacer() -> printing.Line:
+    return printing.Line(_ROW_PT, None, spacer=True)
 
 
 def _count_row(ws: Worksheet, st: _Styles, r: int, code: str, name: str, counts: dict[str, int],
-               text: str, num: str, pct: str) -> None:
+               text: str, num: str, pct: str, *, missing: bool = True) -> None:
     st.put(ws, r, 0, code, text)
     st.put(ws, r, 1, name, text)
     submitted = sum(counts[x] for x in RATINGS)
-    for c, key in enumerate((*RATINGS, MISSING), start=2):
+    keys = (*RATINGS, MISSING) if missing else RATINGS
+    for c, key in enumerate(keys, start=2):
         ws.write_number(r, c, counts[key], st.fmt[num])
-    ws.write_number(r, 7, submitted + counts[MISSING], st.fmt[num])
-    for c, key in enumerate(RATINGS, start=8):
+    total_col = 2 + len(keys)
+    ws.write_number(r, total_col, submitted + (counts[MISSING] if missing else 0), st.fmt[num])
+    for c, key in enumerate(RATINGS, start=total_col + 1):
         if submitted:
             ws.write_number(r, c, counts[key] / submitted, st.fmt[pct])
         else:
             ws.write_blank(r, c, None, st.fmt[pct])  # no share of nothing
 
 
+def _cd_row(ws: Worksheet, st: _Styles, r: int, p: Project, ev: Evaluation,
+            spans: Sequence[tuple[int, int]]) -> None:
+    values = (p.label, p.name, ev.rating, ev.department, ev.result)
+    styles = ("center", "wrap", "rating", "wrap", "wrap")
+    for (c0, c1), value, style in zip(spans, values, styles, strict=True):
+        if c1 > c0:
+            ws.merge_range(r, c0, r, c1, "", st.fmt[style])
+        if c0 == 0:
+            st.put_project_label(ws, r, 0, p, style)
+        else:
+            st.put(ws, r, c0, value, style)
+
+
 _CHART_WIDTH = 560
+_CHART_GAP = 16
+
+
+def _chart_width(widths: Sequence[float]) -> int:
+    """Two charts side by side within the columns (7 px a unit and 5 px padding, as Excel draws
+    them with the standard font), so no chart reaches past the printed columns."""
+    columns_px = sum(int(w * 7 + 0.5) + 5 for w in widths)
+    return min(_CHART_WIDTH, (columns_px - 8 - _CHART_GAP) // 2)
 
 
 def _chart_height(categories: int) -> int:
@@ -773,7 +993,7 @@ def _rows_for_height(pixels: int) -> int:
 
 
 def _stacked_chart(wb: xlsxwriter.Workbook, sheet: str, first: int, last: int, title: str,
-                   categories: int) -> Any:
+                   categories: int, *, width: int = _CHART_WIDTH) -> Any:
     """A stacked bar chart of the A–D count columns of rows first..last, categories from 名称."""
     chart = wb.add_chart({"type": "bar", "subtype": "stacked"})
     font = {"name": FONT, "size": 9}
@@ -796,48 +1016,8 @@ def _stacked_chart(wb: xlsxwriter.Workbook, sheet: str, first: int, last: int, t
     chart.set_y_axis({"reverse": True, "num_font": font})
     chart.set_x_axis({"num_font": font, "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
     chart.set_legend({"position": "bottom", "font": font})
-    chart.set_size({"width": _CHART_WIDTH, "height": _chart_height(categories)})
+    chart.set_size({"width": width, "height": _chart_height(categories)})
     return chart
-
-
-def _cd_table(ws: Worksheet, st: _Styles, row: int, catalog: Catalog, rows: Iterable[Evaluation]) -> int:
-    """The C and D rows with their reasons, in plan order. Returns the next free row.
-
-    Columns sit under the count tables, so 担当課 (D:F) and the reason (G:L) are merged across
-    the narrow count columns. Excel does not grow merged rows, so the height is estimated.
-    """
-    st.put(ws, row, 0, "C・D 評価の事業", "section")
-    widths = (_COUNT_WIDTHS[0], _COUNT_WIDTHS[1], _COUNT_WIDTHS[2],
-              sum(_COUNT_WIDTHS[3:6]), sum(_COUNT_WIDTHS[6:12]))
-    spans = ((0, 0), (1, 1), (2, 2), (3, 5), (6, 11))
-    r = row + 1
-    for (c0, c1), h in zip(spans, _CD_HEADERS, strict=True):
-        if c1 > c0:
-            ws.merge_range(r, c0, r, c1, "", st.fmt["header"])
-        st.put(ws, r, c0, h, "header")
-    r += 1
-    found = False
-    for ev in rows:
-        if ev.rating not in ("C", "D"):
-            continue
-        found = True
-        p = catalog.projects[ev.project]
-        values = (p.label, p.name, ev.rating, ev.department, ev.result)
-        styles = ("center", "wrap", "rating", "wrap", "wrap")
-        for (c0, c1), value, style in zip(spans, values, styles, strict=True):
-            if c1 > c0:
-                ws.merge_range(r, c0, r, c1, "", st.fmt[style])
-            if c0 == 0:
-                st.put_project_label(ws, r, 0, p, style)
-            else:
-                st.put(ws, r, c0, value, style)
-        ws.set_row(r, _row_height(zip(values, widths, strict=True)))
-        r += 1
-    if not found:
-        st.put(ws, r, 0, "C・D 評価の事業はありません。", "empty")
-        r += 1
-    _rating_colours(st, ws, row + 2, 2, max(r - 1, row + 2), 2)
-    return r
 
 
 # --- 提出状況 -----------------------------------------------------------------------------------
@@ -848,72 +1028,132 @@ FILE_HEADERS = ("ファイル", "課", "状態", "受理行数", "エラー", "�
 
 
 def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: Sequence[FileVerdict],
-                  header: str) -> None:
+                  header: str, *, overdue: bool = False) -> None:
     ws = wb.add_worksheet(STATUS_SHEET)
     offices = result.offices
+    # The file list below shares these columns: column A also holds its file names and column B
+    # its offices, so both are wide enough for them (the rest wraps, with explicit heights).
     widths = [
-        _fit(14, (o.office for o in offices), cap=30), 9, 9, 10, 11, 12,
-        _fit(30, (f.name for f in files), cap=60), 17,
+        _fit(14, [*(o.office for o in offices), *(f.name for f in files)], cap=40),
+        _fit(9, (_office_label(f) for f in files), cap=14),
+        9, 10, 21 if overdue else 11, 12,
+        _fit(30, (f.name for f in files), cap=60), _DATETIME_WIDTH,
         _fit(24, (s for o in offices for s in o.senders), cap=40),
         _fit(30, (o.reason for o in offices), cap=60),
     ]
     for c, width in enumerate(widths):
         ws.set_column(c, c, width)
-    for c, h in enumerate(STATUS_HEADERS):
-        st.put(ws, 0, c, h, "header")
-    r = 1
-    for o in offices:
-        st.put(ws, r, 0, o.office, "text")
-        for c, n in ((1, o.assignments), (2, o.valid), (3, o.missing)):
-            ws.write_number(r, c, n, st.fmt["int"])
-        st.put(ws, r, 4, o.status, "center")
-        ws.write_number(r, 5, o.received, st.fmt["int"])
-        st.put(ws, r, 6, o.last_file, "wrap")
-        st.put_time(ws, r, 7, o.last_time)
-        st.put(ws, r, 8, "\n".join(o.senders), "wrap")
-        st.put(ws, r, 9, o.reason, "wrap")
-        r += 1
+    page = PAGE_A3
+    scale = printing.print_scale(widths, page)
+
+    def line(item: tuple[Any, ...], texts: Iterable[tuple[str, float]]) -> printing.Line:
+        return printing.Line(max(_ROW_PT, _row_height(texts, exact=True)), item)
+
+    office_lines = [line(("office", o), [(o.office, widths[0]), (o.last_file, widths[6]),
+                                         ("\n".join(o.senders), widths[8]), (o.reason, widths[9])])
+                    for o in offices]
     if result.unattributed:
-        # Files whose office could not be told: on a line of their own, never counted for an office.
-        st.put(ws, r, 0, UNATTRIBUTED, "text")
-        for c in (1, 2, 3):
-            st.put(ws, r, c, "—", "center")
-        st.put(ws, r, 4, UNATTRIBUTED, "center")
-        ws.write_number(r, 5, len(result.unattributed), st.fmt["int"])
-        st.put(ws, r, 6, "\n".join(result.unattributed), "wrap")
-        for c in (7, 8):
-            st.put(ws, r, c, "", "text")
-        st.put(ws, r, 9, "提出した課を確認できません(テンプレート・送信元・ファイル名に課名がない)", "wrap")
-        r += 1
-    last = max(r - 1, 1)
+        office_lines.append(line(("unattributed",), [("\n".join(result.unattributed), widths[6]),
+                                                     (_UNATTRIBUTED_REASON, widths[9])]))
+    file_lines = [line(("file", f), [(f.name, widths[0]), (_office_label(f), widths[1]),
+                                     (f.sender, widths[7]), (f.subject, widths[8])]) for f in files]
+    if not files:
+        file_lines = [printing.Line(_ROW_PT, ("empty",))]
+    blocks = [
+        printing.Block([line(("header", STATUS_HEADERS), zip(STATUS_HEADERS, widths, strict=True)), *office_lines],
+                       header=1),
+        printing.Block([_spacer()]),
+        # Every file this run read, so a department's "I sent it" can be answered from the sheet.
+        printing.Block([printing.Line(_ROW_PT, ("section",)),
+                        line(("header", FILE_HEADERS), zip(FILE_HEADERS, widths[:len(FILE_HEADERS)], strict=True)),
+                        *file_lines], header=2),
+    ]
+    layout = printing.paginate(blocks, printing.capacity_pt(page, scale))
+    office_rows: list[int] = []
+
+    def write(placed: printing.Placed) -> None:
+        r, item = placed.row, placed.line.item
+        if item is None:
+            return
+        kind = item[0]
+        if kind == "header":
+            for c, h in enumerate(item[1]):
+                st.put(ws, r, c, h, "header")
+        elif kind == "section":
+            st.put(ws, r, 0, "受信ファイル一覧", "section")
+        elif kind == "empty":
+            st.put(ws, r, 0, "受信ファイルはありません。", "empty")
+        elif kind == "office":
+            office_rows.append(r)
+            _status_office_row(ws, st, r, item[1], overdue=overdue)
+        elif kind == "unattributed":
+            office_rows.append(r)
+            _status_unattributed_row(ws, st, r, result.unattributed)
+        elif kind == "file":
+            _status_file_row(ws, st, r, item[1], result)
+
+    _write_layout(ws, layout, write)
+    last = max(office_rows, default=1)
     ws.autofilter(0, 0, last, len(STATUS_HEADERS) - 1)
     ws.freeze_panes(1, 1)
     for status, (bg, fg) in STATUS_COLOURS.items():
         ws.conditional_format(1, 4, last, 4, {"type": "cell", "criteria": "==", "value": f'"{status}"',
                                               "format": wb.add_format({"bg_color": bg, "font_color": fg})})
+    if overdue:
+        ws.conditional_format(1, 4, last, 4, {"type": "text", "criteria": "begins with", "value": STATUS_OVERDUE,
+                                              "format": wb.add_format({"bg_color": "#FF0000", "font_color": "#FFFFFF",
+                                                                       "bold": True})})
+    # No print titles: the two tables have different headings, and each repeats its own
+    # (section title and headings) at the top of every page it continues on.
+    _setup_print(ws, header, page=page, scale=scale, breaks=layout.breaks)
 
-    # Every file this run read, so a department's "I sent it" can be answered from the sheet.
-    r += 1
-    st.put(ws, r, 0, "受信ファイル一覧", "section")
-    r += 1
-    for c, h in enumerate(FILE_HEADERS):
-        st.put(ws, r, c, h, "header")
-    r += 1
-    if not files:
-        st.put(ws, r, 0, "受信ファイルはありません。", "empty")
-    for f in files:
-        st.put(ws, r, 0, f.name, "wrap")
-        st.put(ws, r, 1, f.office or UNATTRIBUTED, "text")
-        status = result.statuses.get(f.name, f.status)
-        st.put(ws, r, 2, FILE_STATUS_LABELS.get(status, status), "center")
-        ws.write_number(r, 3, len(f.rows), st.fmt["int"])
-        ws.write_number(r, 4, len(f.errors), st.fmt["int"])
-        ws.write_number(r, 5, len(f.warnings), st.fmt["int"])
-        st.put_time(ws, r, 6, f.received)
-        st.put(ws, r, 7, f.sender, "wrap")
-        st.put(ws, r, 8, f.subject, "wrap")
-        r += 1
-    _setup_print(ws, header, repeat=0)
+
+_UNATTRIBUTED_REASON = "提出した課を確認できません(テンプレート・送信元・ファイル名に課名がない)"
+
+
+def _status_office_row(ws: Worksheet, st: _Styles, r: int, o: Any, *, overdue: bool = False) -> None:
+    st.put(ws, r, 0, o.office, "wrap")
+    for c, n in ((1, o.assignments), (2, o.valid), (3, o.missing)):
+        ws.write_number(r, c, n, st.fmt["int"])
+    late = overdue and o.status != STATUS_ACCEPTED  # still owes answers after the deadline
+    st.put(ws, r, 4, f"{STATUS_OVERDUE}({o.status})" if late else o.status, "center")
+    ws.write_number(r, 5, o.received, st.fmt["int"])
+    st.put(ws, r, 6, o.last_file, "wrap")
+    st.put_time(ws, r, 7, o.last_time)
+    st.put(ws, r, 8, "\n".join(o.senders), "wrap")
+    st.put(ws, r, 9, o.reason, "wrap")
+
+
+def _status_unattributed_row(ws: Worksheet, st: _Styles, r: int, names: Sequence[str]) -> None:
+    # Files whose office could not be told: on a line of their own, never counted for an office.
+    st.put(ws, r, 0, UNATTRIBUTED, "wrap")
+    for c in (1, 2, 3):
+        st.put(ws, r, c, "—", "center")
+    st.put(ws, r, 4, UNATTRIBUTED, "center")
+    ws.write_number(r, 5, len(names), st.fmt["int"])
+    st.put(ws, r, 6, "\n".join(names), "wrap")
+    for c in (7, 8):
+        st.put(ws, r, c, "", "text")
+    st.put(ws, r, 9, _UNATTRIBUTED_REASON, "wrap")
+
+
+def _office_label(f: FileVerdict) -> str:
+    """The 課 of a file in the list: its office, 差出課不明 for a return of no known office, and a
+    dash for what was not read at all (a lock file, an excluded folder: nobody's return)."""
+    return f.office or ("—" if f.status == "ignored" else UNATTRIBUTED)
+
+
+def _status_file_row(ws: Worksheet, st: _Styles, r: int, f: FileVerdict, result: Outcome) -> None:
+    st.put(ws, r, 0, f.name, "wrap")
+    st.put(ws, r, 1, _office_label(f), "wrap")
+    status = result.statuses.get(f.name, f.status)
+    st.put(ws, r, 2, FILE_STATUS_LABELS.get(status, status), "center")
+    ws.write_number(r, 3, len(f.rows), st.fmt["int"])
+    ws.write_number(r, 4, len(f.errors), st.fmt["int"])
+    ws.write_number(r, 5, len(f.warnings), st.fmt["int"])
+    st.put_time(ws, r, 6, f.received)
+    st.put(ws, r, 7, f.sender, "wrap")
+    st.put(ws, r, 8, f.subject, "wrap")
 
 
 # --- 検証結果 -----------------------------------------------------------------------------------
@@ -921,20 +1161,26 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
 ISSUE_HEADERS = ("ファイル", "シート", "セル", "コード", "重要度", "内容")
 
 
-def _write_issues(wb: xlsxwriter.Workbook, st: _Styles, issues: Sequence[Issue], header: str) -> None:
+def _write_issues(wb: xlsxwriter.Workbook, st: _Styles, issues: Sequence[Issue], header: str,
+                  acknowledged: Sequence[Acknowledged] = ()) -> None:
     ws = wb.add_worksheet(ISSUES_SHEET)
     widths = (_fit(30, (i.file for i in issues), cap=50), 14, 8, 22, 9, 90)
     for c, width in enumerate(widths):
         ws.set_column(c, c, width)
     for c, h in enumerate(ISSUE_HEADERS):
         st.put(ws, 0, c, h, "header")
+    ws.set_row(0, _ROW_PT)
     for r, i in enumerate(issues, start=1):
         st.put(ws, r, 0, i.file, "wrap")
-        st.put(ws, r, 1, i.sheet, "text")
+        st.put(ws, r, 1, i.sheet, "wrap")
         st.put(ws, r, 2, i.cell, "center")
-        st.put(ws, r, 3, i.code, "text")
+        st.put(ws, r, 3, i.code, "wrap")
         st.put(ws, r, 4, SEVERITY_LABELS.get(i.severity, i.severity), "center")
         st.put(ws, r, 5, i.message, "wrap")
+        # Whole on paper: every wrapped cell's lines, at an explicit height (LibreOffice and
+        # print preview do not grow rows by themselves).
+        ws.set_row(r, max(_ROW_PT, _row_height(((i.file, widths[0]), (i.sheet, widths[1]), (i.code, widths[3]),
+                                                (i.message, widths[5])), exact=True)))
     if not issues:
         st.put(ws, 1, 0, "問題はありません。", "empty")
     last = max(len(issues), 1)
@@ -943,6 +1189,8 @@ def _write_issues(wb: xlsxwriter.Workbook, st: _Styles, issues: Sequence[Issue],
     for label, (bg, fg) in SEVERITY_COLOURS.items():
         ws.conditional_format(1, 4, last, 4, {"type": "cell", "criteria": "==", "value": f'"{label}"',
                                               "format": wb.add_format({"bg_color": bg, "font_color": fg})})
+    if acknowledged:
+        _write_acknowledged(ws, st, last + 2, acknowledged)
     _setup_print(ws, header, repeat=0)
 
 
@@ -971,11 +1219,12 @@ def _fit(minimum: float, texts: Iterable[str], *, cap: float) -> float:
     return celltext.fit_width(minimum, texts, cap=cap)
 
 
-def _row_height(cells: Iterable[tuple[str, float]]) -> float:
-    """Points for a row of wrapped cells: celltext's fast estimate at the master's font size.
-    Set explicitly: not every reader (LibreOffice, viewers, print preview of a never-edited
-    file) grows rows to fit wrapped text by itself."""
-    return celltext.row_height(cells, FONT_SIZE)
+def _row_height(cells: Iterable[tuple[str, float]], *, min_lines: int = 1, exact: bool = False) -> float:
+    """Points for a row of wrapped cells: celltext's fast estimate at the master's font size
+    (`exact`: measured widths, for short texts), rounded up to whole pixels. Set explicitly: not
+    every reader (LibreOffice, viewers, print preview of a never-edited file) grows rows to fit
+    wrapped text by itself, and the page breaks are planned from these heights."""
+    return printing.snap(celltext.row_height(cells, FONT_SIZE, min_lines=min_lines, exact=exact))
 
 
 def _parse_time(iso: str) -> datetime | None:
@@ -1000,3 +1249,245 @@ def _escape_header(text: str) -> str:
 
 def _cell(row: int, col: int) -> str:
     return xl_rowcol_to_cell(row, col)
+
+
+# --- 前年度比較 (last year beside this year; issue 12) -----------------------------------------------
+# One sheet in the master (after 集計) and one in the summary (last), only when last year is known.
+# Values come from pipeline.compare; every text goes through _Styles.put, counts are numbers, no
+# formula. Master layout, top to bottom: per 基本目標 the 4×4 transition table (rows: last year's
+# A–D, columns: this year's), the assignments that fell to C or D with this year's reason, then
+# (on a new printed page) every assignment in plan order with both ratings and the change.
+
+_CMP_WIDTHS = (8, 32, 24, 11, 11, 11, 11, 11, 48)  # A..I; the reason of the fell list spans G:I
+_CMP_LIST_COLUMNS = 6  # 事業No., 個別事業・取り組み, 担当課, 前年度評価, 今年度評価, 変化
+_CMP_REASON = (6, 8)
+_TRANSITION_LABEL_COL = 2  # 前年度 A… in C, this year's A–D in D..G, 合計 in H
+_CHANGE_COLOURS = {UP: ("#C6EFCE", "#006100"), DOWN: ("#FFC7CE", "#9C0006")}
+_TRANSITION_FILLS = {"same": "#F2F2F2", "better": "#E2EFDA", "worse": "#FCE4D6"}
+
+
+def _comparison_notes(c: YearComparison) -> list[str]:
+    source = Path(c.source).name or c.source
+    return [
+        f"前年度({c.previous_label})の評価: {source}。評価は A が最もよく、↑ 改善・↓ 低下・→ 変化なし。",
+        "今年度の計画の事業・担当課について比べています。前年度の評価がないもの(新規を含む)と"
+        "今年度未提出のものは、推移の表に含みません。",
+    ]
+
+
+def _write_comparison(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, c: YearComparison,
+                      header: str) -> None:
+    ws = wb.add_worksheet(COMPARISON_SHEET)
+    for col, width in enumerate(_CMP_WIDTHS):
+        ws.set_column(col, col, width)
+    # 新規 / — / 未提出 where a rating would be: grey italic, centred (only our fixed words go here)
+    st.fmt.setdefault("missing_center", wb.add_format({**_FORMATS["missing"], "align": "center"}))
+    st.put(ws, 0, 0, f"{catalog.title} 前年度比較({c.previous_label} → {c.label})", "title")
+    ws.set_row(0, 24)
+    for i, note in enumerate(_comparison_notes(c), start=1):
+        st.put(ws, i, 0, note, "note")
+    row = 4
+    cell_formats = {
+        kind: wb.add_format({**_BORDER, **_TOP, "align": "center", "num_format": "0", "bg_color": colour})
+        for kind, colour in _TRANSITION_FILLS.items()
+    }
+    for g in c.goals:
+        row = _transition_table(ws, st, row, g, c, cell_formats) + 1
+    row = _fell_table(ws, st, row, catalog, c) + 1
+
+    # Every assignment, on a page of its own, filterable.
+    ws.set_h_pagebreaks([row])
+    st.put(ws, row, 0, "事業・担当課別の比較", "section")
+    head = row + 1
+    titles = ("事業No.", "個別事業・取り組み", "担当課", f"前年度評価\n({c.previous_label})",
+              f"今年度評価\n({c.label})", "変化")
+    for col, title in enumerate(titles):
+        st.put(ws, head, col, title, "header")
+    ws.set_row(head, _row_height(zip(titles, _CMP_WIDTHS, strict=False)))
+    r = head + 1
+    for ch in c.changes:
+        p = catalog.projects[ch.project]
+        st.put_project_label(ws, r, 0, p, "center")
+        st.put(ws, r, 1, p.name, "wrap")
+        st.put(ws, r, 2, ch.department, "wrap")
+        st.put(ws, r, 3, ch.previous_text, "rating" if ch.previous else "missing_center")
+        st.put(ws, r, 4, ch.current_text, "rating" if ch.current else "missing_center")
+        st.put(ws, r, 5, ch.change_text, "rating")
+        ws.set_row(r, _row_height(((p.name, _CMP_WIDTHS[1]), (ch.department, _CMP_WIDTHS[2]))))
+        r += 1
+    last = max(r - 1, head + 1)
+    ws.autofilter(head, 0, last, _CMP_LIST_COLUMNS - 1)
+    _rating_colours(st, ws, head + 1, 3, last, 4)
+    for arrow, (bg, fg) in _CHANGE_COLOURS.items():
+        ws.conditional_format(head + 1, 5, last, 5, {"type": "cell", "criteria": "==", "value": f'"{arrow}"',
+                                                     "format": wb.add_format({"bg_color": bg, "font_color": fg})})
+    _setup_print(ws, header)
+
+
+def _transition_table(ws: Worksheet, st: _Styles, row: int, g: Any, c: YearComparison,
+                      cell_formats: dict[str, Any]) -> int:
+    """One goal's 4×4 table with totals. Returns the next free row."""
+    lc = _TRANSITION_LABEL_COL
+    st.put(ws, row, 0, f"基本目標{g.goal} {g.name}: 評価の推移(件数)", "section")
+    head = row + 1
+    st.put(ws, head, lc, f"前年度＼今年度({c.label})", "header")
+    for j, letter in enumerate(RATINGS):
+        st.put(ws, head, lc + 1 + j, letter, "header")
+    st.put(ws, head, lc + 1 + len(RATINGS), "合計", "header")
+    r = head + 1
+    for i, before in enumerate(RATINGS):
+        st.put(ws, r, lc, f"前年度 {before}", "total_text")
+        for j, after in enumerate(RATINGS):
+            kind = "same" if i == j else "better" if j < i else "worse"
+            ws.write_number(r, lc + 1 + j, g.transitions[before][after], cell_formats[kind])
+        ws.write_number(r, lc + 1 + len(RATINGS), sum(g.transitions[before].values()), st.fmt["total_int"])
+        r += 1
+    st.put(ws, r, lc, "合計", "total_text")
+    for j, after in enumerate(RATINGS):
+        ws.write_number(r, lc + 1 + j, sum(g.transitions[b][after] for b in RATINGS), st.fmt["total_int"])
+    ws.write_number(r, lc + 1 + len(RATINGS), g.compared, st.fmt["total_int"])
+    r += 1
+    new = f"(うち新規 {g.new} 件)" if g.new else ""
+    st.put(ws, r, lc, f"表に含まないもの: 前年度の評価なし {g.no_previous} 件{new}・今年度未提出 {g.not_returned} 件",
+           "note")
+    return r + 1
+
+
+def _fell_table(ws: Worksheet, st: _Styles, row: int, catalog: Catalog, c: YearComparison) -> int:
+    """The assignments that fell to C or D, with this year's reason (merged over G:I)."""
+    st.put(ws, row, 0, "C・D に下がった事業・担当課", "section")
+    head = row + 1
+    titles = ("事業No.", "個別事業・取り組み", "担当課", f"前年度評価\n({c.previous_label})",
+              f"今年度評価\n({c.label})", "変化", f"事業実績・評価理由({c.label})")
+    c0, c1 = _CMP_REASON
+    reason_width = sum(_CMP_WIDTHS[c0:c1 + 1])
+    ws.merge_range(head, c0, head, c1, "", st.fmt["header"])
+    for col, title in enumerate(titles):
+        st.put(ws, head, col, title, "header")
+    ws.set_row(head, _row_height(zip(titles, (*_CMP_WIDTHS[:c0], reason_width), strict=True)))
+    r = head + 1
+    fell = c.fell
+    for ch in fell:
+        p = catalog.projects[ch.project]
+        st.put_project_label(ws, r, 0, p, "center")
+        st.put(ws, r, 1, p.name, "wrap")
+        st.put(ws, r, 2, ch.department, "wrap")
+        st.put(ws, r, 3, ch.previous_text, "rating")
+        st.put(ws, r, 4, ch.current_text, "rating")
+        st.put(ws, r, 5, ch.change_text, "rating")
+        ws.merge_range(r, c0, r, c1, "", st.fmt["wrap"])
+        st.put(ws, r, c0, ch.result, "wrap")
+        ws.set_row(r, _row_height(((p.name, _CMP_WIDTHS[1]), (ch.department, _CMP_WIDTHS[2]),
+                                   (ch.result, reason_width))))
+        r += 1
+    if not fell:
+        st.put(ws, r, 0, "C・D に下がった事業・担当課はありません。", "empty")
+        r += 1
+    else:
+        _rating_colours(st, ws, head + 1, 3, r - 1, 4)
+    return r
+
+
+def _write_comparison_summary(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, c: YearComparison,
+                              header: str) -> None:
+    """The summary's 前年度比較: per goal, A–D counts of both years, the difference, and a
+    clustered bar chart of the two years; one printed page per goal."""
+    ws = wb.add_worksheet(COMPARISON_SHEET)
+    for col, width in enumerate((12, 18, 18, 10)):
+        ws.set_column(col, col, width)
+    ws.set_default_row(_COUNTS_ROW_PT)  # so the charts land where planned (see _setup_counts_sheet)
+    ws.set_row(0, 24)
+    _setup_print(ws, header, page=PAGE_A4)
+    st.put(ws, 0, 0, f"{catalog.title} 前年度比較({c.previous_label} → {c.label})", "title")
+    notes = [_comparison_notes(c)[0], "前年度の件数は、今年度の計画にある事業・担当課の前年度の評価です。"]
+    for i, note in enumerate(notes, start=1):
+        st.put(ws, i, 0, note, "note")
+    row = 3
+    for letter, meaning in catalog.ratings.items():
+        st.put(ws, row, 0, f"{letter}: {meaning}", "note")
+        row += 1
+    row += 1
+    diff = st.wb.add_format({**_BORDER, **_TOP, "align": "center", "num_format": "+0;-0;0"})
+    chart_height = 280
+    breaks = []
+    for k, g in enumerate(c.goals):
+        if k:
+            breaks.append(row)
+        st.put(ws, row, 0, f"基本目標 {g.goal} {g.name}", "section")
+        head = row + 1
+        for col, title in enumerate(("評価", f"前年度({c.previous_label})", f"今年度({c.label})", "増減")):
+            st.put(ws, head, col, title, "header")
+        first = head + 1
+        for i, letter in enumerate(RATINGS):
+            r = first + i
+            st.put(ws, r, 0, letter, "rating")
+            ws.write_number(r, 1, g.previous[letter], st.fmt["int"])
+            ws.write_number(r, 2, g.current[letter], st.fmt["int"])
+            ws.write_number(r, 3, g.current[letter] - g.previous[letter], diff)
+        last = first + len(RATINGS) - 1
+        total = last + 1
+        st.put(ws, total, 0, "合計", "total_text")
+        ws.write_number(total, 1, sum(g.previous.values()), st.fmt["total_int"])
+        ws.write_number(total, 2, sum(g.current.values()), st.fmt["total_int"])
+        ws.write_number(total, 3, sum(g.current.values()) - sum(g.previous.values()), st.fmt["total_int"])
+        _rating_colours(st, ws, first, 0, last, 0)
+        st.put(ws, total + 1, 0, f"前年度の評価なし {g.no_previous} 件・今年度未提出 {g.not_returned} 件", "note")
+        chart = _clustered_chart(wb, ws.name, head, first, last, f"基本目標{g.goal} 評価別の件数", chart_height)
+        ws.insert_chart(head, 5, chart, {"object_position": 1})
+        row = head + max(total + 3 - head, _rows_for_height(chart_height)) + 1
+    if breaks:
+        ws.set_h_pagebreaks(breaks)
+
+
+def _clustered_chart(wb: xlsxwriter.Workbook, sheet: str, head: int, first: int, last: int, title: str,
+                     height: int) -> Any:
+    """Columns of last year (grey) and this year (blue) side by side, one group per rating."""
+    chart = wb.add_chart({"type": "column"})  # clustered is xlsxwriter's default column subtype
+    font = {"name": FONT, "size": 9}
+    for col, colour in ((1, "#A6A6A6"), (2, "#5B9BD5")):
+        chart.add_series(
+            {
+                "name": [sheet, head, col],
+                "categories": [sheet, first, 0, last, 0],
+                "values": [sheet, first, col, last, col],
+                "fill": {"color": colour},
+                "border": {"color": colour},
+                "gap": 80,
+                "data_labels": {"value": True, "num_format": "0;;;", "font": font},
+            }
+        )
+    chart.set_title({"name": title, "name_font": {"name": FONT, "size": 11, "bold": True}})
+    chart.set_x_axis({"num_font": font})
+    chart.set_y_axis({"num_font": font, "min": 0, "num_format": "0",
+                      "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
+    chart.set_legend({"position": "bottom", "font": font})
+    chart.set_size({"width": 480, "height": height})
+    return chart
+
+
+# --- 検証結果: acknowledged warnings ---------------------------------------------------------------
+
+ACKNOWLEDGED_TITLE = "確認済みの警告(schemas/acknowledged.yaml)"
+ACKNOWLEDGED_LABEL = "確認済み"
+
+
+def _write_acknowledged(ws: Worksheet, st: _Styles, row: int, acknowledged: Sequence[Acknowledged]) -> int:
+    """Below the open issues, set apart: the text-check warnings staff accepted, with who and why.
+    Same columns as the issues (重要度 reads 確認済み), so the two read alike. Returns the next row."""
+    st.put(ws, row, 0, ACKNOWLEDGED_TITLE, "section")
+    st.put(ws, row + 1, 0, "記述の点検で警告になり、地域福祉課が確認のうえ、このままで正しいとしたものです。"
+                           "未対応の警告には数えません。", "note")
+    head = row + 2
+    for c, h in enumerate(ISSUE_HEADERS):
+        st.put(ws, head, c, h, "header")
+    r = head + 1
+    for a in acknowledged:
+        i = a.issue
+        st.put(ws, r, 0, i.file, "wrap")
+        st.put(ws, r, 1, i.sheet, "text")
+        st.put(ws, r, 2, i.cell, "center")
+        st.put(ws, r, 3, i.code, "text")
+        st.put(ws, r, 4, ACKNOWLEDGED_LABEL, "center")
+        st.put(ws, r, 5, f"{i.message}\n確認: {a.who} — {a.why}", "wrap")
+        r += 1
+    return r

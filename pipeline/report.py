@@ -492,6 +492,15 @@ CODES: dict[str, Code] = {
         "事業評価が {rating} のため、今後の事業計画・展望(セル {cell})に課題と次年度に向けた改善・検討の内容を"
         "書いてください(今の記入: {value})。",
     ),
+    # --- publishing (issue 13) ---
+    "personal-info-suspected": Code(
+        WARNING,
+        "個人を特定できる記述の可能性",
+        "事業No.{project}・担当課「{department}」の「{column}」に、個人を特定できるかもしれない記述「{value}」"
+        "({kind})があります。公表してよい内容か確認してください。公表しない場合は、担当課に直してもらって"
+        "集約し直すか、公表用ブックの該当セルを直してから PDF にしてください。",
+        level="note",
+    ),
 }
 
 FILE_STATUSES = ("accepted", "partial", "rejected", "superseded", "ignored")
@@ -577,6 +586,9 @@ class Evaluation:
     sheet: str = ""
     row: int = 0
     received: str = ""  # ISO 8601 time of the file (mtime, or the e-mail's Date)
+    # Where 事業実績・評価理由 and 今後の事業計画・展望 stand in the file ("F7", "H7"; another layout's
+    # own columns), for the text checks' cell addresses. Not part of the value.
+    text_cells: tuple[str, str] = dataclasses.field(default=("", ""), compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -768,6 +780,8 @@ STATUS_ERRORS = "エラーあり"
 STATUS_PARTIAL = "一部受理"
 STATUS_ACCEPTED = "受理"
 UNATTRIBUTED = "差出課不明"
+# Shown before the status of an office that still owes answers after the deadline: 期限超過(未提出).
+STATUS_OVERDUE = "期限超過"
 
 
 @dataclass(frozen=True)
@@ -797,6 +811,23 @@ class DroppedRow:
 
 
 @dataclass(frozen=True)
+class Acknowledged:
+    """A warning staff checked and accepted (schemas/acknowledged.yaml): kept out of the open
+    issues, listed on its own with who accepted it and why."""
+
+    issue: Issue
+    project: str  # catalog project key
+    department: str  # 担当課 as in the catalog
+    who: str
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        i = self.issue
+        return {"code": i.code, "project": self.project, "department": self.department, "who": self.who,
+                "why": self.why, "file": i.file, "sheet": i.sheet, "cell": i.cell, "message": i.message}
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What the merge made of a set of verdicts: it changes none of them."""
 
@@ -807,6 +838,7 @@ class Outcome:
     unattributed: tuple[str, ...] = ()  # files whose office could not be told (差出課不明)
     dropped: tuple[DroppedRow, ...] = ()
     previous_rows: int | None = None  # evaluations in the previous run of the same year
+    acknowledged: tuple[Acknowledged, ...] = ()  # text-check warnings staff accepted (not in notes)
 
     def goal_counts(self, catalog: Catalog) -> dict[str, dict[str, int]]:
         """A–D counts per 基本目標, every goal and rating present (zeros included)."""
@@ -839,6 +871,8 @@ class RunReport:
     files: tuple[FileVerdict, ...]
     outcome: Outcome
     notices: tuple[str, ...] = ()
+    previous_year: dict[str, str] | None = None  # {"year", "source"} of last year's evaluations, when known
+    feedback: dict[str, str] = dataclasses.field(default_factory=dict)  # file name → its copy in outbox/feedback/
 
     @property
     def issues(self) -> list[Issue]:
@@ -888,12 +922,18 @@ class RunReport:
             "unattributed": list(self.outcome.unattributed),
             "dropped": [dataclasses.asdict(d) for d in self.outcome.dropped],
             "notices": list(self.notices),
+            "previous_year": self.previous_year,
+            "acknowledged": [a.to_dict() for a in self.outcome.acknowledged],
             "evaluations": [
                 {"project": r.project, "department": r.department, "rating": r.rating, "file": r.file}
                 for r in self.outcome.rows
             ],
             "files": [
-                f.to_dict(self.outcome.statuses.get(f.name, f.status), notes.get(f.name, ())) for f in self.files
+                {
+                    **f.to_dict(self.outcome.statuses.get(f.name, f.status), notes.get(f.name, ())),
+                    "feedback": self.feedback.get(f.name, ""),
+                }
+                for f in self.files
             ],
         }
 

@@ -32,7 +32,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,12 @@ from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import GuardError, InputError, LockedError, OutputError, PipelineError
 from pipeline.filenames import safe_filename, unique_filename
+from pipeline.history import PastYear
 from pipeline.merge import merge
 from pipeline.report import FileVerdict, Issue, Outcome, RunReport, ValidationReport, make_issue
 from pipeline.settings import Settings
 from pipeline.validate import validate_sources
+from pipeline.yearly import deadline_passed
 
 LOCK_NAME = ".merge.lock"
 REPORT_NAME = "run-report.json"
@@ -94,17 +96,15 @@ def write_feedback_copies(
     without, it is written in place (atomically). Each copy is written on its own: one that cannot
     be written is `feedback-not-written` on its file and the others are still written. Only a full
     disk stops the run (OutputError)."""
+    verdicts = list(verdicts)
     written: list[tuple[Path, Path]] = []
     notes: list[Issue] = []
-    used: set[str] = set()
+    targets = feedback_targets(verdicts, folder)
     for v in verdicts:
-        if not v.issues or not v.kind or v.status == "ignored":
-            continue  # nothing to say, or never parsed (hostile files are not re-opened)
-        name = v.name.split(" › ")[-1].rsplit("/", 1)[-1]
-        if Path(name).suffix.lower() not in (".xlsx", ".xlsm"):
-            name = f"{Path(name).stem}.xlsx"  # an .ods/.xls return: the copy is an Excel book (the list)
-        candidate = unique_filename(safe_filename(name), used)  # valid on Windows, ≤ 120 bytes
-        target = folder / candidate
+        if v.name not in targets:
+            continue
+        name = _own_name(v)
+        target = targets[v.name]
         if v.from_cache and target.exists():
             written.append((target, target))  # written on the night these bytes arrived
             continue
@@ -128,6 +128,27 @@ def write_feedback_copies(
     return written, notes
 
 
+def _own_name(v: FileVerdict) -> str:
+    """The workbook's own file name: the attachment's, without the message or folders it came in."""
+    return v.name.split(" › ")[-1].rsplit("/", 1)[-1]
+
+
+def feedback_targets(verdicts: Iterable[FileVerdict], folder: Path) -> dict[str, Path]:
+    """Where each file's annotated copy goes (file name → path in `folder`): one per readable
+    workbook that has issues, named after the workbook itself (valid on Windows, ≤ 120 bytes,
+    "_2" for a name met twice). Pure: the run report and `remind` find the copies with it."""
+    targets: dict[str, Path] = {}
+    used: set[str] = set()
+    for v in verdicts:
+        if not v.issues or not v.kind or v.status == "ignored" or v.name in targets:
+            continue  # nothing to say, or never parsed (hostile files are not re-opened)
+        name = _own_name(v)
+        if Path(name).suffix.lower() not in (".xlsx", ".xlsm"):
+            name = f"{Path(name).stem}.xlsx"  # an .ods/.xls return: the copy is an Excel book (the list)
+        targets[v.name] = folder / unique_filename(safe_filename(name), used)
+    return targets
+
+
 def _feedback_failed(v: FileVerdict, exc: BaseException) -> Issue:
     return make_issue("feedback-not-written", file=v.name, detail=f"{type(exc).__name__}: {str(exc)[:160]}")
 
@@ -149,6 +170,7 @@ class MergeRun:
     feedback: list[Path] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # e.g. the master was open in Excel
     report: dict[str, Any] = field(default_factory=dict)
+    previous: PastYear | None = None  # last year's evaluations, when known (前年度比較)
 
     @property
     def exit_code(self) -> int:
@@ -186,11 +208,21 @@ def _check_folders(settings: Settings) -> None:
         raise OutputError(f"出力フォルダー {outbox} に書き込めません ({type(exc).__name__})。空き容量とアクセス権を確認してください。") from None
 
 
-def run_merge(settings: Settings, progress: Progress = _no_progress, *, allow_drop: bool = False) -> MergeRun:
+def run_merge(
+    settings: Settings,
+    progress: Progress = _no_progress,
+    *,
+    allow_drop: bool = False,
+    previous: Path | None = None,
+    today: date | None = None,
+) -> MergeRun:
     """The nightly merge. Raises PipelineError subclasses (exit 3) when it cannot run at all.
 
     `allow_drop` writes the outputs even when the evaluations would fall by more than
-    `[guards] max_drop_percent` (or to zero) since the previous run."""
+    `[guards] max_drop_percent` (or to zero) since the previous run. `previous` names last year's
+    evaluations for 前年度比較 and the text checks (default: found in the outbox, see
+    pipeline.history). `today` (default: the clock's) decides whether `[plan] deadline` has
+    passed: 提出状況 then marks the offices that still owe answers 期限超過."""
     from filelock import FileLock, Timeout
 
     catalog = load_catalog(settings.year, settings.schemas)
@@ -204,7 +236,7 @@ def run_merge(settings: Settings, progress: Progress = _no_progress, *, allow_dr
         ) from None
     try:
         with collector_paused():
-            return _merge_locked(catalog, settings, progress, allow_drop)
+            return _merge_locked(catalog, settings, progress, allow_drop, previous, today or date.today())
     finally:
         lock.release()
 
@@ -274,10 +306,36 @@ def _guard(outcome: Outcome, settings: Settings) -> None:
     )
 
 
-def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allow_drop: bool) -> MergeRun:
+def _review_texts(catalog: Catalog, settings: Settings, outcome: Outcome, past: PastYear | None
+                  ) -> tuple[Outcome, str]:
+    """The text checks (pipeline.textchecks) over the chosen rows, with the acknowledgements of this
+    year. Returns the outcome and a digest of what they read (for the run's fingerprint)."""
+    from pipeline import textchecks
+
+    schemas = settings.schemas
+    # A schemas folder of the staff's own made before the rule table existed uses the shipped rules.
+    own_rules = schemas is not None and (schemas / textchecks.RULES_FILE).is_file()
+    rules = textchecks.load_text_rules(schemas if own_rules else None)
+    acks = textchecks.load_acknowledgements(schemas, catalog)
+    previous = {k: e.result for k, e in past.evaluations.items()} if past is not None else None
+    reviewed = textchecks.review_texts(outcome, rules, acks, catalog.year, previous)
+    context = [
+        [past.year, Path(past.source).name, sorted([*k, e.rating, e.result, e.outlook]
+                                                   for k, e in past.evaluations.items()),
+         sorted(past.plan) if past.plan is not None else None] if past is not None else None,
+        [[r.code, sorted(r.ratings), r.column, r.match, r.words, r.patterns] for r in rules],
+        [dataclasses.astuple(a) for a in acks],
+    ]
+    return reviewed, json.dumps(context, ensure_ascii=False)
+
+
+def _merge_locked(
+    catalog: Catalog, settings: Settings, progress: Progress, allow_drop: bool, previous: Path | None, today: date
+) -> MergeRun:
     from pipeline import atomic, master
 
     outbox = settings.outbox
+    past = load_previous_year(settings, catalog, previous)
     atomic.sweep_all([outbox, *(outbox / d for d in (HISTORY_DIR, FEEDBACK_DIR, CACHE_DIR, TEMPLATES_DIR))])
     files = ingest.walk(settings.inbox, settings.exclude)
     cache = ResultCache(outbox / CACHE_DIR, catalog.version, settings.limits)
@@ -286,6 +344,7 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
     outcome = merge(catalog, verdicts, previous_run(outbox, catalog))
     if not allow_drop:
         _guard(outcome, settings)
+    outcome, context = _review_texts(catalog, settings, outcome, past)
     # The master shows the newest input time, not the clock: the same inbox gives the same cells.
     generated = max((v.received for v in verdicts if v.received), default="")
     notices: list[str] = []
@@ -317,6 +376,8 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
         # it is fsynced and replaced, with the fallback name when the target is open in Excel.
         return atomic.write_atomically(target, lambda t: os.replace(tmp, t))
 
+    feedback_names: dict[str, str] = {}
+
     def report_blob(final: Outcome, master_path: Path, summary_path: Path) -> tuple[RunReport, bytes]:
         report = RunReport(
             fiscal_year=catalog.year,
@@ -329,12 +390,15 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
             files=tuple(verdicts),
             outcome=final,
             notices=tuple(notices),
+            previous_year={"year": past.year, "source": past.source} if past is not None else None,
+            feedback=feedback_names,
         )
         return report, json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode("utf-8")
 
     # Nothing new since the last run (same inputs, catalog and code) and its workbooks untouched:
     # they are already what this run would write, byte for byte, so they are kept as they are.
-    fingerprint = run_fingerprint(catalog, verdicts)
+    overdue = deadline_passed(settings.deadline, today)
+    fingerprint = run_fingerprint(catalog, verdicts, context, overdue=overdue)
     unchanged = _unchanged_outputs(outbox, fingerprint)
     # Everything is staged first (feedback copies, master, summary, report), then renamed into
     # place: a full disk while writing any of them leaves every previous output as it was.
@@ -342,21 +406,29 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
     try:
         try:
             copies: list[tuple[Path, Path]] = []
+            targets = feedback_targets(verdicts, outbox / FEEDBACK_DIR)
             if unchanged:
                 master_path, summary_path = unchanged
+                # the copies written on the night these inputs arrived
+                feedback_names.update({n: t.name for n, t in targets.items() if t.exists()})
             else:
                 copies, failed = write_feedback_copies(
                     verdicts, outbox / FEEDBACK_DIR, settings, stage=lambda target: stage(target, lambda tmp: None)
                 )
+                made = {target for target, _ in copies}
+                feedback_names.update({n: t.name for n, t in targets.items() if t in made})
                 outcome = outcome.with_notes(failed)
                 issues = [i for v in verdicts for i in v.issues] + list(outcome.notes)
                 master_tmp = stage(
                     master_target,
                     lambda tmp: master.write_master(tmp, catalog, outcome, verdicts, issues, generated=generated,
+                                                    previous=past, today=today,
+                                                    deadline=settings.deadline,
                                                     goal_sheets=settings.goal_sheets),
                 )
                 summary_tmp = stage(
-                    summary_target, lambda tmp: master.write_summary(tmp, catalog, outcome, generated=generated)
+                    summary_target,
+                    lambda tmp: master.write_summary(tmp, catalog, outcome, generated=generated, previous=past),
                 )
             run_report, blob = report_blob(outcome, master_target, summary_target)
             history.mkdir(exist_ok=True)
@@ -396,22 +468,25 @@ def _merge_locked(catalog: Catalog, settings: Settings, progress: Progress, allo
         cache.save()
         _remember_outputs(outbox, fingerprint, master_path, summary_path)
     return MergeRun(catalog, verdicts, outcome, run_report, master_path, summary_path, report_path, feedback,
-                    notices, run_report.to_dict())
+                    notices, run_report.to_dict(), past)
 
 
 LAST_RUN = "last-run.json"
 
 
-def run_fingerprint(catalog: Catalog, verdicts: list[FileVerdict]) -> str:
+def run_fingerprint(catalog: Catalog, verdicts: list[FileVerdict], context: str = "", *,
+                    overdue: bool = False) -> str:
     """What the workbooks of a run depend on: every input (name, content, times, sender, office),
-    the catalog and this code. Equal fingerprints give identical workbooks."""
+    the catalog, this code, `context` (last year's evaluations, the text rules and the
+    acknowledgements) and whether the deadline has passed (提出状況 marks 期限超過). Equal
+    fingerprints give identical workbooks."""
     from pipeline.cache import code_version
 
     inputs = sorted(
         (f.name, f.source.sha256, f.received, f.saved, f.sender, f.source.subject, f.status, f.office)
         for f in verdicts
     )
-    blob = json.dumps([catalog.version, code_version(), inputs], ensure_ascii=False)
+    blob = json.dumps([catalog.version, code_version(), inputs, context, overdue], ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -453,15 +528,52 @@ def _prune_history(history: Path, keep: int) -> None:
         p.unlink(missing_ok=True)
 
 
+# --- last year -------------------------------------------------------------------------------
+
+
+def load_previous_year(settings: Settings, catalog: Catalog, previous: Path | None = None) -> PastYear | None:
+    """Last year's evaluations (pipeline.history.previous_year), with last year's plan when its
+    catalog is in the schemas folder (it tells a new assignment, 新規, from one not returned).
+
+    A file named by the caller must give them: one that is missing, unreadable, empty or of this
+    year is an InputError (exit 3), never a silent run without last year."""
+    from pipeline import history
+
+    if previous is not None:
+        if not previous.is_file():
+            raise InputError(f"前年度の評価のファイル {previous} が見つかりません。パスを確認してください。")
+        past = history.previous_year(settings.outbox, catalog, previous)
+        if past is None or not past.evaluations:
+            raise InputError(
+                f"{previous} から前年度の評価を読めません。前年度の集約ブック(評価一覧 シートのあるもの)か、"
+                "import-published で保存した表を指定してください。"
+            )
+        if past.year.upper() == catalog.year:
+            raise InputError(f"{previous} は {catalog.year} の評価です。前年度の評価のファイルを指定してください。")
+    else:
+        past = history.previous_year(settings.outbox, catalog)
+    if past is None or not past.year:
+        return None
+    try:
+        plan = load_catalog(past.year, settings.schemas)
+    except PipelineError:  # last year's plan is not in this schemas folder: 新規 is not told apart
+        return past
+    return dataclasses.replace(past, plan=frozenset(a.key for a in plan.assignments))
+
+
 # --- templates and the demo -------------------------------------------------------------------
 
 
-def run_templates(settings: Settings, out_dir: Path) -> list[Path]:
+def run_templates(settings: Settings, out_dir: Path, previous: Path | None = None) -> list[Path]:
+    """One template per office. When last year's evaluations are known (`previous`, a master of ours
+    or a stored table; else found in the outbox by pipeline.history), each row also shows them."""
     from pipeline.templates import write_templates
 
     catalog = load_catalog(settings.year, settings.schemas)
+    past = load_previous_year(settings, catalog, previous)
     try:
-        return write_templates(catalog, out_dir, deadline=settings.deadline, contact=settings.contact)
+        return write_templates(catalog, out_dir, deadline=settings.deadline, contact=settings.contact,
+                               previous=past)
     except OSError as exc:
         raise OutputError(f"テンプレートを {out_dir} に書き込めません({type(exc).__name__}: {exc})。") from None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import Cell
@@ -26,7 +27,7 @@ from openpyxl.workbook.protection import WorkbookProtection
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from pipeline import celltext
+from pipeline import celltext, printing
 from pipeline.atomic import long_path, write_atomically
 from pipeline.catalog import Catalog
 from pipeline.celltext import display_width  # noqa: F401  (part of this module's interface)
@@ -39,8 +40,12 @@ from pipeline.layout import (
     INPUT_COLUMNS,
     LETTERS,
     META_KEYS,
+    META_PREVIOUS_KEY,
     META_SHEET,
     RATING_COLUMN,
+    REFERENCE_GAP,
+    REFERENCE_LETTERS,
+    REFERENCE_MARK,
     TEMPLATE_KIND,
     TEMPLATE_SHEET,
     TEMPLATE_VERSION,
@@ -48,9 +53,13 @@ from pipeline.layout import (
     prefilled_hash,
     prefilled_values,
     receiving_offices,
+    reference_labels,
     template_name,
 )
 from pipeline.normalize import RATINGS
+
+if TYPE_CHECKING:
+    from pipeline.history import PastYear
 
 # The A–D choices live on _meta (column D), not on a sheet of their own: _meta is the one hidden
 # sheet the gate accepts without a "content-hidden" warning (pipeline/gate.py). The validation
@@ -60,15 +69,32 @@ from pipeline.normalize import RATINGS
 RATING_LIST_NAME = "評価選択肢"
 RATING_LIST_REF = f"'{META_SHEET}'!$D$1:$D${len(RATINGS)}"
 
-# Universal-design font shipped with Windows 10 1809 and later; Excel substitutes one if it is absent.
-FONT_NAME = "BIZ UDPゴシック"
+# Universal-design font shipped with Windows 10 1809 and later; Excel substitutes one if it is absent
+# (docs/printing.md).
+FONT_NAME = printing.TEXT_FONT
 FONT_SIZE = 10
 INPUT_FILL = "FFF2CC"  # the light yellow that marks 入力欄 in municipal forms
 HEADER_FILL = "DDEBF7"
-COLUMN_WIDTHS = {"A": 8, "B": 7, "C": 24, "D": 48, "E": 18, "F": 60, "G": 8, "H": 60}
+# Column E (担当課) is widened per office to its longest 担当課 (`department_width`), so that a
+# name such as 地域福祉課(関係各課) is not broken before its closing parenthesis. B fits "31～34"
+# in the UD font (its digits are wide).
+COLUMN_WIDTHS = {"A": 8, "B": 8, "C": 24, "D": 48, "E": 18, "F": 60, "G": 8, "H": 60}
+DEPARTMENT_WIDTH_CAP = 30
+# Margins (inches): the header and footer sit inside the top and bottom margins, clear of the
+# cells and of each other's text (a 10 pt line needs about 0.2").
+PAGE_MARGINS = {"left": 0.4, "right": 0.4, "top": 0.9, "bottom": 0.8, "header": 0.3, "footer": 0.3}
 LINE_HEIGHT = celltext.line_height(FONT_SIZE)  # points per wrapped line, with the font's leading
 MIN_INPUT_LINES = 4  # room to type in, so an empty row does not look like a one-line field
 MAX_ROW_HEIGHT = celltext.MAX_ROW_HEIGHT  # Excel's limit
+
+# Last year's rating and outlook, beside the answers (pipeline.layout REFERENCE_*): grey, locked,
+# marked 【参考】 in the header (repeated on every printed page) and in row 2.
+REFERENCE_WIDTHS = {"J": 11, "K": 44}
+GAP_WIDTH = 2
+REFERENCE_FILL = "EDEDED"
+REFERENCE_HEADER_FILL = "D9D9D9"
+REFERENCE_FONT_COLOUR = "404040"
+NO_PREVIOUS = "—"  # no evaluation last year for this row (a new project, or none was returned)
 
 _THIN = Side(style="thin", color="808080")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
@@ -110,9 +136,21 @@ def row_height(texts: Iterable[tuple[str, float]], min_lines: int = 1) -> float:
     )
 
 
+def department_width(departments: Iterable[str]) -> float:
+    """Column E's width: the longest 担当課 on one line, at least the standard width."""
+    return round(celltext.fit_width(COLUMN_WIDTHS["E"], departments, cap=DEPARTMENT_WIDTH_CAP), 1)
+
+
+def _width(ws: Worksheet, letter: str) -> float:
+    dim = ws.column_dimensions.get(letter)
+    return dim.width if dim is not None and dim.customWidth and dim.width else COLUMN_WIDTHS[letter]
+
+
 def fit_data_row(ws: Worksheet, row: int) -> None:
     """Set a data row's height from what its cells hold now (catalog text and any input)."""
-    texts = [(str(ws[f"{c}{row}"].value or ""), COLUMN_WIDTHS[c]) for c in LETTERS]
+    texts = [(str(ws[f"{c}{row}"].value or ""), _width(ws, c)) for c in LETTERS]
+    if ws.max_column > len(LETTERS):  # a template with last year's reference columns
+        texts += [(str(ws[f"{c}{row}"].value or ""), REFERENCE_WIDTHS[c]) for c in REFERENCE_LETTERS]
     ws.row_dimensions[row].height = row_height(texts, MIN_INPUT_LINES)
 
 
@@ -153,11 +191,14 @@ def write_templates(
     contact: str = "地域福祉課",
     generated: datetime | None = None,
     offices: list[str] | None = None,
+    previous: PastYear | None = None,
 ) -> list[Path]:
     """Write one template per receiving office into `out_dir` and return their paths.
 
     `offices` limits the run to some offices (canonical names or aliases); an office with no
     assignment gets no template and is an error, since an empty template cannot be filled in.
+    `previous` (pipeline.history.previous_year) adds last year's rating and 今後の事業計画・展望 to
+    each row, in locked grey reference columns J and K; without it the template is as before.
     """
     stamp = (generated or datetime.now().astimezone()).isoformat(timespec="seconds")
     if offices is None:
@@ -177,7 +218,8 @@ def write_templates(
     out_dir = Path(out_dir)
     paths = []
     for office in chosen:
-        wb = build_template(catalog, office, deadline=deadline, contact=contact, generated=stamp)
+        wb = build_template(catalog, office, deadline=deadline, contact=contact, generated=stamp,
+                            previous=previous)
         path = out_dir / template_name(catalog, office)
         save_atomically(wb, path)
         paths.append(path)
@@ -185,16 +227,31 @@ def write_templates(
 
 
 def build_template(
-    catalog: Catalog, office: str, *, deadline: date | None, contact: str, generated: str
+    catalog: Catalog, office: str, *, deadline: date | None, contact: str, generated: str,
+    previous: PastYear | None = None,
 ) -> Workbook:
     """The template workbook for one office, in memory."""
     values = prefilled_values(catalog, office)
     wb = Workbook()
+    # The standard ("Normal") font sets the column-width unit: the monospaced UD font's half-em
+    # digits, as in Excel's Calibri (7 px), so the widths print alike in Excel and LibreOffice
+    # (pipeline.printing). openpyxl has no public setter for it.
+    wb._named_styles["Normal"].font = Font(name=printing.UNIT_FONT, sz=11, charset=printing.FONT_CHARSET,
+                                           family=printing.FONT_FAMILY)
     ws = wb.active
     ws.title = TEMPLATE_SHEET
     _fill_input_sheet(catalog, ws, office, values, deadline, contact)
+    if previous is not None:
+        _add_reference_columns(catalog, ws, office, previous)
     _fill_guide(catalog, wb.create_sheet(GUIDE_SHEET), office, deadline, contact)
+    if previous is not None:
+        _guide_reference_note(wb[GUIDE_SHEET], previous)
     _fill_meta(catalog, wb.create_sheet(META_SHEET), office, values, generated)
+    if previous is not None:
+        meta = wb[META_SHEET]
+        set_text(meta.cell(len(META_KEYS) + 1, 1), META_PREVIOUS_KEY)
+        set_text(meta.cell(len(META_KEYS) + 1, 2), previous.year)
+        meta.cell(len(META_KEYS) + 1, 2).number_format = "@"
     wb.defined_names[RATING_LIST_NAME] = DefinedName(RATING_LIST_NAME, attr_text=RATING_LIST_REF)
     # Sheets cannot be added, removed, renamed or unhidden: the reader finds the data by sheet name.
     wb.security = WorkbookProtection(lockStructure=True)
@@ -234,6 +291,10 @@ def _fill_input_sheet(
     ws["A2"].font = _font()
     ws.row_dimensions[2].height = 18
 
+    for letter, width in COLUMN_WIDTHS.items():
+        ws.column_dimensions[letter].width = width
+    ws.column_dimensions["E"].width = department_width(v[4] for v in values)
+
     header_fill = PatternFill("solid", fgColor=HEADER_FILL)
     for letter, label in zip(LETTERS, header_labels(catalog), strict=True):
         cell = ws[f"{letter}{HEADER_ROW}"]
@@ -243,7 +304,7 @@ def _fill_input_sheet(
         cell.border = _BORDER
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     ws.row_dimensions[HEADER_ROW].height = row_height(
-        ((label, COLUMN_WIDTHS[c]) for c, label in zip(LETTERS, header_labels(catalog), strict=True)), 2
+        ((label, _width(ws, c)) for c, label in zip(LETTERS, header_labels(catalog), strict=True)), 2
     )
 
     for i, row_values in enumerate(values):
@@ -267,9 +328,6 @@ def _fill_input_sheet(
             )
         fit_data_row(ws, row)
 
-    for letter, width in COLUMN_WIDTHS.items():
-        ws.column_dimensions[letter].width = width
-
     if values:
         _add_validations(catalog, ws, last)
 
@@ -290,11 +348,81 @@ def _fill_input_sheet(
     ws.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
     ws.print_area = f"A1:H{max(last, HEADER_ROW)}"
     ws.print_options.horizontalCentered = True
-    ws.page_margins.left = ws.page_margins.right = 0.4
-    ws.page_margins.top = ws.page_margins.bottom = 0.6
-    ws.oddHeader.left.text = f"{catalog.year_label} {catalog.title}"
-    ws.oddHeader.right.text = office
+    for side, inches in PAGE_MARGINS.items():
+        setattr(ws.page_margins, side, inches)
+    _page_header(ws, f"{catalog.year_label} {catalog.title}", office)
+
+
+def _page_header(ws: Worksheet, left: str, right: str) -> None:
+    """The printed header (plan and year; office) and page numbers, in the UD font."""
+    ws.oddHeader.left.text = left.replace("&", "&&")
+    ws.oddHeader.right.text = right.replace("&", "&&")
     ws.oddFooter.center.text = "&P / &N"
+    for part in (ws.oddHeader.left, ws.oddHeader.right, ws.oddFooter.center):
+        part.font = printing.HEADER_FONT
+
+
+def reference_values(catalog: Catalog, office: str, previous: PastYear) -> list[tuple[str, str]]:
+    """(last year's rating, its 今後の事業計画・展望) per data row of the office's template, in row order;
+    ("—", "") where last year has no evaluation for the row's (事業, 担当課)."""
+    out = []
+    for a in sorted(catalog.assignments_for_office(office), key=lambda a: a.order):
+        past = previous.get(a.key)
+        out.append((past.rating, past.outlook) if past is not None else (NO_PREVIOUS, ""))
+    return out
+
+
+def _add_reference_columns(catalog: Catalog, ws: Worksheet, office: str, previous: PastYear) -> None:
+    """Columns J and K: last year's rating and outlook, locked and grey, after the narrow gap I."""
+    values = reference_values(catalog, office, previous)
+    labels = reference_labels(previous.label)
+    grey = PatternFill("solid", fgColor=REFERENCE_FILL)
+    head_fill = PatternFill("solid", fgColor=REFERENCE_HEADER_FILL)
+    font = Font(name=FONT_NAME, size=FONT_SIZE, charset=128, family=3, color=REFERENCE_FONT_COLOUR)
+    note = ws[f"{REFERENCE_LETTERS[0]}2"]
+    set_text(note, f"{REFERENCE_MARK}{previous.label}の評価です(記入は不要です)。")
+    note.font = Font(name=FONT_NAME, size=FONT_SIZE, charset=128, family=3, bold=True, color=REFERENCE_FONT_COLOUR)
+    for letter, label in zip(REFERENCE_LETTERS, labels, strict=True):
+        cell = ws[f"{letter}{HEADER_ROW}"]
+        set_text(cell, label)
+        cell.font = _font(bold=True)
+        cell.fill = head_fill
+        cell.border = _BORDER
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    header_height = row_height(((label, REFERENCE_WIDTHS[c]) for c, label in zip(REFERENCE_LETTERS, labels,
+                                                                                   strict=True)), 2)
+    ws.row_dimensions[HEADER_ROW].height = max(ws.row_dimensions[HEADER_ROW].height or 0, header_height)
+    for i, (rating, outlook) in enumerate(values):
+        row = FIRST_DATA_ROW + i
+        for letter, value in zip(REFERENCE_LETTERS, (rating, outlook), strict=True):
+            cell = ws[f"{letter}{row}"]
+            if value:
+                set_text(cell, value)
+            cell.protection = Protection(locked=True)
+            cell.fill = grey
+            cell.font = font
+            cell.border = _BORDER
+            cell.alignment = Alignment(
+                horizontal="center" if letter == REFERENCE_LETTERS[0] else "left", vertical="top", wrap_text=True
+            )
+        fit_data_row(ws, row)
+    ws.column_dimensions[REFERENCE_GAP].width = GAP_WIDTH
+    for letter, width in REFERENCE_WIDTHS.items():
+        ws.column_dimensions[letter].width = width
+    last = FIRST_DATA_ROW + len(values) - 1
+    ws.print_area = f"A1:{REFERENCE_LETTERS[-1]}{max(last, HEADER_ROW)}"
+
+
+def _guide_reference_note(ws: Worksheet, previous: PastYear) -> None:
+    """One more line under 4. ご注意, about the reference columns."""
+    row = ws.max_row + 1
+    set_text(
+        ws.cell(row, 1),
+        f"・灰色の{REFERENCE_MARK}欄({REFERENCE_LETTERS[0]}列・{REFERENCE_LETTERS[-1]}列)は{previous.label}の"
+        "事業評価と今後の事業計画・展望です。記入は不要で、書き込んでも読み込みません。",
+    )
+    ws.cell(row, 1).font = _font()
+    ws.cell(row, 1).alignment = Alignment(vertical="top")
 
 
 def rating_prompt(catalog: Catalog) -> str:
@@ -400,6 +528,9 @@ def _fill_guide(catalog: Catalog, ws: Worksheet, office: str, deadline: date | N
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
+    for side, inches in PAGE_MARGINS.items():
+        setattr(ws.page_margins, side, inches)
+    _page_header(ws, f"{catalog.year_label} {catalog.title}", office)
 
 
 def _fill_meta(

@@ -29,7 +29,7 @@ from pipeline.catalog import Catalog, reiwa_year
 from pipeline.errors import CatalogError
 from pipeline.layout import COLUMNS, LETTERS
 from pipeline.normalize import RATINGS, department_key, parse_project
-from pipeline.report import CODES, WARNING, Evaluation, Issue, make_issue
+from pipeline.report import CODES, WARNING, Acknowledged, Evaluation, Issue, Outcome, make_issue
 
 RULES_FILE = "text_checks.yaml"
 ACKS_FILE = "acknowledged.yaml"
@@ -253,12 +253,11 @@ def check_texts(
                 value = raw
             if value is None:
                 continue
-            letter = letters.get(rule.column, "") if letters else ""
             issue = make_issue(
                 rule.code,
                 file=row.file,
                 sheet=row.sheet,
-                cell=f"{letter}{row.row}" if letter and row.row else "",
+                cell=_cell_of(row, rule.column, letters),
                 column=TEXT_COLUMNS[rule.column],
                 value=value,
                 row=row.row or None,
@@ -266,6 +265,15 @@ def check_texts(
             )
             issues.append(TextIssue(**_fields(issue), project=row.project, department=row.department))
     return issues
+
+
+def _cell_of(row: Evaluation, column: str, letters: Mapping[str, str] | None) -> str:
+    """The text's cell: where the reader found it (any layout), else `letters` and the row."""
+    own = row.text_cells[0 if column == "result" else 1] if row.text_cells else ""
+    if own:
+        return own
+    letter = letters.get(column, "") if letters else ""
+    return f"{letter}{row.row}" if letter and row.row else ""
 
 
 def _fields(issue: Issue) -> dict[str, Any]:
@@ -372,6 +380,32 @@ def apply_acknowledgements(
         else:
             open_.append(issue)
     return open_, done
+
+
+def review_texts(
+    outcome: Outcome,
+    rules: Iterable[TextRule],
+    acks: Iterable[Acknowledgement],
+    year: str,
+    previous: Mapping[tuple[str, str], str] | None = None,
+) -> Outcome:
+    """The text checks over the merge's chosen rows, wired into an Outcome (pure).
+
+    Open warnings become notes on their files (warnings only: no row is excluded, the exit code is
+    unchanged); the ones acknowledged for `year` go to `Outcome.acknowledged`, with who and why.
+    `previous` maps (事業, 担当課) to last year's 事業実績・評価理由."""
+    acks = [a for a in acks if a.year == year.upper()]
+    found = check_texts(rules, outcome.rows, previous)
+    open_, done = apply_acknowledgements(found, acks, year)
+    by_key = {a.key: a for a in acks}
+    acknowledged = []
+    for issue in done:
+        project, department = getattr(issue, "project", ""), getattr(issue, "department", "")
+        ack = by_key[(year.upper(), project, department_key(department), issue.code)]
+        acknowledged.append(Acknowledged(issue, project, department, ack.who, ack.why))
+    return dataclasses.replace(
+        outcome, notes=(*outcome.notes, *open_), acknowledged=(*outcome.acknowledged, *acknowledged)
+    )
 
 
 # --- documentation ---------------------------------------------------------------------------

@@ -174,7 +174,8 @@ def _candidates(file_index: int, name: str, sheets: list[RawSheet], issues: list
             continue
         for i, value in enumerate(sheet.rows[header]):
             text = as_text(value).strip()
-            if text and i not in columns.values():
+            # Last year's reference columns of our template are ours: never read, never reported.
+            if text and i not in columns.values() and not layout.is_reference_label(text):
                 issues.append(
                     make_issue("column-extra", file=name, sheet=sheet.name,
                                cell=f"{column_letter(i + 1)}{header + 1}", value=text)
@@ -390,10 +391,11 @@ def _year_label(code: str) -> str:
     return f"令和{code[1:]}年度" if code != "R1" else "令和元年度"
 
 
-def _year_issue(catalog: Catalog, sheets: list[RawSheet], hints: Hints, name: str) -> Issue | None:
+def _year_issue(catalog: Catalog, sheets: list[RawSheet], hints: Hints, name: str, year: str) -> Issue | None:
     """year-mismatch when the first place that names a fiscal year (the header's label, a title row
-    above it, the file name) names another year than the run's."""
-    return _year_decision(catalog, _year_places(sheets), hints, name)
+    above it, the file name) names another year than `year` (the run's: the catalog's, or the year
+    a caller such as import-published asks for)."""
+    return _year_decision(_year_places(sheets), hints, name, year)
 
 
 def _year_places(sheets: list[RawSheet]) -> list[tuple[list[str], str]]:
@@ -415,7 +417,7 @@ def _year_places(sheets: list[RawSheet]) -> list[tuple[list[str], str]]:
     places: list[tuple[list[str], str]] = []
     for sheet, header in headers:
         for cell, text in cells(sheet, [header]):
-            if fiscal_years(text):
+            if fiscal_years(text) and not layout.is_reference_label(text):  # last year's, by design
                 places.append((fiscal_years(text), f"シート「{sheet.name}」{cell} の見出し「{text.strip()}」"))
     if not places:
         for sheet, header in headers:
@@ -425,16 +427,16 @@ def _year_places(sheets: list[RawSheet]) -> list[tuple[list[str], str]]:
     return places
 
 
-def _year_decision(catalog: Catalog, places: list[tuple[list[str], str]], hints: Hints, name: str) -> Issue | None:
+def _year_decision(places: list[tuple[list[str], str]], hints: Hints, name: str, year: str) -> Issue | None:
     if not places and hints.name_years:
         places = [(list(hints.name_years), f"ファイル名「{hints.name_where}」")]
     if not places:
         return None
     years, where = places[0]
-    if catalog.year in years:
+    if year in years:
         return None
     return make_issue("year-mismatch", file=name, value=years[0], found=_year_label(years[0]), where=where,
-                      expected=f"{catalog.year_label}({catalog.year})")
+                      expected=f"{_year_label(year)}({year})")
 
 
 def _moment(iso: str) -> datetime | None:
@@ -640,11 +642,11 @@ def _template_order(catalog: Catalog, office: str, placed: list[tuple[tuple[str,
     return issues
 
 
-def _template_issues(catalog: Catalog, meta: dict[str, str], name: str) -> tuple[str, list[Issue]]:
+def _template_issues(catalog: Catalog, meta: dict[str, str], name: str, year: str) -> tuple[str, list[Issue]]:
     """Year, office and catalog version of our template. Returns the office ("" when unknown)."""
     office = meta.get("office", "")
-    expected = f"{catalog.year_label}({catalog.year})・計画版 {catalog.version} のテンプレート"
-    if meta.get("fiscal_year", "").upper() != catalog.year:
+    expected = f"{_year_label(year)}({year})・計画版 {catalog.version} のテンプレート"
+    if meta.get("fiscal_year", "").upper() != year:
         found = f"年度 {meta.get('fiscal_year')}"
     elif meta.get("catalog_version") != catalog.version:
         found = f"計画版 {meta.get('catalog_version')}"
@@ -699,6 +701,18 @@ def _internal_error(name: str, exc: BaseException) -> Issue:
     return make_issue("internal-error", file=name, detail=f"{type(exc).__name__}: {str(exc)[:160]}{where}")
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How a caller other than the nightly merge reads (see validate_sources)."""
+
+    year: str  # the fiscal year the files must name
+    read_own_outputs: bool = False
+
+    def key(self, catalog: Catalog) -> str:
+        """Added to the cache key when not the defaults, so the same bytes read otherwise never share an entry."""
+        return "" if (self.year, self.read_own_outputs) == (catalog.year, False) else f"|{self.year}|{self.read_own_outputs}"
+
+
 @dataclass
 class Parsed:
     """What a contained reader learnt from one workbook's bytes, with no catalog: everything the
@@ -714,7 +728,7 @@ class Parsed:
     failed: Issue | None = None  # a fault of ours while reading the rows (internal-error)
 
 
-def read_contained(data: bytes, name: str, limits: gate.Limits) -> Parsed:
+def read_contained(data: bytes, name: str, limits: gate.Limits, read_own: bool = False) -> Parsed:
     """One workbook in a contained reader (sandbox.Pool): the gate, then calamine, then the rows.
 
     The gate's result is emitted first, so that it reaches the merge even if the parser then
@@ -741,7 +755,7 @@ def read_contained(data: bytes, name: str, limits: gate.Limits) -> Parsed:
     out.read = bool(sheets)
     try:
         out.own = _own_output(checked) if sheets else None
-        if out.own is not None or not sheets:
+        if (out.own is not None and not read_own) or not sheets:
             return out
         out.meta = read_meta(sheets)
         out.years = _year_places(sheets)
@@ -751,21 +765,21 @@ def read_contained(data: bytes, name: str, limits: gate.Limits) -> Parsed:
     return out
 
 
-def _read(catalog: Catalog, d: _Draft, reader: Any, limits: gate.Limits, index: int) -> None:
-    """One workbook read in this process's worker (the gate here, the parser contained)."""
+def _read(catalog: Catalog, d: _Draft, reader: Any, limits: gate.Limits, index: int, options: _Options) -> None:
+    """One workbook read with one contained worker (the gate here, the parser there)."""
     name = d.source.name
     sheets, checked, issues = ingest.read_workbook(d.source, reader, limits)
     parsed = Parsed(issues=issues[len(checked.issues):], read=bool(sheets))
     if sheets:
         parsed.own = _own_output(checked)
-        if parsed.own is None:
+        if parsed.own is None or options.read_own_outputs:
             parsed.meta = read_meta(sheets)
             parsed.years = _year_places(sheets)
             parsed.candidates = _candidates(index, name, sheets, parsed.candidate_issues)
-    _apply(catalog, d, checked, parsed)
+    _apply(catalog, d, checked, parsed, options)
 
 
-def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed) -> None:
+def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed, options: _Options) -> None:
     """Decide what a read workbook is (own output, template, table), who sent it and which year
     it reports, and keep its rows for the checks. Raises what a fault of ours raised."""
     name = d.source.name
@@ -777,14 +791,15 @@ def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed
         return
     template_office = ""
     if parsed.read:
-        if parsed.own is not None:
-            d.ignore = f"このツールが作成した{parsed.own}です"
-            d.issues.append(make_issue("own-output", file=name, value=parsed.own,
+        own = None if options.read_own_outputs else parsed.own
+        if own is not None:
+            d.ignore = f"このツールが作成した{own}です"
+            d.issues.append(make_issue("own-output", file=name, value=own,
                                        detail=f"作成 {checked.saved or '日時不明'}"))
             return
         if parsed.meta is not None:
             d.kind = "template"
-            template_office, template = _template_issues(catalog, parsed.meta, name)
+            template_office, template = _template_issues(catalog, parsed.meta, name, options.year)
             d.issues.extend(template)
         else:
             d.kind = "table"
@@ -792,7 +807,7 @@ def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed
     if not parsed.read or _rejected(d.issues):
         return
     if d.kind != "template":  # a template's year is its metadata's (template-mismatch)
-        year = _year_decision(catalog, parsed.years, d.hints, name)
+        year = _year_decision(parsed.years, d.hints, name, options.year)
         if year is not None:
             d.issues.append(year)
             return
@@ -801,14 +816,14 @@ def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed
     _uncalculated(checked, d.candidates, name, d.issues)
 
 
-def _read_outcome(catalog: Catalog, d: _Draft, parts: list[Any], outcome: Any) -> None:
+def _read_outcome(catalog: Catalog, d: _Draft, parts: list[Any], outcome: Any, options: _Options) -> None:
     """A contained read's outcome (read_contained's result, or how its process failed) applied to
     its draft."""
     from pipeline import sandbox
 
     checked = parts[0] if parts else gate.GateResult(kind="")
     if isinstance(outcome, Parsed):
-        _apply(catalog, d, checked, outcome)
+        _apply(catalog, d, checked, outcome, options)
         return
     if isinstance(outcome, sandbox.SandboxError):
         # a dead, stuck or exhausted reader is reported apart from a damaged file
@@ -818,7 +833,7 @@ def _read_outcome(catalog: Catalog, d: _Draft, parts: list[Any], outcome: Any) -
         raise outcome
     else:
         issue = _internal_error(d.source.name, outcome)
-    _apply(catalog, d, checked, Parsed(issues=[issue]))
+    _apply(catalog, d, checked, Parsed(issues=[issue]), options)
 
 
 def _rejected(issues: Iterable[Issue]) -> bool:
@@ -856,7 +871,7 @@ def _finish(catalog: Catalog, d: _Draft) -> Content:
         assert assignment is not None  # a row without errors has a known assignment
         rows.append(Evaluation(assignment.project, assignment.department, c.value[RESULT] or "",
                                c.value[RATING] or "", c.value[OUTLOOK] or "", name, c.sheet, c.row,
-                               d.source.received))
+                               d.source.received, (c.cells.get(RESULT, ""), c.cells.get(OUTLOOK, ""))))
     office, source = d.office, d.office_source
     if template and verified:
         issues.extend(dataclasses.replace(i, file=name)
@@ -921,12 +936,22 @@ def validate_sources(
     items: Iterable[Source | FileVerdict],
     limits: LimitSettings,
     cache: ResultCache | None = None,
+    *,
+    fiscal_year: str | None = None,
+    read_own_outputs: bool = False,
 ) -> list[FileVerdict]:
     """One verdict per item, in order; verdicts passed in (ignored, unreadable) are kept.
 
     With a cache, a workbook whose bytes were validated before (same hints, catalog, limits and
     code) takes its content from there instead of being read again.
+
+    `fiscal_year` is the year the files must name (default: the catalog's): a workbook naming another
+    is year-mismatch. `import-published` reads last year's table against this year's catalog with
+    `fiscal_year="R5"`. `read_own_outputs` reads a workbook this tool wrote (a 公表用ブック, say)
+    instead of ignoring it as own-output.
     """
+    options = _Options(fiscal_year or catalog.year, read_own_outputs)
+    suffix = options.key(catalog)
     slots: list[FileVerdict | _Draft] = []
     drafts: list[_Draft] = []
     cached: dict[int, Content] = {}
@@ -940,7 +965,7 @@ def validate_sources(
             hints = hints_for(catalog, item.name, item.sender)
             d = _Draft(item, hints)
             slots.append(d)
-            entry = cache.get(f"{item.sha256}|{hints.key}") if cache is not None else None
+            entry = cache.get(f"{item.sha256}|{hints.key}{suffix}") if cache is not None else None
             if isinstance(entry, Content):
                 cached[id(d)] = entry
                 item.data = b""  # streamed: the bytes are not kept (a feedback copy reads them again)
@@ -949,10 +974,10 @@ def validate_sources(
             yield d
 
     with ingest.open_readers(limits, read_contained) as pool:
-        for d, parts, outcome in pool.map(to_read(), lambda d: (d.source.data, d.source.name, gate_limits)):
+        for d, parts, outcome in pool.map(to_read(), lambda d: (d.source.data, d.source.name, gate_limits, read_own_outputs)):
             d.source.data = b""  # streamed: the bytes are not kept (a feedback copy reads them again)
             try:
-                _read_outcome(catalog, d, parts, outcome)
+                _read_outcome(catalog, d, parts, outcome, options)
             except Exception as exc:
                 d.failed = _internal_error(d.source.name, exc)
     for index, d in enumerate(drafts):
@@ -986,7 +1011,7 @@ def validate_sources(
                 slot.failed = _internal_error(slot.source.name, exc)
                 content = _finish(catalog, slot)
             if cache is not None and slot.failed is None:  # an internal error is not remembered
-                cache.put(f"{slot.source.sha256}|{slot.hints.key}", content)
+                cache.put(f"{slot.source.sha256}|{slot.hints.key}{suffix}", content)
         out.append(_verdict(catalog, slot.source, content, from_cache))
     return out
 

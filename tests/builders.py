@@ -113,13 +113,22 @@ def paginate(rows: list[list[Any]]) -> tuple[list[list[Any]], list[int]]:
     return out, data
 
 
-def published_sheets(misspell: dict[tuple[str, str], str] | None = None) -> dict[str, list[list[Any]]]:
+def published_sheets(
+    misspell: dict[tuple[str, str], str] | None = None, *, year_label: str = "令和6年度"
+) -> dict[str, list[list[Any]]]:
     """The published R6 table: one sheet per 基本目標, a title, the structure block, the table with
-    page-break header repeats, a blank row and the trailing ※ note."""
+    page-break header repeats, a blank row and the trailing ※ note. With `year_label` (令和5年度)
+    the title and the 事業実績・評価理由 label name that year instead, as that year's table did."""
     sheets = {}
     for g in CATALOG.goals:
         table, _ = paginate(published_rows(g.number, misspell))
         sheets[f"基本目標{g.number}"] = [[TITLE], *structure_rows(g.number), [], *table, [], [NOTE]]
+    if year_label != "令和6年度":
+        for rows in sheets.values():
+            for row in rows:
+                for i, value in enumerate(row):
+                    if isinstance(value, str) and value in (TITLE, PUBLISHED_HEADER[5]):
+                        row[i] = value.replace("令和6年度", year_label)
     return sheets
 
 

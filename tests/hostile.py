@@ -152,92 +152,9 @@ def raw_zip(entries: list[tuple[str, bytes]], overlap_last_into_first: bool = Fa
 
 
 def cfb(streams: dict[str, bytes]) -> bytes:
-    """A minimal OLE2 compound file (v3, 512-byte sectors) holding the given top-level streams.
-
-    Streams are padded to 4096 bytes so they live in normal sectors (no mini stream needed).
-    """
-    sec = 512
-    bodies = [(n, b.ljust(4096, b"\0")) for n, b in streams.items()]
-    nsec = [len(b) // sec for _, b in bodies]
-    assert len(bodies) <= 3
-    fat = [0xFFFFFFFD, 0xFFFFFFFE]  # sector 0: the FAT itself, sector 1: the directory
-    starts = []
-    for k in nsec:
-        starts.append(len(fat))
-        fat += [len(fat) + i + 1 for i in range(k - 1)] + [0xFFFFFFFE]
-    fat += [0xFFFFFFFF] * (128 - len(fat))
-    header = struct.pack(
-        "<8s16s6H10L109L",
-        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
-        b"\0" * 16,
-        0x3E,
-        3,
-        0xFFFE,
-        9,
-        6,
-        0,
-        0,
-        0,
-        1,
-        1,
-        0,
-        4096,
-        0xFFFFFFFE,
-        0,
-        0xFFFFFFFE,
-        0,  # 1 FAT sector (0), directory at sector 1
-        0,
-        *([0xFFFFFFFF] * 108),
-    )
-
-    def entry(name: str, typ: int, child: int, right: int, start: int, size: int) -> bytes:
-        raw = name.encode("utf-16-le") + b"\0\0"
-        return struct.pack(
-            "<64sHBBLLL16sL8s8sLLL",
-            raw,
-            len(raw),
-            typ,
-            1,
-            0xFFFFFFFF,
-            right,
-            child,
-            b"\0" * 16,
-            0,
-            b"\0" * 8,
-            b"\0" * 8,
-            start,
-            size,
-            0,
-        )
-
-    dir_entries = [entry("Root Entry", 5, 1 if bodies else 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFE, 0)]
-    for i, ((name, body), start) in enumerate(zip(bodies, starts, strict=True)):
-        right = i + 2 if i + 1 < len(bodies) else 0xFFFFFFFF
-        dir_entries.append(entry(name, 2, 0xFFFFFFFF, right, start, len(body)))
-    while len(dir_entries) < 4:
-        dir_entries.append(
-            b"\0" * 64
-            + struct.pack(
-                "<HBBLLL16sL8s8sLLL",
-                0,
-                0,
-                0,
-                0xFFFFFFFF,
-                0xFFFFFFFF,
-                0xFFFFFFFF,
-                b"\0" * 16,
-                0,
-                b"\0" * 8,
-                b"\0" * 8,
-                0,
-                0,
-                0,
-            )
-        )
-    out = header + struct.pack("<128L", *fat) + b"".join(dir_entries)
-    for _, body in bodies:
-        out += body
-    return out
+    """A minimal OLE2 compound file holding the given top-level streams, each padded to 4096 bytes
+    so it lives in normal sectors (no mini stream), as Office writes its encryption streams."""
+    return compound_file({name: body.ljust(4096, b"\0") for name, body in streams.items()})
 
 
 def patch_sizes(data: bytes, member: str, usize: int) -> bytes:
@@ -501,8 +418,8 @@ def compound_file(files: dict[str, bytes]) -> bytes:
     """A version 3 compound file ([MS-CFB]) holding `files` ("storage/stream" → bytes).
 
     512-byte sectors, up to 109 FAT sectors (about 7 MB), streams under 4096 bytes in the mini
-    stream, each storage's children in a balanced tree (the writer of tests/test_mail.py, kept here
-    so the workbook tests do not depend on the mail tests).
+    stream, each storage's children in a balanced tree. The one writer of the tests: .msg files
+    (test_mail), encrypted workbooks and .xls files (the gate and format tests).
     """
     root = _Node("Root Entry", 5)
     for path, data in files.items():

@@ -80,7 +80,8 @@ def test_merge_exit_codes(inbox, tmp_path):
     out = tmp_path / "out"
     ok = invoke("merge", "--inbox", str(inbox), "--outbox", str(out), cwd=tmp_path)
     assert ok.exit_code == 0, ok.output
-    assert "評価行: 69 / 69(エラー 0 件、警告 0 件)" in ok.output
+    assert "評価行: 69 / 69(エラー 0 件、警告 2 件)" in ok.output
+    assert "記述の点検: 要確認 2 件、確認済み 0 件(検証結果 シート)" in ok.output
     assert "基本目標2 包括的支援体制の構築: A 6  B 9  C 0  D 3" in ok.output
     assert "全ての担当課の評価がそろいました。" in ok.output
     spoil(inbox / "R6_地域福祉計画評価_地域安全課.xlsx", inbox / "R6_地域福祉計画評価_地域安全課.xlsx", "G5", "良")

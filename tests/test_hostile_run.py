@@ -87,6 +87,9 @@ from pipeline.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "R6_地域福祉計画評価_指導室.xlsx"  # one row (row 4): 事業8, rating A
 CPU_BOUND_S = 10.0
+# The two warnings the published R6 answers give by the checks that read the text (docs/new-year.md).
+TEXT_WARNINGS = {"R6_地域福祉計画評価_地域安全課.xlsx": ["reason-says-not-done"],
+                 "R6_地域福祉計画評価_地域福祉課.xlsx": ["reason-says-not-done"]}
 RSS_BOUND = 2**30
 
 # The fork server: imports what a merge imports, then per request forks a child that runs one
@@ -409,7 +412,8 @@ def test_one_hostile_file_among_the_good_returns(
     if case.replaces_row:
         expected[SOURCE] = "superseded"
     assert others == expected and len(others) == 12
-    assert all(not f["issues"] or f["status"] == "superseded" for f in files.values())
+    assert all([i["code"] for i in f["issues"]] == TEXT_WARNINGS.get(n, []) or f["status"] == "superseded"
+               for n, f in files.items())
     assert report["rows"] == 69
     master_path = outbox / master.master_name(load_catalog("R6"))
     assert Path(report["master"]) == master_path

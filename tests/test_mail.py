@@ -19,6 +19,7 @@ from email.message import EmailMessage
 
 import openpyxl
 import pytest
+from hostile import compound_file as build_cfb  # the one [MS-CFB] writer of the tests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -645,132 +646,6 @@ def test_corrupt_member_is_reported() -> None:
 # ---------------------------------------------------------------------------------------------
 # .msg: a minimal OLE2 compound file writer and Outlook property streams
 # ---------------------------------------------------------------------------------------------
-
-FREESECT, ENDOFCHAIN, FATSECT, NOSTREAM = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD, 0xFFFFFFFF
-SECTOR, MINI, CUTOFF = 512, 64, 4096
-
-
-class _Node:
-    def __init__(self, name: str, kind: int, data: bytes = b"") -> None:
-        self.name, self.kind, self.data = name, kind, data  # kind: 1 storage, 2 stream, 5 root
-        self.children: dict[str, _Node] = {}
-        self.start, self.size = ENDOFCHAIN, 0
-        self.left = self.right = self.child = NOSTREAM
-
-
-def build_cfb(files: dict[str, bytes]) -> bytes:
-    """Write a version 3 compound file ([MS-CFB]) holding `files` ("storage/stream" → bytes).
-
-    512-byte sectors, one FAT (no DIFAT sectors), streams under 4096 bytes in the mini stream,
-    and each storage's children in a balanced binary tree, all black.
-    """
-    root = _Node("Root Entry", 5)
-    for path, data in files.items():
-        *dirs, leaf = path.split("/")
-        node = root
-        for d in dirs:
-            node = node.children.setdefault(d, _Node(d, 1))
-        node.children[leaf] = _Node(leaf, 2, data)
-
-    nodes: list[_Node] = []
-
-    def number(node: _Node) -> None:
-        nodes.append(node)
-        for child in node.children.values():
-            number(child)
-
-    number(root)
-    ids = {id(n): i for i, n in enumerate(nodes)}
-
-    def key(n: _Node) -> tuple[int, str]:
-        return (len(n.name), n.name.upper())
-
-    def tree(children: list[_Node]) -> int:
-        if not children:
-            return NOSTREAM
-        mid = len(children) // 2
-        top = children[mid]
-        top.left, top.right = tree(children[:mid]), tree(children[mid + 1 :])
-        return ids[id(top)]
-
-    for n in nodes:
-        n.child = tree(sorted(n.children.values(), key=key))
-
-    mini = bytearray()
-    minifat: list[int] = []
-    big: list[_Node] = []
-    for n in nodes:
-        if n.kind != 2 or not n.data:
-            continue
-        n.size = len(n.data)
-        if n.size < CUTOFF:
-            n.start = len(mini) // MINI
-            count = -(-n.size // MINI)
-            minifat += [n.start + i + 1 for i in range(count - 1)] + [ENDOFCHAIN]
-            mini += n.data + b"\0" * (count * MINI - n.size)
-        else:
-            big.append(n)
-
-    def sectors(size: int) -> int:
-        return -(-size // SECTOR)
-
-    dir_bytes_len = sectors(len(nodes) * 128) * SECTOR
-    minifat_bytes = b"".join(struct.pack("<I", x) for x in minifat)
-    minifat_bytes += struct.pack("<I", FREESECT) * ((-len(minifat)) % (SECTOR // 4))
-    chains = [dir_bytes_len, len(minifat_bytes), len(mini)] + [n.size for n in big]
-    content = sum(sectors(c) for c in chains)
-    nfat = 1
-    while nfat * (SECTOR // 4) < nfat + content:
-        nfat += 1
-    assert nfat <= 109
-    fat = [FATSECT] * nfat
-    starts = []
-    for size in chains:
-        count = sectors(size)
-        if count == 0:
-            starts.append(ENDOFCHAIN)
-            continue
-        first = len(fat)
-        starts.append(first)
-        fat += [first + i + 1 for i in range(count - 1)] + [ENDOFCHAIN]
-    fat += [FREESECT] * (nfat * (SECTOR // 4) - len(fat))
-    dir_start, minifat_start, mini_start, *big_starts = starts
-    root.start, root.size = (mini_start, len(mini)) if mini else (ENDOFCHAIN, 0)
-    for n, s in zip(big, big_starts, strict=True):
-        n.start = s
-
-    entries = b""
-    for n in nodes:
-        raw_name = n.name.encode("utf-16-le") + b"\0\0"
-        assert len(raw_name) <= 64
-        entries += struct.pack(
-            "<64sHBBIII16sIQQIQ",
-            raw_name, len(raw_name), n.kind, 1, n.left, n.right, n.child,
-            b"\0" * 16, 0, 0, 0, n.start if n.kind != 1 else 0, n.size,
-        )  # fmt: skip
-    empty = struct.pack(
-        "<64sHBBIII16sIQQIQ", b"", 0, 0, 0, NOSTREAM, NOSTREAM, NOSTREAM, b"\0" * 16, 0, 0, 0, 0, 0
-    )
-    entries += empty * ((dir_bytes_len - len(entries)) // 128)
-
-    header = struct.pack(
-        "<8s16sHHHHH6sIIIIIIIII",
-        bytes.fromhex("D0CF11E0A1B11AE1"), b"\0" * 16, 0x3E, 3, 0xFFFE, 9, 6, b"\0" * 6,
-        0, nfat, dir_start, 0, CUTOFF,
-        minifat_start if minifat else ENDOFCHAIN, sectors(len(minifat_bytes)) if minifat else 0,
-        ENDOFCHAIN, 0,
-    )  # fmt: skip
-    header += b"".join(struct.pack("<I", i) for i in range(nfat))
-    header += struct.pack("<I", FREESECT) * (109 - nfat)
-    assert len(header) == SECTOR
-
-    def padded(data: bytes) -> bytes:
-        return data + b"\0" * ((-len(data)) % SECTOR)
-
-    body = b"".join(struct.pack("<I", x) for x in fat)
-    body += entries + (minifat_bytes if minifat else b"") + padded(bytes(mini))
-    body += b"".join(padded(n.data) for n in big)
-    return header + body
 
 
 def filetime(when: datetime) -> bytes:

@@ -20,9 +20,11 @@ import yaml
 from pipeline.atomic import write_atomically
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.master import (
+    CONTINUED,
     FONT,
     MASTER_SHEETS,
     MISSING_MARK,
+    UNIT_FONT,
     goal_columns,
     list_columns,
     master_name,
@@ -224,7 +226,10 @@ def test_every_font_is_the_ud_font(full) -> None:
     path, _, _, wb = full
     with zipfile.ZipFile(path) as z:
         styles = z.read("xl/styles.xml").decode("utf-8")
-    assert set(re.findall(r'<name val="([^"]+)"', styles)) == {FONT}
+    # the standard font is the monospaced UD font (it sets the column-width unit); cells use FONT
+    assert set(re.findall(r'<name val="([^"]+)"', styles)) == {FONT, UNIT_FONT}
+    assert re.search(r'<cellStyleXfs count="1"><xf numFmtId="0" fontId="0"', styles)
+    assert re.search(rf'<fonts count="\d+"><font><sz val="11"/><color theme="1"/><name val="{UNIT_FONT}"/>', styles)
     assert "<scheme " not in styles  # a theme scheme would make Excel show the theme font instead
     for name in wb.sheetnames:
         ws = wb[name]
@@ -238,8 +243,18 @@ def test_every_sheet_prints_a3_landscape_with_page_numbers(full) -> None:
     for ws in full[3].worksheets:
         assert ws.page_setup.paperSize == 8, ws.title
         assert ws.page_setup.orientation == "landscape", ws.title
-        assert ws.page_setup.fitToHeight == 0, ws.title
         assert ws.oddFooter.center.text == "&P / &N", ws.title
+        assert ws.oddHeader.center.text == "&A", ws.title  # the sheet's name on every page
+        # the header and footer sit inside the margins, clear of the cells
+        m = ws.page_margins
+        assert m.top - m.header >= 0.45 and m.bottom - m.footer >= 0.35, ws.title
+        if ws.title in ("評価一覧", "検証結果"):
+            # every row names its 事業 (or file): one page wide, as many tall as needed
+            assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToHeight == 0, ws.title
+        else:
+            # planned page breaks: a fixed scale (Excel ignores manual breaks on a fitted sheet)
+            assert not ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+            assert 60 <= (ws.page_setup.scale or 100) <= 100, ws.title
 
 
 # --- 基本目標N -------------------------------------------------------------------------------
@@ -254,8 +269,16 @@ def expected_structure(catalog: Catalog, g: int) -> list[list]:
     return lines
 
 
-def expected_goal_rows(catalog: Catalog, published: dict, g: int, missing: tuple[str, ...] = ()) -> list[list]:
-    """The published table's rows: 施策No. on a measure's first row, 事業 cells on a project's first row."""
+def page_tops(ws) -> set[int]:
+    """1-based rows that begin a printed page (after a manual break)."""
+    return {b.id + 1 for b in ws.row_breaks.brk}
+
+
+def expected_goal_rows(catalog: Catalog, published: dict, g: int, missing: tuple[str, ...] = (),
+                       tops: set[int] = frozenset(), first: int = 0) -> list[list]:
+    """The published table's rows: 施策No. on a measure's first row, 事業 cells on a project's first row,
+    and on the first row of each printed page (`tops`, sheet rows; `first`: the first data row): there a
+    project that began on an earlier page shows its name with (続き) and no 内容."""
     rows, last_measure, last_project = [], None, None
     for a in catalog.assignments:
         p = catalog.projects[a.project]
@@ -264,12 +287,13 @@ def expected_goal_rows(catalog: Catalog, published: dict, g: int, missing: tuple
         new_measure = (p.direction, p.measure) != last_measure
         new_project = new_measure or a.project != last_project
         last_measure, last_project = (p.direction, p.measure), a.project
+        top = first + len(rows) in tops
         r = published[a.key]
         answer = [MISSING_MARK, None, None] if a.office in missing else [r["result"], r["rating"], r["outlook"]]
         rows.append([
-            p.measure_code if new_measure else None,
-            label_value(p.label) if new_project else None,
-            p.name if new_project else None,
+            p.measure_code if new_measure or top else None,
+            label_value(p.label) if new_project or top else None,
+            p.name if new_project else (p.name + CONTINUED if top else None),
             p.content if new_project else None,
             a.department,
             *answer,
@@ -289,7 +313,7 @@ def test_goal_sheet_structure_and_rows(catalog: Catalog, published: dict, full, 
     assert values(ws, head - 1, 8) == [None] * 8
     assert values(ws, head, 8) == goal_columns(catalog)
     assert ws.print_title_rows == f"${head}:${head}"
-    expected = expected_goal_rows(catalog, published, g)
+    expected = expected_goal_rows(catalog, published, g, tops=page_tops(ws), first=head + 1)
     for i, row in enumerate(expected, start=head + 1):
         assert values(ws, i, 8) == row, f"基本目標{g} row {i}"
     assert values(ws, head + 1 + len(expected), 8) == [None] * 8  # nothing after the table
@@ -462,8 +486,8 @@ def test_missing_office_is_shown_as_not_submitted(tmp_path: Path, catalog: Catal
     # 基本目標 sheets: every assignment appears; a missing one has (未提出) in grey italics
     for g in (1, 2, 3):
         ws = wb[f"基本目標{g}"]
-        expected = expected_goal_rows(catalog, published, g, missing)
         head = find_row(ws, 1, "施策No.")
+        expected = expected_goal_rows(catalog, published, g, missing, tops=page_tops(ws), first=head + 1)
         for i, row in enumerate(expected, start=head + 1):
             assert values(ws, i, 8) == row, f"基本目標{g} row {i}"
     ws = wb["基本目標1"]

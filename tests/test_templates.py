@@ -16,6 +16,7 @@ from pipeline.catalog import load_catalog
 from pipeline.templates import (
     COLUMN_WIDTHS,
     COLUMNS,
+    DEPARTMENT_WIDTH_CAP,
     FIRST_DATA_ROW,
     FONT_NAME,
     GUIDE_SHEET,
@@ -28,6 +29,7 @@ from pipeline.templates import (
     TEMPLATE_KIND,
     TEMPLATE_SHEET,
     TEMPLATE_VERSION,
+    department_width,
     display_width,
     header_labels,
     prefilled_hash,
@@ -288,17 +290,28 @@ def test_print_setup_layout_and_fonts(template_dir: Path, office: str) -> None:
     last = data_rows(office).stop - 1
     assert ws.print_area == f"'{TEMPLATE_SHEET}'!$A$1:$H${last}"
     assert ws.freeze_panes == "A4"
+    departments = [ws[f"E{r}"].value for r in data_rows(office)]
     assert {c: ws.column_dimensions[c].width for c in COLUMN_WIDTHS} == {
         "A": 8,
-        "B": 7,
+        "B": 8,  # "31～34" in the UD font's wide digits
         "C": 24,
         "D": 48,
-        "E": 18,
+        "E": department_width(departments),
         "F": 60,
         "G": 8,
         "H": 60,
     }
+    # 担当課 on one line: 地域福祉課(関係各課) is not broken before its ")"
+    widest = max(display_width(d) for d in departments)
+    width = ws.column_dimensions["E"].width
+    assert width >= min(widest + 2, DEPARTMENT_WIDTH_CAP) and width >= COLUMN_WIDTHS["E"]
     assert ws.merged_cells.ranges == set()
+    # the printed header and page number sit inside the margins, clear of the cells (0.3" + a line)
+    m = ws.page_margins
+    assert (m.top, m.header, m.bottom, m.footer) == (0.9, 0.3, 0.8, 0.3)
+    assert ws.oddHeader.left.font == ws.oddFooter.center.font == "BIZ UDPゴシック,Regular"
+    # the standard font (the width unit) is the monospaced UD font
+    assert ws.parent._named_styles["Normal"].font.name == "BIZ UDゴシック"
 
     for c in range(1, 9):
         head = ws.cell(HEADER_ROW, c)

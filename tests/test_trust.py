@@ -404,6 +404,11 @@ def test_archive_and_hidden_folders_are_listed_but_not_read(inbox: Path, outbox:
         ".DS_Store": ("ignored", ingest.REASON_SYSTEM),
     }
     assert run.exit_code == 0
+    # in 提出状況's file list they are nobody's return: no office, and not 差出課不明 either
+    ws = openpyxl.load_workbook(run.master)["提出状況"]
+    listed = {r[0]: r[1:3] for r in ws.iter_rows(values_only=True) if r[0] in reasons}
+    assert listed["old/"] == ("—", "対象外") and listed[".trash/"] == ("—", "対象外")
+    assert run.report["unattributed"] == []
 
 
 def test_an_unreadable_folder_is_an_error_not_a_silent_skip(inbox: Path, outbox: Path, monkeypatch) -> None:
@@ -438,7 +443,12 @@ def test_two_files_of_one_name_in_two_folders_are_told_apart(inbox: Path, outbox
     assert guidance.issues[0].file == "指導室/回答.xlsx"
     assert master_rows(run.master)[label(HEALTH_KEY)] == (published(HEALTH_KEY), "健康課/回答.xlsx")
     issues_sheet = openpyxl.load_workbook(run.master)["検証結果"]
-    assert [r[0] for r in issues_sheet.iter_rows(min_row=2, values_only=True)] == ["指導室/回答.xlsx"]
+    # the rejected file's error, then the two text-check warnings of the published R6 answers
+    assert [(r[0], r[3]) for r in issues_sheet.iter_rows(min_row=2, values_only=True)] == [
+        ("指導室/回答.xlsx", "rating-invalid"),
+        ("R6_地域福祉計画評価_地域安全課.xlsx", "reason-says-not-done"),
+        (WELFARE, "reason-says-not-done"),
+    ]
 
 
 # --- the demo is a sandbox --------------------------------------------------------------------------

@@ -1,0 +1,464 @@
+"""Printing: the page plan (pipeline.printing), the committee document (pipeline.publish, the
+`publish` command), and every workbook we write rendered to PDF by LibreOffice and read back.
+
+The rendering tests need LibreOffice (soffice), poppler (pdftotext, pdffonts) and the BIZ UD
+fonts (Debian: libreoffice-calc-nogui poppler-utils fonts-morisawa-bizud-gothic); elsewhere they
+are skipped with the reason shown. All five workbooks are converted in one soffice call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+import shutil
+import subprocess
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+from returns import edit_return
+
+from pipeline import history, printing
+from pipeline.catalog import load_catalog
+from pipeline.cli import cli
+from pipeline.errors import InputError
+from pipeline.layout import OUTPUT_PROPERTY
+from pipeline.master import CONTINUED, master_name, summary_name
+from pipeline.printing import Block, Line, Page, paginate
+from pipeline.publish import (
+    COMPARE_SHEET,
+    COVER_SHEET,
+    SUMMARY_SHEET,
+    personal_info,
+    publish_name,
+    run_publish,
+    wareki_month,
+)
+from pipeline.runner import run_merge
+from pipeline.settings import Settings
+
+R6 = load_catalog("R6")
+TODAY = date(2026, 3, 10)
+# Two answers of project 9 long enough that the project no longer fits on one page.
+LONG = ("地域の関係機関と連携し、講座・講演会・出前講座を実施した。" * 24)[:690]
+
+
+# --- the page plan ----------------------------------------------------------------------------
+
+
+def lines(*heights: float, group: object = None) -> list[Line]:
+    return [Line(h, (group, i), group=group) for i, h in enumerate(heights)]
+
+
+def test_groups_move_whole_to_the_next_page():
+    layout = paginate([Block(lines(40, 40, group="a") + lines(30, 30, group="b"))], capacity=100)
+    assert layout.breaks == [2]
+    assert [p.page for p in layout.placed] == [1, 1, 2, 2]
+    assert layout.placed[2].top and not layout.placed[2].continued
+
+
+def test_a_group_taller_than_a_page_is_split_and_marked_continued():
+    layout = paginate([Block(lines(60, 60, 60, group="a"))], capacity=100)
+    assert layout.breaks == [1, 2]
+    assert [p.continued for p in layout.placed] == [False, True, True]
+
+
+def test_top_height_is_used_for_a_line_that_begins_a_page():
+    block = Block([Line(60, "x", group="a"), Line(30, "y", group="a", top_height=50)])
+    layout = paginate([Block([Line(50, "before")]), block], capacity=100)
+    # the group (90) does not fit after "before": it moves whole, and its first line is not a top_height one
+    assert layout.breaks == [1] and [p.height for p in layout.placed] == [50.25, 60, 30]  # whole pixels
+    split = paginate([Block([Line(80, "x", group="a"), Line(30, "y", group="a", top_height=45)])], capacity=100)
+    assert split.breaks == [1] and split.placed[1].height == 45 and split.placed[1].continued
+
+
+def test_block_header_repeats_on_each_continuation_page_and_spacers_are_dropped_at_tops():
+    header = [Line(10, "title"), Line(10, "columns")]
+    rows = [Line(20, f"r{i}") for i in range(9)]
+    layout = paginate([Block([Line(70, "intro"), Line(10, None, spacer=True)]),
+                       Block(header + rows, keep=True, header=2)], capacity=100)
+    items = [(p.page, p.line.item, p.repeated) for p in layout.placed]
+    # the table (200) cannot be kept on one page: its header and first row move to page 2 (not
+    # left alone under the intro), and the header comes back on every later page
+    assert items[0] == (1, "intro", False) and items[2] == (2, "title", False)
+    repeated = [(page, item) for page, item, rep in items if rep]
+    assert repeated and all(item in ("title", "columns") for _, item in repeated)
+    assert {page for page, _ in repeated} == set(range(3, layout.pages + 1))
+    assert all(p.line.item is not None for p in layout.placed if p.top)  # no blank line tops a page
+
+
+def test_kept_block_starts_a_new_page_when_it_fits_on_one():
+    layout = paginate([Block([Line(60, "a")]), Block([Line(30, "b"), Line(30, "c")], keep=True)], capacity=100)
+    assert layout.breaks == [1]
+
+
+def test_print_titles_take_room_on_later_pages_only():
+    layout = paginate([Block(lines(*[25] * 8))], capacity=100, title_height=25)
+    # page 1 holds 4 lines, later pages 3 (the repeated title takes 25)
+    assert layout.breaks == [4, 7]
+
+
+def test_page_geometry_and_scale():
+    a3 = Page()
+    assert a3.size_pt == (1190.55, 841.89)
+    assert a3.width_pt == pytest.approx(1190.55 - 0.8 * 72)
+    # 220 units of the monospaced standard font: 5.5 pt a unit, plus padding
+    assert printing.columns_pt([220]) == pytest.approx((220 + 0.72) * 5.5)
+    scale = printing.print_scale([9, 9, 24, 42, 22, 55, 9, 51], a3)
+    assert 80 <= scale <= 90  # about 9.5 pt on paper for the 11 pt text
+    assert printing.print_scale([10], a3) == 100
+    assert printing.capacity_pt(a3, 50) == pytest.approx(2 * a3.height_pt * printing.HEIGHT_FILL)
+    assert printing.snap(18.1) == 18.75 and printing.snap(18.75) == 18.75
+
+
+# --- personal information -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("講師に市教育長・大熊雅士さんを迎え", [("name", "大熊雅士さん")]),
+        ("山田 太郎様より寄付", [("name", "山田 太郎様")]),
+        ("鈴木氏が講演した", [("name", "鈴木氏")]),
+        ("ボランティアのタナカさんが参加", [("name", "タナカさん")]),
+        ("問合せ 042-387-9999 まで", [("phone", "042-387-9999")]),
+        ("携帯０９０－１２３４－５６７８へ", [("phone", "090-1234-5678")]),
+        ("(042)387-9999", [("phone", "042)387-9999")]),
+        ("042(387)9999", [("phone", "042(387)9999")]),
+        ("連絡は taro.yamada@example.jp へ", [("email", "taro.yamada@example.jp")]),
+        # not names: words with 様, roles, polite forms
+        ("昨年同様に実施し、新様式へ移行した。様々な団体と多様な主体、多種多様な活動", []),
+        ("利用者様・市民の皆様・お子さん・保護者様・相談者さん", []),
+        ("氏名を記入する欄", []),
+        # not telephone numbers: counts, dates, amounts
+        ("10,804件(R6年実績)、令和6年9月1日、予算 1,234,567円、2024-04-01", []),
+    ],
+)
+def test_personal_info(text, found):
+    assert personal_info(text) == found
+
+
+# --- a merge to print: errors, warnings, a long project, a previous year -------------------------
+
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory, demo_returns) -> dict:
+    """A merge of the demo returns with an error (a feedback copy), a damaged file (a long
+    message) and two long answers of project 9, whose five rows then no longer fit on a page."""
+    base = tmp_path_factory.mktemp("printing")
+    inbox, outbox = base / "inbox", base / "outbox"
+    shutil.copytree(demo_returns, inbox)
+    own = inbox / "R6_地域福祉計画評価_地域福祉課.xlsx"
+    edit_return(own, own, {("16", "福祉保健部各課"): {"rating": "E"}, ("9", "地域福祉課(関係各課)"): {"result": LONG}})
+    other = inbox / "R6_地域福祉計画評価_自立生活支援課.xlsx"
+    edit_return(other, other, {("9", "自立生活支援課"): {"result": LONG}})
+    (inbox / "R6_地域福祉計画評価_健康課_古い版.xlsx").write_bytes(b"PK\x03\x04" + b"x" * 200)
+    run = run_merge(Settings(inbox=inbox, outbox=outbox))
+    assert run.exit_code == 1 and len(run.feedback) == 1
+    return {"base": base, "outbox": outbox, "run": run, "settings": Settings(inbox=inbox, outbox=outbox)}
+
+
+def test_a_page_that_begins_inside_a_project_repeats_its_labels(merged):
+    wb = openpyxl.load_workbook(merged["outbox"] / master_name(R6))
+    ws = wb["基本目標1"]
+    tops = [b.id + 1 for b in ws.row_breaks.brk]
+    continued = [r for r in tops if str(ws.cell(r, 3).value or "").endswith(CONTINUED)]
+    assert continued, "project 9 should be split between pages"
+    for r in tops:
+        # every page's first row names its 施策 and 事業
+        assert ws.cell(r, 1).value and ws.cell(r, 2).value and ws.cell(r, 3).value, f"row {r}"
+    for r in continued:
+        assert ws.cell(r, 2).value == 9 and ws.cell(r, 3).value == "市民に対する啓発活動の推進" + CONTINUED
+        assert ws.cell(r, 4).value is None  # 内容 stands once, on the project's first row
+
+
+def test_planned_pages_fit_the_paper(merged):
+    """On every sheet with planned breaks, the rows of each page fit its printable height."""
+    wb = openpyxl.load_workbook(merged["outbox"] / master_name(R6))
+    for ws in wb.worksheets:
+        if ws.sheet_properties.pageSetUpPr.fitToPage:
+            continue
+        scale = ws.page_setup.scale or 100
+        page = Page(paper=int(ws.page_setup.paperSize))
+        room = page.height_pt * 100 / scale
+        titles = 0.0
+        if ws.print_title_rows:
+            r = int(re.findall(r"\d+", ws.print_title_rows)[0])
+            titles = ws.row_dimensions[r].height
+        starts = [1, *(b.id + 1 for b in ws.row_breaks.brk), ws.max_row + 1]
+        for i, (a, b) in enumerate(itertools.pairwise(starts)):
+            used = sum(ws.row_dimensions[r].height or 18 for r in range(a, b)) + (titles if i else 0)
+            assert used <= room, f"{ws.title} page {i + 1}: {used:.0f} > {room:.0f} pt"
+
+
+@pytest.fixture(scope="module")
+def published(merged) -> dict:
+    outbox = merged["outbox"]
+    # last year, from this master with some ratings changed: the document compares the two years
+    past = history.read_master(outbox / master_name(R6), "R5")
+    changed = dict(past.evaluations)
+    for key in list(changed)[:12:4]:
+        changed[key] = dataclasses.replace(changed[key], rating="C")
+    history.write_stored(history.stored_path(outbox, "R5"), history.PastYear("R5", "test", changed))
+    result = run_publish(merged["settings"], today=TODAY)
+    return {"result": result, "wb": openpyxl.load_workbook(result.xlsx)}
+
+
+def test_publish_writes_the_committee_document(published):
+    result, wb = published["result"], published["wb"]
+    assert result.xlsx.name == publish_name(R6) == "地域福祉計画_進捗状況及び評価表_R6.xlsx"
+    assert result.xlsx.parent.name == "publish" and result.exit_code == 0 and result.pdf is None
+    assert wb.sheetnames == [COVER_SHEET, "基本目標1", "基本目標2", "基本目標3", SUMMARY_SHEET, COMPARE_SHEET]
+    assert result.previous == "R5" and result.rows == 68 and result.missing == 1
+    cover = [c.value for row in wb[COVER_SHEET].iter_rows() for c in row if c.value]
+    assert cover[:4] == ["地域福祉計画の進捗状況及び評価表", "(令和6年度実績報告)", "令和8年3月", "福祉保健部地域福祉課"]
+    assert "【事業評価の評価基準】" in cover
+    # the published layout: goal, 施策の方向性, 施策 lines, then the table's columns
+    ws = wb["基本目標2"]
+    assert [ws.cell(1, c).value for c in (1, 3)] == ["基本目標", "2 包括的支援体制の構築"]
+    head = next(r for r in range(1, 40) if ws.cell(r, 1).value == "施策No.")
+    assert [ws.cell(head, c).value for c in range(1, 9)] == [
+        "施策No.", "事業No.", "【個別事業・取り組み】", "内容", "担当課", "事業実績・評価理由 (令和6年度)", "事業評価",
+        "今後の事業計画・展望"]
+    assert ws.print_title_rows == f"${head}:${head}"
+    # our output mark, so the document dropped into the inbox is never read as a return
+    with zipfile.ZipFile(result.xlsx) as z:
+        assert f'name="{OUTPUT_PROPERTY}"' in z.read("docProps/custom.xml").decode() and "kind=publish" in z.read(
+            "docProps/custom.xml").decode()
+
+
+def test_publish_never_mentions_our_process(published, merged):
+    """The committee sees evaluations: no file names, issue codes, 未提出 or reception times."""
+    wb = published["wb"]
+    texts = " ".join(str(c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row if c.value)
+    for word in (".xlsx", "未提出", "受信", "エラー", "rating-invalid", "file-corrupt", "提出"):
+        assert word not in texts, word
+    headers = " ".join(ws.oddHeader.left.text or "" for ws in wb.worksheets)
+    assert "受信" not in headers
+
+
+def test_publish_counts_and_comparison(published):
+    wb = published["wb"]
+    ws = wb[SUMMARY_SHEET]
+    rows = {ws.cell(r, 1).value: [ws.cell(r, c).value for c in range(2, 8)] for r in range(1, ws.max_row + 1)}
+    # published R6 counts, less the one evaluation that the error kept out (事業16, a B in goal 1)
+    assert rows["基本目標1"] == ["福祉のまちづくり", 24, 9, 0, 0, 33]
+    assert rows["基本目標2"][1:] == [6, 9, 0, 3, 18] and rows["合計"][1:] == [40, 24, 0, 4, 68]
+    cmp = wb[COMPARE_SHEET]
+    changed = [r for r in range(1, cmp.max_row + 1) if cmp.cell(r, 1).value == "評価が変わった事業"]
+    assert changed and cmp.cell(changed[0] + 2, 7).value == "C"
+
+
+def test_personal_info_is_a_warning_not_a_block(published):
+    result = published["result"]
+    assert [(i.code, i.severity, i.value, i.sheet) for i in result.issues] == [
+        ("personal-info-suspected", "warning", "大熊雅士さん", "評価一覧")]
+    message = result.issues[0].message
+    assert "事業No.9" in message and "広報秘書課" in message and "事業実績・評価理由" in message
+    assert result.xlsx.is_file()  # written all the same: staff decide
+
+
+def test_publish_without_libreoffice_writes_the_workbook_and_says_how_to_export(merged, tmp_path):
+    settings = dataclasses.replace(merged["settings"], soffice=str(tmp_path / "no" / "soffice.exe"))
+    result = run_publish(settings, tmp_path / "out", pdf=True, today=TODAY)
+    assert result.xlsx.is_file() and result.pdf is None and result.exit_code == 3
+    assert "エクスポート" in result.pdf_error and "ブック全体" in result.pdf_error and "PDF" in result.pdf_error
+
+
+def test_publish_command(merged, tmp_path):
+    toml = tmp_path / "pipeline.toml"
+    toml.write_text(
+        f'[paths]\ninbox = "{merged["base"] / "inbox"}"\noutbox = "{merged["outbox"]}"\n'
+        f'[publish]\nsoffice = "{tmp_path / "missing-soffice"}"\n', encoding="utf-8")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["--settings", str(toml), "publish", "--out", str(out), "--pdf"])
+    assert res.exit_code == 3, res.output
+    assert (out / publish_name(R6)).is_file()
+    assert "personal-info-suspected" in res.output and "大熊雅士さん" in res.output
+    assert "LibreOffice" in res.output and "ブック全体" in res.output
+    res = CliRunner().invoke(cli, ["--settings", str(toml), "publish", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+
+
+def test_publish_without_a_master_exits_3(tmp_path):
+    settings = Settings(inbox=tmp_path / "inbox", outbox=tmp_path / "outbox")
+    with pytest.raises(InputError, match="merge"):
+        run_publish(settings)
+
+
+def test_wareki_month():
+    assert wareki_month(date(2026, 3, 1)) == "令和8年3月"
+    assert wareki_month(date(2019, 5, 1)) == "令和元年5月"
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+
+# Pages as rendered by LibreOffice 7.4 with the BIZ UD fonts, A3 landscape (the summary A4), for
+# the `merged` inputs (the demo returns, one error, two long answers of project 9):
+# master 25: 評価一覧 8, 基本目標1–3 6+3+3 (project 9 split over two pages), 集計 3 (tables; the
+# charts; 担当課別 and C・D), 提出状況 1, 検証結果 1; summary 6: per goal, its tables, then chart and
+# C・D; template 5: 記入シート 4 (30 rows), 記入要領 1; feedback copy 6: エラー一覧 1, then the
+# department's 記入シート 4 and 記入要領 1; published document 17: cover 1, goals 6+3+3,
+# 評価の集計 2 (tables; charts), 前年度比較 2 (tables and chart; changed ratings).
+EXPECTED_PAGES = {"master": 25, "summary": 6, "template": 5, "feedback": 6, "publish": 17}
+MASTER_SHEETS_PRINTED = ("評価一覧", "基本目標1", "基本目標2", "基本目標3", "集計", "提出状況", "検証結果")
+PUBLISH_SHEETS_PRINTED = ("基本目標1", "基本目標2", "基本目標3", SUMMARY_SHEET, COMPARE_SHEET)
+
+
+def _tools_missing() -> str:
+    missing = [t for t in ("pdftotext", "pdffonts") if shutil.which(t) is None]
+    if printing.find_soffice() is None:
+        missing.insert(0, "soffice")
+    if missing:
+        return f"LibreOffice (soffice) / poppler is not installed: {', '.join(missing)} not found " \
+               "(apt-get install libreoffice-calc-nogui poppler-utils fonts-morisawa-bizud-gothic)"
+    if printing.font_installed(printing.TEXT_FONT) is False:
+        return "the BIZ UD fonts are not installed (apt-get install fonts-morisawa-bizud-gothic)"
+    return ""
+
+
+@pytest.fixture(scope="module")
+def rendered(merged, published, template_dir) -> dict:
+    reason = _tools_missing()
+    if reason:
+        pytest.skip(reason)
+    work = merged["base"] / "render"
+    work.mkdir()
+    outbox = merged["outbox"]
+    sources = {
+        "master": outbox / master_name(R6),
+        "summary": outbox / summary_name(R6),
+        "template": template_dir / "R6_地域福祉計画評価_地域福祉課.xlsx",
+        "feedback": merged["run"].feedback[0],
+        "publish": published["result"].xlsx,
+    }
+    copies = []
+    for name, source in sources.items():
+        shutil.copyfile(source, work / f"{name}.xlsx")
+        copies.append(work / f"{name}.xlsx")
+    printing.convert_to_pdf(copies, work, printing.find_soffice() or "soffice", timeout=300)
+    return {name: _pages(work / f"{name}.pdf") for name in sources} | {"dir": work}
+
+
+def _pages(pdf: Path) -> list[dict[str, str]]:
+    count = int(re.search(r"Pages:\s+(\d+)", subprocess.run(
+        ["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout)[1])
+    pages = []
+    for n in range(1, count + 1):
+        def text(*mode: str, n: int = n) -> str:
+            return subprocess.run(["pdftotext", *mode, "-f", str(n), "-l", str(n), str(pdf), "-"],
+                                  capture_output=True, text=True, check=True).stdout
+        pages.append({"layout": text("-layout"), "raw": text()})
+    return pages
+
+
+def _sheet_of(page: dict[str, str], names: tuple[str, ...]) -> str:
+    """The sheet a page belongs to: its header names it (&A), between wide gaps."""
+    first = next((line for line in page["layout"].splitlines() if line.strip()), "")
+    parts = {p.strip() for p in re.split(r"\s{2,}", first)}
+    return next((n for n in names if n in parts), "")
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def test_page_counts(rendered):
+    counts = {name: len(rendered[name]) for name in EXPECTED_PAGES}
+    assert counts == EXPECTED_PAGES
+
+
+def test_every_font_in_every_pdf_is_a_ud_font(rendered):
+    for name in EXPECTED_PAGES:
+        fonts = subprocess.run(["pdffonts", str(rendered["dir"] / f"{name}.pdf")], capture_output=True, text=True,
+                               check=True).stdout.splitlines()[2:]
+        faces = {line.split()[0].split("+")[-1] for line in fonts if line.strip()}
+        assert faces and all(f.startswith("BIZUD") for f in faces), (name, faces)
+
+
+@pytest.mark.parametrize(("doc", "names"), [("master", MASTER_SHEETS_PRINTED), ("publish", PUBLISH_SHEETS_PRINTED)])
+def test_each_sheet_prints_the_pages_it_planned(rendered, merged, published, doc, names):
+    """No page break but ours: each sheet with planned breaks renders to exactly that many pages."""
+    path = merged["outbox"] / master_name(R6) if doc == "master" else published["result"].xlsx
+    wb = openpyxl.load_workbook(path)
+    rendered_pages: dict[str, int] = {}
+    for page in rendered[doc]:
+        sheet = _sheet_of(page, names)
+        rendered_pages[sheet] = rendered_pages.get(sheet, 0) + 1
+    for name in names:
+        ws = wb[name]
+        assert rendered_pages.get(name, 0) >= 1, name
+        if not ws.sheet_properties.pageSetUpPr.fitToPage:
+            assert rendered_pages[name] == len(ws.row_breaks.brk) + 1, name
+
+
+@pytest.mark.parametrize("doc", ["master", "publish"])
+def test_each_goal_page_names_the_project_of_its_first_row(rendered, doc):
+    goal_pages = [p for p in rendered[doc] if _sheet_of(p, ("基本目標1", "基本目標2", "基本目標3"))]
+    assert len(goal_pages) >= 9
+    first_rows = []
+    for page in goal_pages:
+        lines_ = [x for x in page["layout"].splitlines() if x.strip()]
+        head = next(i for i, x in enumerate(lines_) if "事業No." in x and "担当課" in x)
+        first = lines_[head + 1]
+        m = re.match(r"\s*\(\d+\)[①-⑳]\s+(\d+(?:～\d+)?)\s+\S", first)
+        assert m, f"page starts without 施策No./事業No.: {first.strip()[:60]}"
+        first_rows.append((m[1], _squash("".join(lines_[head + 1:head + 3]))))
+    # project 9 is split: the page that continues it says so (its name wraps onto a second line)
+    assert any(no == "9" and CONTINUED in text for no, text in first_rows)
+
+
+@pytest.mark.parametrize(
+    ("doc", "charts"),
+    [
+        ("master", {"基本目標別の評価": [g.name for g in R6.goals],
+                    **{f"基本目標{g.number}施策の方向性別の評価": [d.name for d in R6.directions if d.goal == g.number]
+                       for g in R6.goals}}),
+        ("summary", {f"基本目標{g.number}施策別の評価": [m.name for m in R6.measures if m.goal == g.number]
+                     for g in R6.goals}),
+        ("publish", {"基本目標別の評価": [g.name for g in R6.goals], "基本目標別のA・B評価の割合": [g.name for g in R6.goals],
+                     **{f"基本目標{g.number}施策の方向性別の評価": [d.name for d in R6.directions if d.goal == g.number]
+                        for g in R6.goals}}),
+    ],
+)
+def test_every_chart_is_on_one_page_with_its_axis_labels(rendered, doc, charts):
+    pages = [_squash(p["layout"]) for p in rendered[doc]]
+    for title, categories in charts.items():
+        found = [i for i, text in enumerate(pages) if title in text]
+        assert len(found) == 1, (title, found)
+        after = pages[found[0]][pages[found[0]].index(title):]  # the chart below its title
+        for category in categories:
+            assert category[:5] in after, (title, category)
+
+
+def test_every_issue_message_prints_whole(rendered, merged):
+    ws = openpyxl.load_workbook(merged["outbox"] / master_name(R6))["検証結果"]
+    messages = [ws.cell(r, 6).value for r in range(2, ws.max_row + 1) if ws.cell(r, 6).value]
+    assert any(len(m) > 90 for m in messages)  # some wrap
+    text = _squash("".join(p["raw"] for p in rendered["master"] if _sheet_of(p, ("検証結果",))))
+    for m in messages:
+        assert _squash(m) in text, m
+    # and in the feedback copy's エラー一覧
+    fb = _squash(rendered["feedback"][0]["raw"])
+    assert _squash("事業評価「E」は使えません。") in fb and "エラー一覧" in rendered["feedback"][0]["layout"]
+
+
+def test_file_list_prints_names_whole(rendered, merged):
+    text = _squash("".join(p["raw"] for p in rendered["master"] if _sheet_of(p, ("提出状況",))))
+    for f in merged["run"].files:
+        assert _squash(f.name) in text, f.name
+    assert "子ども家庭センター" in text
+
+
+def test_template_pages_show_header_and_page_number(rendered):
+    pages = rendered["template"]
+    for n, page in enumerate(pages, start=1):
+        text = page["layout"]
+        assert re.search(rf"^\s*{n}\s*/\s*{len(pages)}\s*$", text, re.M), n
+        assert "令和6年度 地域福祉計画の進捗状況及び評価表" in text, n
+    # the data pages repeat the column headings
+    assert all("事業No." in p["layout"] for p in pages[:-1])
