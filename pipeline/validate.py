@@ -965,6 +965,7 @@ def validate_sources(
             hints = hints_for(catalog, item.name, item.sender)
             d = _Draft(item, hints)
             slots.append(d)
+            _ = item.sha256  # computed while the bytes are here: they are dropped once read
             entry = cache.get(f"{item.sha256}|{hints.key}{suffix}") if cache is not None else None
             if isinstance(entry, Content):
                 cached[id(d)] = entry
