@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pipeline import ingest
 from pipeline.cache import ResultCache
@@ -47,6 +47,8 @@ from pipeline.report import FileVerdict, Issue, Outcome, RunReport, ValidationRe
 from pipeline.settings import Settings
 from pipeline.validate import validate_sources
 from pipeline.yearly import deadline_passed
+
+T = TypeVar("T")
 
 LOCK_NAME = ".merge.lock"
 REPORT_NAME = "run-report.json"
@@ -403,6 +405,7 @@ def _merge_locked(
     # Everything is staged first (feedback copies, master, summary, report), then renamed into
     # place: a full disk while writing any of them leaves every previous output as it was.
     feedback: list[Path] = []
+    summary_job: _Beside[None] | None = None
     try:
         try:
             copies: list[tuple[Path, Path]] = []
@@ -412,6 +415,13 @@ def _merge_locked(
                 # the copies written on the night these inputs arrived
                 feedback_names.update({n: t.name for n, t in targets.items() if t.exists()})
             else:
+                # The summary needs only the rows: on a machine that forks, a child writes it while
+                # this process writes the feedback copies and the master (the cores are two).
+                summary_tmp = atomic.temp_path_for(summary_target)
+                staged.append(summary_tmp)
+                summary_job = _beside(
+                    lambda: master.write_summary(summary_tmp, catalog, outcome, generated=generated, previous=past)
+                )
                 copies, failed = write_feedback_copies(
                     verdicts, outbox / FEEDBACK_DIR, settings, stage=lambda target: stage(target, lambda tmp: None)
                 )
@@ -426,10 +436,7 @@ def _merge_locked(
                                                     deadline=settings.deadline,
                                                     goal_sheets=settings.goal_sheets),
                 )
-                summary_tmp = stage(
-                    summary_target,
-                    lambda tmp: master.write_summary(tmp, catalog, outcome, generated=generated, previous=past),
-                )
+                summary_job.result()
             run_report, blob = report_blob(outcome, master_target, summary_target)
             history.mkdir(exist_ok=True)
             report_tmp = stage(report_path, lambda tmp: tmp.write_bytes(blob))
@@ -461,6 +468,8 @@ def _merge_locked(
         except OSError as exc:
             raise OutputError(f"実行レポートを書き込めません({type(exc).__name__}: {exc})。") from None
     finally:
+        if summary_job is not None:
+            summary_job.wait()  # a child still writing would leave its temporary behind
         for tmp in staged:  # whatever was not renamed into place (the sweep would get it next time)
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
@@ -469,6 +478,71 @@ def _merge_locked(
         _remember_outputs(outbox, fingerprint, master_path, summary_path)
     return MergeRun(catalog, verdicts, outcome, run_report, master_path, summary_path, report_path, feedback,
                     notices, run_report.to_dict(), past)
+
+
+class _Beside(Generic[T]):
+    """`job` run in a forked child when the platform forks (sandbox.start_method), else here at
+    once. `result()` gives its value or raises what it raised; `wait()` only waits. The child sends
+    its result back pickled and leaves without running anything else of this process."""
+
+    def __init__(self, job: Callable[[], T]) -> None:
+        from pipeline import sandbox
+
+        self._pid = 0
+        self._answer: tuple[str, Any] | None = None
+        if sandbox.start_method() != "fork":
+            self._answer = self._run(job)
+            return
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            status = 1
+            try:
+                os.close(read_fd)
+                blob = self._blob(self._run(job))
+                with os.fdopen(write_fd, "wb") as out:
+                    out.write(blob)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_fd)
+        self._pid, self._fd = pid, read_fd
+
+    @staticmethod
+    def _run(job: Callable[[], T]) -> tuple[str, Any]:
+        try:
+            return ("ok", job())
+        except BaseException as exc:
+            return ("raise", exc)
+
+    @staticmethod
+    def _blob(answer: tuple[str, Any]) -> bytes:
+        import pickle
+
+        try:
+            return pickle.dumps(answer)
+        except Exception as exc:
+            return pickle.dumps(("raise", RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+    def wait(self) -> tuple[str, Any]:
+        import pickle
+
+        if self._answer is None:
+            with os.fdopen(self._fd, "rb") as fh:
+                blob = fh.read()
+            _, wait_status = os.waitpid(self._pid, 0)
+            self._answer = pickle.loads(blob) if blob else (
+                "raise", RuntimeError(f"the process writing beside the master died (wait status {wait_status})"))
+        return self._answer
+
+    def result(self) -> T:
+        status, value = self.wait()
+        if status == "raise":
+            raise value
+        return value  # type: ignore[no-any-return]
+
+
+_beside = _Beside
 
 
 LAST_RUN = "last-run.json"
