@@ -30,7 +30,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -406,6 +406,7 @@ def _merge_locked(
     # place: a full disk while writing any of them leaves every previous output as it was.
     feedback: list[Path] = []
     summary_job: _Beside[None] | None = None
+    copies_job: _Beside[tuple[list[tuple[Path, Path]], list[Issue]]] | None = None
     try:
         try:
             copies: list[tuple[Path, Path]] = []
@@ -415,27 +416,35 @@ def _merge_locked(
                 # the copies written on the night these inputs arrived
                 feedback_names.update({n: t.name for n, t in targets.items() if t.exists()})
             else:
-                # The summary needs only the rows: on a machine that forks, a child writes it while
-                # this process writes the feedback copies and the master (the cores are two).
+                # On a machine that forks, two children write beside this process, which writes the
+                # master: the summary (it needs only the rows) and the feedback copies (whose failures
+                # the master lists last, in 検証結果: it waits for them only there).
                 summary_tmp = atomic.temp_path_for(summary_target)
                 staged.append(summary_tmp)
                 summary_job = _beside(
                     lambda: master.write_summary(summary_tmp, catalog, outcome, generated=generated, previous=past)
                 )
-                copies, failed = write_feedback_copies(
-                    verdicts, outbox / FEEDBACK_DIR, settings, stage=lambda target: stage(target, lambda tmp: None)
-                )
-                made = {target for target, _ in copies}
-                feedback_names.update({n: t.name for n, t in targets.items() if t in made})
-                outcome = outcome.with_notes(failed)
-                issues = [i for v in verdicts for i in v.issues] + list(outcome.notes)
+                copies_job = _beside(lambda: _staged_copies(verdicts, outbox / FEEDBACK_DIR, settings))
+                before = outcome
+
+                def copied() -> list[Issue]:
+                    nonlocal copies, outcome
+                    copies, failed = copies_job.result()
+                    staged.extend(tmp for target, tmp in copies if tmp != target)
+                    made = {target for target, _ in copies}
+                    feedback_names.update({n: t.name for n, t in targets.items() if t in made})
+                    outcome = before.with_notes(failed)
+                    return [i for v in verdicts for i in v.issues] + list(outcome.notes)
+
+                issues = _Later(copied)
                 master_tmp = stage(
                     master_target,
-                    lambda tmp: master.write_master(tmp, catalog, outcome, verdicts, issues, generated=generated,
+                    lambda tmp: master.write_master(tmp, catalog, before, verdicts, issues, generated=generated,
                                                     previous=past, today=today,
                                                     deadline=settings.deadline,
                                                     goal_sheets=settings.goal_sheets),
                 )
+                len(issues)  # the copies are done (and their failures known) before anything is renamed
                 summary_job.result()
             run_report, blob = report_blob(outcome, master_target, summary_target)
             history.mkdir(exist_ok=True)
@@ -468,8 +477,11 @@ def _merge_locked(
         except OSError as exc:
             raise OutputError(f"実行レポートを書き込めません({type(exc).__name__}: {exc})。") from None
     finally:
-        if summary_job is not None:
-            summary_job.wait()  # a child still writing would leave its temporary behind
+        for job in (summary_job, copies_job):
+            if job is not None:
+                job.wait()  # a child still writing would leave its temporaries behind
+        if copies_job is not None and copies_job.wait()[0] == "ok":
+            staged.extend(tmp for target, tmp in copies_job.wait()[1][0] if tmp != target)
         for tmp in staged:  # whatever was not renamed into place (the sweep would get it next time)
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
@@ -478,6 +490,50 @@ def _merge_locked(
         _remember_outputs(outbox, fingerprint, master_path, summary_path)
     return MergeRun(catalog, verdicts, outcome, run_report, master_path, summary_path, report_path, feedback,
                     notices, run_report.to_dict(), past)
+
+
+def _staged_copies(
+    verdicts: list[FileVerdict], folder: Path, settings: Settings
+) -> tuple[list[tuple[Path, Path]], list[Issue]]:
+    """write_feedback_copies to temporaries (renamed into place with the run's other outputs);
+    when it fails, the temporaries it made are removed before the failure is passed on."""
+    from pipeline import atomic
+
+    made: list[Path] = []
+
+    def stage(target: Path) -> Path:
+        made.append(atomic.temp_path_for(target))
+        return made[-1]
+
+    try:
+        return write_feedback_copies(verdicts, folder, settings, stage=stage)
+    except BaseException:
+        for tmp in made:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        raise
+
+
+class _Later(Sequence[Issue]):
+    """A list made when first read (the master's 検証結果, which waits for the feedback copies)."""
+
+    def __init__(self, make: Callable[[], list[Issue]]) -> None:
+        self._make = make
+        self._items: list[Issue] | None = None
+
+    def _list(self) -> list[Issue]:
+        if self._items is None:
+            self._items = self._make()
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._list()[index]
+
+    def __iter__(self) -> Iterator[Issue]:
+        return iter(self._list())
 
 
 class _Beside(Generic[T]):
