@@ -64,11 +64,22 @@ class ResultCache:
         self._new[key] = entry
         self._dirty = True
 
+    @property
+    def changed(self) -> bool:
+        """Whether this run used other entries than were there (then `save` has something to do)."""
+        return self._dirty or self._new.keys() != self._old.keys()
+
     def save(self) -> None:
         """Keep what this run used; nothing to do when it used exactly what was there."""
-        if not self._dirty and self._new.keys() == self._old.keys():
+        if not self.changed:
             return
         from pipeline.atomic import write_bytes_atomically
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomically(self.path, pickle.dumps((self.key, self._new), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def write_to(self, path: Path) -> None:
+        """What `save` would keep, written to `path` (a temporary the caller renames over `self.path`
+        once the run's outputs are in place): the pickling can run beside the writing."""
+        with open(path, "wb") as fh:
+            pickle.dump((self.key, self._new), fh, protocol=pickle.HIGHEST_PROTOCOL)

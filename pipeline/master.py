@@ -959,13 +959,25 @@ def _count_row(ws: Worksheet, st: _Styles, r: int, code: str, name: str, counts:
             ws.write_blank(r, c, None, st.fmt[pct])  # no share of nothing
 
 
+def merge_row(ws: Worksheet, r: int, c0: int, c1: int, fmt: Any) -> None:
+    """ws.merge_range(r, c0, r, c1, "", fmt), without xlsxwriter's check that the range overlaps no
+    other: it keeps a dict entry per merged cell (150,000 of them for the C/D rows of a 60,000-row
+    night). Our layouts place each range once; the XML is the same (tests/test_xlsxfast.py)."""
+    if ws._check_dimensions(r, c0) or ws._check_dimensions(r, c1):
+        return
+    ws.merge.append([r, c0, r, c1])
+    ws._write(r, c0, "", fmt)
+    for c in range(c0 + 1, c1 + 1):
+        ws._write_blank(r, c, "", fmt)
+
+
 def _cd_row(ws: Worksheet, st: _Styles, r: int, p: Project, ev: Evaluation,
             spans: Sequence[tuple[int, int]]) -> None:
     values = (p.label, p.name, ev.rating, ev.department, ev.result)
     styles = ("center", "wrap", "rating", "wrap", "wrap")
     for (c0, c1), value, style in zip(spans, values, styles, strict=True):
         if c1 > c0:
-            ws.merge_range(r, c0, r, c1, "", st.fmt[style])
+            merge_row(ws, r, c0, c1, st.fmt[style])
         if c0 == 0:
             st.put_project_label(ws, r, 0, p, style)
         else:

@@ -36,7 +36,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pipeline import ingest
+from pipeline import ingest, jsontext
 from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import GuardError, InputError, LockedError, OutputError, PipelineError
@@ -380,6 +380,8 @@ def _merge_locked(
 
     feedback_names: dict[str, str] = {}
 
+    report_dict: dict[str, Any] = {}
+
     def report_blob(final: Outcome, master_path: Path, summary_path: Path) -> tuple[RunReport, bytes]:
         report = RunReport(
             fiscal_year=catalog.year,
@@ -395,7 +397,9 @@ def _merge_locked(
             previous_year={"year": past.year, "source": past.source} if past is not None else None,
             feedback=feedback_names,
         )
-        return report, json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode("utf-8")
+        report_dict.clear()
+        report_dict.update(report.to_dict())  # made once: MergeRun.report is the same dict
+        return report, jsontext.dumps_utf8(report_dict)  # = json.dumps(…, indent=2).encode()
 
     # Nothing new since the last run (same inputs, catalog and code) and its workbooks untouched:
     # they are already what this run would write, byte for byte, so they are kept as they are.
@@ -406,6 +410,8 @@ def _merge_locked(
     # place: a full disk while writing any of them leaves every previous output as it was.
     feedback: list[Path] = []
     summary_job: _Beside[None] | None = None
+    cache_tmp: Path | None = None
+    written_all = False
     copies_job: _Beside[tuple[list[tuple[Path, Path]], list[Issue]]] | None = None
     try:
         try:
@@ -421,9 +427,17 @@ def _merge_locked(
                 # the master lists last, in 検証結果: it waits for them only there).
                 summary_tmp = atomic.temp_path_for(summary_target)
                 staged.append(summary_tmp)
-                summary_job = _beside(
-                    lambda: master.write_summary(summary_tmp, catalog, outcome, generated=generated, previous=past)
-                )
+                if cache.changed:  # pickled beside too, and renamed into place at the end
+                    cache.path.parent.mkdir(parents=True, exist_ok=True)
+                    cache_tmp = atomic.temp_path_for(cache.path)
+
+                def summary_and_cache() -> None:
+                    master.write_summary(summary_tmp, catalog, outcome, generated=generated, previous=past)
+                    if cache_tmp is not None:
+                        with contextlib.suppress(OSError):  # the cache is an optimisation only
+                            cache.write_to(cache_tmp)
+
+                summary_job = _beside(summary_and_cache)
                 copies_job = _beside(lambda: _staged_copies(verdicts, outbox / FEEDBACK_DIR, settings))
                 before = outcome
 
@@ -437,6 +451,7 @@ def _merge_locked(
                     return [i for v in verdicts for i in v.issues] + list(outcome.notes)
 
                 issues = _Later(copied)
+                gc.freeze()  # what the run holds: out of the collector's view while the master is written
                 master_tmp = stage(
                     master_target,
                     lambda tmp: master.write_master(tmp, catalog, before, verdicts, issues, generated=generated,
@@ -444,6 +459,7 @@ def _merge_locked(
                                                     deadline=settings.deadline,
                                                     goal_sheets=settings.goal_sheets),
                 )
+                gc.collect()  # the closed workbook is a web of cycles: freed now, not when the run ends
                 len(issues)  # the copies are done (and their failures known) before anything is renamed
                 summary_job.result()
             run_report, blob = report_blob(outcome, master_target, summary_target)
@@ -476,7 +492,10 @@ def _merge_locked(
             _prune_history(history, settings.keep_history)
         except OSError as exc:
             raise OutputError(f"実行レポートを書き込めません({type(exc).__name__}: {exc})。") from None
+        written_all = True
     finally:
+        if cache_tmp is not None and not written_all:
+            staged.append(cache_tmp)
         for job in (summary_job, copies_job):
             if job is not None:
                 job.wait()  # a child still writing would leave its temporaries behind
@@ -486,10 +505,16 @@ def _merge_locked(
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # the caches are an optimisation only
-        cache.save()
+        if cache_tmp is None:
+            cache.save()
+        elif cache_tmp.stat().st_size:  # pickled beside the master
+            atomic.write_atomically(cache.path, lambda t: os.replace(cache_tmp, t))
         _remember_outputs(outbox, fingerprint, master_path, summary_path)
+    if cache_tmp is not None:
+        with contextlib.suppress(OSError):
+            cache_tmp.unlink(missing_ok=True)
     return MergeRun(catalog, verdicts, outcome, run_report, master_path, summary_path, report_path, feedback,
-                    notices, run_report.to_dict(), past)
+                    notices, report_dict or run_report.to_dict(), past)
 
 
 def _staged_copies(

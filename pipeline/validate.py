@@ -75,6 +75,10 @@ _label_key = functools.lru_cache(maxsize=4096)(label_key)  # 担当課 names and
 HEADER_MIN_LABELS = 4
 HEADER_SCAN_ROWS = 30
 TEXT_COLUMNS = (RESULT, OUTLOOK)
+# The schema runs as one lazy pandera pass over the rows of many files at once (a pass per file
+# would cost more than reading it), this many rows at a time: then the files' checks finish and
+# their rows are dropped, so memory holds one batch of rows, not the night's.
+SCHEMA_BATCH_ROWS = 20_000
 
 
 @dataclass
@@ -812,6 +816,14 @@ def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed
             d.issues.append(year)
             return
     d.candidates = parsed.candidates
+    projects = catalog.projects
+    for c in d.candidates:  # the printed name and 内容 as the catalog holds them: one copy, not one a file
+        p = projects.get(c.value.get(PROJECT) or "")
+        if p is not None:
+            if c.raw.get(NAME) == p.name:
+                c.raw[NAME] = p.name
+            if c.raw.get(CONTENT) == p.content:
+                c.raw[CONTENT] = p.content
     d.issues.extend(parsed.candidate_issues)
     _uncalculated(checked, d.candidates, name, d.issues)
 
@@ -957,6 +969,8 @@ def validate_sources(
     cached: dict[int, Content] = {}
     gate_limits = ingest.gate_limits(limits)
 
+    positions: dict[int, int] = {}
+
     def to_read() -> Iterator[_Draft]:
         for item in items:
             if isinstance(item, FileVerdict):
@@ -971,9 +985,40 @@ def validate_sources(
                 cached[id(d)] = entry
                 item.data = b""  # streamed: the bytes are not kept (a feedback copy reads them again)
                 continue
+            positions[id(d)] = len(drafts)
             drafts.append(d)
             yield d
 
+    finished: dict[int, Content] = {}
+    batch: list[_Draft] = []
+
+    def check(batch: list[_Draft]) -> None:
+        """The schema pass over a batch of files, then each file's checks: its content is final,
+        and its candidate rows are dropped (streamed: memory holds one batch of them)."""
+        live = [d for d in batch if d.candidates and d.failed is None]
+        try:
+            found = _schema_issues(catalog, [c for d in live for c in d.candidates])
+        except Exception:  # contain it: run the pass file by file, and fail only the files that fail
+            found = []
+            for d in live:
+                try:
+                    found.extend(_schema_issues(catalog, d.candidates))
+                except Exception as exc:
+                    d.failed = _internal_error(d.source.name, exc)
+        for c, issue in found:
+            c.issues.append(issue)
+        for d in batch:
+            try:
+                content = _finish(catalog, d)
+            except Exception as exc:
+                d.failed = _internal_error(d.source.name, exc)
+                content = _finish(catalog, d)
+            if cache is not None and d.failed is None:  # an internal error is not remembered
+                cache.put(f"{d.source.sha256}|{d.hints.key}{suffix}", content)
+            finished[id(d)] = content
+            d.candidates = []
+
+    rows = 0
     with ingest.open_readers(limits, read_contained) as pool:
         for d, parts, outcome in pool.map(to_read(), lambda d: (d.source.data, d.source.name, gate_limits, read_own_outputs)):
             d.source.data = b""  # streamed: the bytes are not kept (a feedback copy reads them again)
@@ -981,22 +1026,14 @@ def validate_sources(
                 _read_outcome(catalog, d, parts, outcome, options)
             except Exception as exc:
                 d.failed = _internal_error(d.source.name, exc)
-    for index, d in enumerate(drafts):
-        for c in d.candidates:
-            c.file = index
-
-    live = [d for d in drafts if d.candidates and d.failed is None]
-    try:
-        found = _schema_issues(catalog, [c for d in live for c in d.candidates])
-    except Exception:  # contain it: run the pass file by file, and fail only the files that fail
-        found = []
-        for d in live:
-            try:
-                found.extend(_schema_issues(catalog, d.candidates))
-            except Exception as exc:
-                d.failed = _internal_error(d.source.name, exc)
-    for c, issue in found:
-        c.issues.append(issue)
+            for c in d.candidates:
+                c.file = positions[id(d)]
+            batch.append(d)
+            rows += len(d.candidates)
+            if rows >= SCHEMA_BATCH_ROWS:
+                check(batch)
+                batch, rows = [], 0
+    check(batch)
 
     out: list[FileVerdict] = []
     for slot in slots:
@@ -1006,13 +1043,7 @@ def validate_sources(
         content = cached.get(id(slot))
         from_cache = content is not None
         if content is None:
-            try:
-                content = _finish(catalog, slot)
-            except Exception as exc:
-                slot.failed = _internal_error(slot.source.name, exc)
-                content = _finish(catalog, slot)
-            if cache is not None and slot.failed is None:  # an internal error is not remembered
-                cache.put(f"{slot.source.sha256}|{slot.hints.key}{suffix}", content)
+            content = finished[id(slot)]
         out.append(_verdict(catalog, slot.source, content, from_cache))
     return out
 

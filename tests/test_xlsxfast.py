@@ -90,3 +90,23 @@ def test_zip_is_deterministic_and_deflates_in_pieces(tmp_path: Path) -> None:
         assert z.read("xl/sharedStrings.xml") == big.read_bytes()
         assert z.read("docProps/空.xml") == b""
         assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in z.infolist())
+
+
+def test_merge_row_writes_what_merge_range_writes(tmp_path: Path) -> None:
+    paths = []
+    for light in (False, True):
+        path = tmp_path / f"{light}.xlsx"
+        wb = xlsxwriter.Workbook(str(path))
+        ws = wb.add_worksheet()
+        fmt = wb.add_format({"text_wrap": True, "border": 1})
+        for r in range(40):
+            for c0, c1 in ((0, 0), (1, 3), (4, 9)):
+                if c1 > c0:
+                    if light:
+                        master.merge_row(ws, r, c0, c1, fmt)
+                    else:
+                        ws.merge_range(r, c0, r, c1, "", fmt)
+                ws.write_string(r, c0, f"{r}-{c0}", fmt)
+        wb.close()
+        paths.append(path)
+    assert _parts(paths[0]) == _parts(paths[1])
