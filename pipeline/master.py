@@ -275,6 +275,9 @@ def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: s
     st = _Styles(wb)
     tally = _Tally(catalog, result.rows)
     header = _page_header(catalog, generated)
+    by_goal: dict[int, list[Evaluation]] = {g.number: [] for g in catalog.goals}
+    for r in result.rows:  # one pass over the rows, not one a goal
+        by_goal[catalog.projects[r.project].goal].append(r)
     for goal in catalog.goals:
         g = goal.number
         sheet = _CountSheet(wb, st, wb.add_worksheet(goal_sheet_name(g)), PAGE_A4)
@@ -288,7 +291,7 @@ def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: s
         entries = sheet.count_table("施策別", [(m.code, m.name, tally.measure[(g, m.direction, m.number)])
                                              for m in measures])
         sheet.charts(None, [(f"基本目標{g} 施策別の評価", entries)])
-        sheet.cd_table(catalog, [r for r in result.rows if catalog.goal_of(r.project) == g])
+        sheet.cd_table(catalog, by_goal[g])
         sheet.finish(header)
     if previous is not None:
         _write_comparison_summary(wb, st, catalog, compare_years(catalog, result.rows, previous), header)
@@ -445,8 +448,10 @@ def check_rows(catalog: Catalog, rows: Iterable[Evaluation]) -> None:
     calls it file by file first, so a file whose rows cannot be written is set aside alone."""
     keys = catalog.assignment_keys  # built once: the runner checks file by file
     for r in rows:
-        if r.key not in keys:
+        if (r.project, r.department) not in keys:
             raise ValueError(f"事業No.{r.project}・担当課「{r.department}」は計画の割り当てにありません。")
+        if max(len(r.result), len(r.outlook), len(r.department), len(r.file)) <= _HALF_LIMIT:
+            continue  # a text this short always fits
         for column, text in (
             ("事業実績・評価理由", r.result),
             ("今後の事業計画・展望", r.outlook),
