@@ -547,6 +547,10 @@ def _write_list(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog,
     _setup_print(ws, header, repeat=0)
 
 
+# A text whose first character is none of these needs no quote prefix (celltext.needs_quote).
+_QUOTE_FIRST = celltext.FORMULA_TRIGGERS | frozenset(celltext.LEADING_BLANKS)
+
+
 class _FastCells:
     """Renders a row's cells as XML, exactly as _Styles.put, put_time, put_project_label and
     write_number would have them written (tests/test_xlsxfast.py compares the two)."""
@@ -555,6 +559,7 @@ class _FastCells:
         self.ws, self.st = ws, st
         self._xf: dict[tuple[str, bool], int] = {}
         self._letters: list[str] = []
+        self._times: dict[str, float | str] = {}
 
     def _index(self, style: str, quoted: bool = False) -> int:
         x = self._xf.get((style, quoted))
@@ -570,7 +575,9 @@ class _FastCells:
                 f"シート「{self.ws.name}」のセル {_cell(row, col)}: 文字数が Excel の上限 "
                 f"{EXCEL_MAX_CHARS:,} 文字を超えています。"
             )
-        x = self._index(style, _needs_quote(text))
+        x = self._xf.get((style, False)) if text[0] not in _QUOTE_FIRST else None
+        if x is None:
+            x = self._index(style, _needs_quote(text))
         return f'<c r="{ref}" s="{x}" t="s"><v>{self.ws.shared(text)}</v></c>'
 
     def _number(self, ref: str, number: float, style: str) -> str:
@@ -582,24 +589,28 @@ class _FastCells:
             letters.append(xlsxfast.cell_ref(len(letters)))
         n = row + 1
         parts = [self.ws.row_open(row, 0, last_col, height)]
+        append = parts.append
         for col, (kind, value, style) in enumerate(values):
             ref = f"{letters[col]}{n}"
-            if kind == "number":
-                parts.append(self._number(ref, value, style))
+            if kind == "text":
+                append(self._text(ref, row, col, value, style))
+            elif kind == "number":
+                append(self._number(ref, value, style))
             elif kind == "label":
                 if value.label.isdigit():
-                    parts.append(self._number(ref, int(value.label), style))
+                    append(self._number(ref, int(value.label), style))
                 else:
-                    parts.append(self._text(ref, row, col, value.label, style))
-            elif kind == "time":
-                when = _parse_time(value)
-                if when is None:
-                    parts.append(self._text(ref, row, col, value, "text"))
+                    append(self._text(ref, row, col, value.label, style))
+            else:  # "time": the received times of a file's rows are one
+                number = self._times.get(value)
+                if number is None:
+                    when = _parse_time(value)
+                    number = self._times[value] = self.ws.datetime_number(when) if when is not None else ""
+                if number == "":
+                    append(self._text(ref, row, col, value, "text"))
                 else:
-                    parts.append(self._number(ref, self.ws.datetime_number(when), style))
-            else:
-                parts.append(self._text(ref, row, col, value, style))
-        parts.append("</row>")
+                    append(self._number(ref, number, style))
+        append("</row>")
         self.ws.add_row("".join(parts))
 
 
