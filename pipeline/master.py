@@ -559,7 +559,7 @@ class _FastCells:
         self.ws, self.st = ws, st
         self._xf: dict[tuple[str, bool], int] = {}
         self._letters: list[str] = []
-        self._times: dict[str, float | str] = {}
+        self._times: dict[str, float | None] = {}
 
     def _index(self, style: str, quoted: bool = False) -> int:
         x = self._xf.get((style, quoted))
@@ -602,11 +602,11 @@ class _FastCells:
                 else:
                     append(self._text(ref, row, col, value.label, style))
             else:  # "time": the received times of a file's rows are one
-                number = self._times.get(value)
-                if number is None:
+                if value not in self._times:
                     when = _parse_time(value)
-                    number = self._times[value] = self.ws.datetime_number(when) if when is not None else ""
-                if number == "":
+                    self._times[value] = self.ws.datetime_number(when) if when is not None else None
+                number = self._times[value]
+                if number is None:
                     append(self._text(ref, row, col, value, "text"))
                 else:
                     append(self._number(ref, number, style))

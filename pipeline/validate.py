@@ -769,20 +769,6 @@ def read_contained(data: bytes, name: str, limits: gate.Limits, read_own: bool =
     return out
 
 
-def _read(catalog: Catalog, d: _Draft, reader: Any, limits: gate.Limits, index: int, options: _Options) -> None:
-    """One workbook read with one contained worker (the gate here, the parser there)."""
-    name = d.source.name
-    sheets, checked, issues = ingest.read_workbook(d.source, reader, limits)
-    parsed = Parsed(issues=issues[len(checked.issues):], read=bool(sheets))
-    if sheets:
-        parsed.own = _own_output(checked)
-        if parsed.own is None or options.read_own_outputs:
-            parsed.meta = read_meta(sheets)
-            parsed.years = _year_places(sheets)
-            parsed.candidates = _candidates(index, name, sheets, parsed.candidate_issues)
-    _apply(catalog, d, checked, parsed, options)
-
-
 def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed, options: _Options) -> None:
     """Decide what a read workbook is (own output, template, table), who sent it and which year
     it reports, and keep its rows for the checks. Raises what a fault of ours raised."""
