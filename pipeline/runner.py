@@ -11,9 +11,15 @@ The CLI is a thin shell over these functions; each works from Python too:
 Order of a merge: lock → sweep stale temporaries → walk the inbox → validate (one immutable verdict
 per file) → merge (a pure function: verdicts → Outcome) → compare with the previous run (a large
 fall in evaluations keeps every previous output and exits 3) → feedback copies (each on its own;
-one that fails is `feedback-not-written`) → the master, the summary and the run report written to
+one that fails is `feedback-not-written`), the master, the summary and the run report written to
 temporaries → renamed into place. A failure while writing (a full disk) leaves the previous
-master, summary and report as they were.
+master, summary and report as they were. Where the platform forks, the summary (with the
+validation cache) and the feedback copies are written by two child processes while this one
+writes the master (`_Beside`); elsewhere one after the other. The outputs are the same bytes.
+
+Speed (docs/benchmarks.md): Python's collector is paused for the run (`collector_paused`),
+inputs are read by two contained readers side by side, nothing keeps an input's bytes once read,
+and the master's big sheet is rendered a row at a time (pipeline.xlsxfast).
 
 A night is never stopped by one file: anything that goes wrong with one file becomes an issue on
 that file. Exit 3 (a PipelineError) is for faults of the run itself: the lock, the inbox, the

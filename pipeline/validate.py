@@ -3,8 +3,10 @@ plan-aware checks, and turn every problem into an Issue at a cell address. The r
 immutable `FileVerdict` per file.
 
 The same function serves `validate` and the nightly `merge`. Work is batched: each file is read
-and normalised on its own, then the rows of all files go through the pandera schema in one lazy
-pass (a schema call per file would cost more than reading the file), then the plan checks run
+and normalised on its own, in one of two contained readers side by side (`read_contained`: the
+gate, calamine and the rows, with no catalog), then the rows of many files go through the pandera
+schema in one lazy pass (a schema call per file would cost more than reading the file;
+SCHEMA_BATCH_ROWS at a time, so that memory holds one batch of rows), then the plan checks run
 row by row. Who sent a file (its office) and which year it reports are decided here too, because
 they decide which rows a file may change.
 
