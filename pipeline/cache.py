@@ -47,7 +47,8 @@ class ResultCache:
         self._dirty = False
         self.hits = 0
         try:
-            key, entries = pickle.loads(self.path.read_bytes())
+            with open(self.path, "rb") as fh:  # streamed: not the file's bytes and their objects at once
+                key, entries = pickle.load(fh)
             if key == self.key:
                 self._old = entries
         except Exception:  # missing, damaged or from another version: start empty

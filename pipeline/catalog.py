@@ -380,13 +380,21 @@ def _load(year: str, schemas_dir: Path) -> Catalog:
     path = schemas_dir / f"plan-{year.lower()}.yaml"
     registry = schemas_dir / "departments.yaml"
     try:
-        digest = hashlib.sha256(path.read_bytes() + b"\0" + registry.read_bytes() + b"\0" + _CODE).hexdigest()
+        h = hashlib.sha256()
+        for part in (path, registry):  # the same digest as of the bytes joined, without joining them
+            with open(part, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+            h.update(b"\0")
+        h.update(_CODE)
+        digest = h.hexdigest()
     except OSError:
         digest = ""  # let the loader say which file is missing
     compiled = schemas_dir / COMPILED_DIR / f"{path.stem}-{digest[:24]}.pickle"
     if digest:
         with contextlib.suppress(Exception):  # missing, damaged or from another Python: rebuild
-            catalog = pickle.loads(compiled.read_bytes())
+            with open(compiled, "rb") as fh:  # streamed: not the file's bytes and their objects at once
+                catalog = pickle.load(fh)
             if isinstance(catalog, Catalog):
                 catalog.path = path
                 return catalog
@@ -397,7 +405,8 @@ def _load(year: str, schemas_dir: Path) -> Catalog:
             for old in compiled.parent.glob(f"{path.stem}-*.pickle"):
                 old.unlink(missing_ok=True)
             tmp = compiled.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(pickle.dumps(catalog, protocol=pickle.HIGHEST_PROTOCOL))
+            with open(tmp, "wb") as fh:  # streamed: not a copy of the catalog in bytes beside it
+                pickle.dump(catalog, fh, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, compiled)
     return catalog
 
