@@ -36,7 +36,7 @@ from typing import IO, Any
 
 import xlsxwriter
 from xlsxwriter.packager import Packager
-from xlsxwriter.sharedstrings import SharedStrings
+from xlsxwriter.sharedstrings import SharedStrings, _preserve_whitespace
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import Worksheet
 
@@ -154,6 +154,18 @@ _SPECIAL = re.compile("[\x00-\x08\x0b-\x1f&<>\ufffe\uffff]|_x[0-9a-fA-F]{4}_")
 
 
 class _SharedStrings(SharedStrings):
+    def _write_si(self, string: str) -> None:
+        """xlsxwriter's own <si>, except that no string is ever written as raw XML.
+
+        Stock xlsxwriter writes a string that starts with <r> and ends with </r> unescaped, as
+        a rich string (it assumes write_rich_string made it). We write no rich strings, so such
+        a string can only be a department's text: written as it is, it would put their XML into
+        sharedStrings.xml (a workbook Excel must repair, or text of theirs where ours belongs).
+        It is escaped like any other text."""
+        string = self._escape_control_characters(string)
+        attributes = [("xml:space", "preserve")] if _preserve_whitespace(string) else []
+        self._xml_si_element(string, attributes)
+
     def _write_sst_strings(self) -> None:
         special = _SPECIAL.search
         out: list[str] = []

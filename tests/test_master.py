@@ -52,6 +52,7 @@ PAYLOADS = [
     "{=1+1}",
     "http://example.com/",
     "＝SUM(A1)",
+    "<r><t>注入</t></r><si><t>injected</t></si><r><t>x</t></r>",  # xlsxwriter's rich-string shape
 ]
 
 

@@ -21,8 +21,10 @@ from tests.test_master import GENERATED, build_files, published, sample_issues  
 AWKWARD = [
     "", " leading", "trailing ", "AT&T", "1 > 0", "\u3000全角の空白", "末尾の改行\n", "a & b < c > d", '"quoted"',
     "_x0041_ looks escaped", "ctrl\x01\x1f char", "tab\tinside", "\r\ncrlf", "=1+1", "＝SUM(A1)",
-    "<r><t>rich</t></r>", "x\ufffey", "𠮷野家", "長い" * 9000,
+    "x\ufffey", "𠮷野家", "長い" * 9000,
 ]
+# The one text where we differ from stock xlsxwriter on purpose: it writes this shape raw, as XML.
+RICH_SHAPED = "<r><t>注入</t></r><si><t>injected</t></si><r><t>x</t></r>"
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,27 @@ def test_master_and_summary_parts_are_stock_xlsxwriters(tmp_path: Path, catalog,
         assert list(a) == list(b)  # the same parts, in the same order
         for name in b:
             assert a[name] == b[name], name
+
+
+def test_a_department_text_shaped_like_a_rich_string_is_escaped_not_written_as_xml(tmp_path: Path) -> None:
+    """Stock xlsxwriter writes a string that starts with <r> and ends with </r> into
+    sharedStrings.xml unescaped (it takes it for write_rich_string's output): a department's text
+    of that shape would put its own XML into our workbook. Ours escapes it like any text."""
+    def write(book: type, name: str) -> Path:
+        path = tmp_path / name
+        wb = book(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
+        wb.add_worksheet().write_string(0, 0, RICH_SHAPED)
+        wb.close()
+        return path
+
+    stock = zipfile.ZipFile(write(xlsxwriter.Workbook, "stock.xlsx")).read("xl/sharedStrings.xml")
+    assert b"<si><t>injected</t></si>" in stock  # the hazard, in stock xlsxwriter
+    path = write(xlsxfast.Workbook, "ours.xlsx")
+    ours = zipfile.ZipFile(path).read("xl/sharedStrings.xml")
+    assert b"<si><t>injected" not in ours and b"&lt;r&gt;&lt;t&gt;" in ours
+    import openpyxl
+
+    assert openpyxl.load_workbook(path).active["A1"].value == RICH_SHAPED  # read back whole, as text
 
 
 def test_zip_is_deterministic_and_deflates_in_pieces(tmp_path: Path) -> None:
