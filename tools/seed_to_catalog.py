@@ -6,7 +6,7 @@ also written into the catalog next to the entry it affects, as `repairs:`), and 
 data files. The YAML files are the source of truth from then on: next year's plan is an edit of
 the YAML, not a run of this script.
 
-    python tools/seed_to_catalog.py ../shared/seed/000_28fb2938c92c7781.txt
+    python tools/seed_to_catalog.py demo/seed/r6-published-table.txt
 """
 
 from __future__ import annotations
