@@ -36,21 +36,11 @@ from pipeline.report import (
     OfficeStatus,
     Outcome,
     make_issue,
+    moment,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 USABLE = ("accepted", "partial")
-
-
-def moment(iso: str) -> datetime | None:
-    """An ISO time as an aware datetime (a time without offset is UTC, as in core.xml)."""
-    if not iso:
-        return None
-    try:
-        when = datetime.fromisoformat(iso.strip())
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def order_key(f: FileVerdict) -> tuple[bool, datetime, datetime, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -728,8 +729,16 @@ class FileVerdict:
         }
 
 
-# Kept for code written against the mutable report of earlier versions.
-FileReport = FileVerdict
+def moment(iso: str) -> datetime | None:
+    """An ISO time as an aware datetime, or None: a time without an offset is UTC, as docProps/core.xml
+    writes it (W3CDTF). Saved and received times compare as moments, never as strings."""
+    if not iso:
+        return None
+    try:
+        when = datetime.fromisoformat(iso.strip())
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def summary_counts(issues: Iterable[Issue], statuses: Iterable[str]) -> dict[str, Any]:

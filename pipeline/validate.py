@@ -22,7 +22,6 @@ import re
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,7 @@ from pipeline.report import (
     Provenance,
     ValidationReport,
     make_issue,
+    moment,
 )
 from pipeline.settings import LimitSettings
 
@@ -423,13 +423,13 @@ def _year_places(sheets: list[RawSheet]) -> list[tuple[list[str], str]]:
     places: list[tuple[list[str], str]] = []
     for sheet, header in headers:
         for cell, text in cells(sheet, [header]):
-            if fiscal_years(text) and not layout.is_reference_label(text):  # last year's, by design
-                places.append((fiscal_years(text), f"シート「{sheet.name}」{cell} の見出し「{text.strip()}」"))
+            if (years := fiscal_years(text)) and not layout.is_reference_label(text):  # last year's, by design
+                places.append((years, f"シート「{sheet.name}」{cell} の見出し「{text.strip()}」"))
     if not places:
         for sheet, header in headers:
             for cell, text in cells(sheet, range(header)):
-                if fiscal_years(text):
-                    places.append((fiscal_years(text), f"シート「{sheet.name}」{cell} の表題「{text.strip()[:60]}」"))
+                if years := fiscal_years(text):
+                    places.append((years, f"シート「{sheet.name}」{cell} の表題「{text.strip()[:60]}」"))
     return places
 
 
@@ -445,14 +445,6 @@ def _year_decision(places: list[tuple[list[str], str]], hints: Hints, name: str,
                       expected=f"{_year_label(year)}({year})")
 
 
-def _moment(iso: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(iso.strip())
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)  # core.xml times are UTC (W3CDTF)
-
-
 def _own_output(checked: gate.GateResult) -> str | None:
     """The kind label of a workbook we wrote (集約ブック, …), or None when it is not ours — or is a
     feedback copy the department saved again after correcting it, which is their return."""
@@ -462,7 +454,7 @@ def _own_output(checked: gate.GateResult) -> str | None:
     mark = layout.parse_output_mark(value)
     kind = mark.get("kind", "")
     if kind == "feedback":
-        written, saved = _moment(mark.get("time", "")), _moment(checked.saved)
+        written, saved = moment(mark.get("time", "")), moment(checked.saved)
         if written and saved and (saved - written).total_seconds() > layout.FEEDBACK_RESAVED_AFTER_S:
             return None
     return layout.OUTPUT_KINDS.get(kind, "ファイル")
