@@ -932,10 +932,7 @@ class _CountSheet:
             elif kind == "charts":
                 self.chart_rows.append((placed.line, item[1]))
             elif kind == "cd_header":
-                for (c0, c1), h in zip(self.cd_spans, _CD_HEADERS, strict=True):
-                    if c1 > c0:
-                        ws.merge_range(r, c0, r, c1, "", st.fmt["header"])
-                    st.put(ws, r, c0, h, "header")
+                span_headers(ws, st, r, self.cd_spans, _CD_HEADERS)
             elif kind == "cd":
                 rating_rows.append(r)
                 _cd_row(ws, st, r, item[1], item[2], self.cd_spans)
@@ -989,15 +986,30 @@ def merge_row(ws: Worksheet, r: int, c0: int, c1: int, fmt: Any) -> None:
 
 def _cd_row(ws: Worksheet, st: _Styles, r: int, p: Project, ev: Evaluation,
             spans: Sequence[tuple[int, int]]) -> None:
-    values = (p.label, p.name, ev.rating, ev.department, ev.result)
-    styles = ("center", "wrap", "rating", "wrap", "wrap")
-    for (c0, c1), value, style in zip(spans, values, styles, strict=True):
+    span_row(ws, st, r, spans, p, (p.name, ev.rating, ev.department, ev.result),
+             ("center", "wrap", "rating", "wrap", "wrap"))
+
+
+def span_row(ws: Worksheet, st: _Styles, r: int, spans: Sequence[tuple[int, int]], p: Project,
+             values: Sequence[str], styles: Sequence[str]) -> None:
+    """A row of a table whose columns span several sheet columns: the project's label in the first
+    span, then `values`, each cell merged over its span."""
+    for (c0, c1), value, style in zip(spans, (p.label, *values), styles, strict=True):
         if c1 > c0:
             merge_row(ws, r, c0, c1, st.fmt[style])
         if c0 == 0:
             st.put_project_label(ws, r, 0, p, style)
         else:
             st.put(ws, r, c0, value, style)
+
+
+def span_headers(ws: Worksheet, st: _Styles, r: int, spans: Sequence[tuple[int, int]],
+                 headers: Sequence[str]) -> None:
+    """The heading row of such a table: each heading merged over its span."""
+    for (c0, c1), h in zip(spans, headers, strict=True):
+        if c1 > c0:
+            merge_row(ws, r, c0, c1, st.fmt["header"])
+        st.put(ws, r, c0, h, "header")
 
 
 _CHART_WIDTH = 560

@@ -487,23 +487,13 @@ def _write_comparison(wb: Any, st: Any, catalog: Catalog, tally: Any, past: hist
         elif kind == "chart":
             chart_row = r
         elif kind == "changed_header":
-            for (c0, c1), h in zip(_COMPARE_CHANGED_SPANS, ("事業No.", "個別事業・取り組み", "担当課",
-                                                             f"{_short_year(past.year)}の評価",
-                                                             f"{catalog.year_label}の評価"), strict=True):
-                if c1 > c0:
-                    ws.merge_range(r, c0, r, c1, "", st.fmt["header"])
-                st.put(ws, r, c0, h, "header")
+            master.span_headers(ws, st, r, _COMPARE_CHANGED_SPANS, (
+                "事業No.", "個別事業・取り組み", "担当課", f"{_short_year(past.year)}の評価", f"{catalog.year_label}の評価"))
         elif kind == "changed":
             p, dept, old_r, new_r = item[1:]
             rating_rows.append(r)
-            for (c0, c1), value, style in zip(_COMPARE_CHANGED_SPANS, (p.label, p.name, dept, old_r, new_r),
-                                              ("center", "wrap", "wrap", "rating", "rating"), strict=True):
-                if c1 > c0:
-                    ws.merge_range(r, c0, r, c1, "", st.fmt[style])
-                if c0 == 0:
-                    st.put_project_label(ws, r, 0, p, style)
-                else:
-                    st.put(ws, r, c0, value, style)
+            master.span_row(ws, st, r, _COMPARE_CHANGED_SPANS, p, (p.name, dept, old_r, new_r),
+                            ("center", "wrap", "wrap", "rating", "rating"))
 
     master._write_layout(ws, layout, write)
     row_of = {id(p.line): p.row for p in layout.placed if not p.repeated}
