@@ -146,6 +146,15 @@ def _width(ws: Worksheet, letter: str) -> float:
     return dim.width if dim is not None and dim.customWidth and dim.width else COLUMN_WIDTHS[letter]
 
 
+def _header_cell(cell: Cell, label: str, fill: PatternFill) -> None:
+    """A column heading of 記入シート: bold, filled, bordered, centred and wrapped."""
+    set_text(cell, label)
+    cell.font = _font(bold=True)
+    cell.fill = fill
+    cell.border = _BORDER
+    cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+
+
 def fit_data_row(ws: Worksheet, row: int) -> None:
     """Set a data row's height from what its cells hold now (catalog text and any input)."""
     texts = [(str(ws[f"{c}{row}"].value or ""), _width(ws, c)) for c in LETTERS]
@@ -297,12 +306,7 @@ def _fill_input_sheet(
 
     header_fill = PatternFill("solid", fgColor=HEADER_FILL)
     for letter, label in zip(LETTERS, header_labels(catalog), strict=True):
-        cell = ws[f"{letter}{HEADER_ROW}"]
-        set_text(cell, label)
-        cell.font = _font(bold=True)
-        cell.fill = header_fill
-        cell.border = _BORDER
-        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        _header_cell(ws[f"{letter}{HEADER_ROW}"], label, header_fill)
     ws.row_dimensions[HEADER_ROW].height = row_height(
         ((label, _width(ws, c)) for c, label in zip(LETTERS, header_labels(catalog), strict=True)), 2
     )
@@ -383,12 +387,7 @@ def _add_reference_columns(catalog: Catalog, ws: Worksheet, office: str, previou
     set_text(note, f"{REFERENCE_MARK}{previous.label}の評価です(記入は不要です)。")
     note.font = Font(name=FONT_NAME, size=FONT_SIZE, charset=128, family=3, bold=True, color=REFERENCE_FONT_COLOUR)
     for letter, label in zip(REFERENCE_LETTERS, labels, strict=True):
-        cell = ws[f"{letter}{HEADER_ROW}"]
-        set_text(cell, label)
-        cell.font = _font(bold=True)
-        cell.fill = head_fill
-        cell.border = _BORDER
-        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        _header_cell(ws[f"{letter}{HEADER_ROW}"], label, head_fill)
     header_height = row_height(((label, REFERENCE_WIDTHS[c]) for c, label in zip(REFERENCE_LETTERS, labels,
                                                                                    strict=True)), 2)
     ws.row_dimensions[HEADER_ROW].height = max(ws.row_dimensions[HEADER_ROW].height or 0, header_height)
