@@ -443,8 +443,8 @@ def _merge_locked(
                         with contextlib.suppress(OSError):  # the cache is an optimisation only
                             cache.write_to(cache_tmp)
 
-                summary_job = _beside(summary_and_cache)
-                copies_job = _beside(lambda: _staged_copies(verdicts, outbox / FEEDBACK_DIR, settings))
+                summary_job = _Beside(summary_and_cache)
+                copies_job = _Beside(lambda: _staged_copies(verdicts, outbox / FEEDBACK_DIR, settings))
                 before = outcome
 
                 def copied() -> list[Issue]:
@@ -570,7 +570,8 @@ class _Later(Sequence[Issue]):
 class _Beside(Generic[T]):
     """`job` run in a forked child when the platform forks (sandbox.start_method), else here at
     once. `result()` gives its value or raises what it raised; `wait()` only waits. The child sends
-    its result back pickled and leaves without running anything else of this process."""
+    its outcome back as the contained reader's workers do (sandbox._answer) and leaves without
+    running anything else of this process."""
 
     def __init__(self, job: Callable[[], T]) -> None:
         from pipeline import sandbox
@@ -586,7 +587,7 @@ class _Beside(Generic[T]):
             status = 1
             try:
                 os.close(read_fd)
-                blob = self._blob(self._run(job))
+                blob = sandbox._answer(job, ())
                 with os.fdopen(write_fd, "wb") as out:
                     out.write(blob)
                 status = 0
@@ -601,15 +602,6 @@ class _Beside(Generic[T]):
             return ("ok", job())
         except BaseException as exc:
             return ("raise", exc)
-
-    @staticmethod
-    def _blob(answer: tuple[str, Any]) -> bytes:
-        import pickle
-
-        try:
-            return pickle.dumps(answer)
-        except Exception as exc:
-            return pickle.dumps(("raise", RuntimeError(f"{type(exc).__name__}: {exc}")))
 
     def wait(self) -> tuple[str, Any]:
         import pickle
@@ -626,10 +618,9 @@ class _Beside(Generic[T]):
         status, value = self.wait()
         if status == "raise":
             raise value
+        if status != "ok":  # "memory" / "crash": the child could not return what it did
+            raise RuntimeError(f"the process writing beside the master failed ({status}: {value})")
         return value  # type: ignore[no-any-return]
-
-
-_beside = _Beside
 
 
 LAST_RUN = "last-run.json"
