@@ -286,6 +286,14 @@ class SheetTooLarge(Exception):
         self.sheet, self.detail = sheet, detail
 
 
+def parse_failure(exc: Exception, name: str) -> Issue:
+    """The issue of a parse that raised: a sheet beyond the limits, or the parser's own error (a
+    damaged file the gate let through)."""
+    if isinstance(exc, SheetTooLarge):
+        return make_issue("sheet-too-large", file=name, sheet=exc.sheet, detail=exc.detail)
+    return make_issue("file-unreadable", file=name, detail=f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
 def _parse(
     data: bytes, bounds: tuple[int, int, int] | None = None
 ) -> list[tuple[str, str, list[list[Any]], list[str]]]:
@@ -348,16 +356,12 @@ def read_workbook(
         return [], checked, issues
     try:
         payload = reader.call(source.data, (limits.max_cells, limits.max_rows, limits.max_cols))
-    except SheetTooLarge as exc:
-        issues.append(make_issue("sheet-too-large", file=source.name, sheet=exc.sheet, detail=exc.detail))
-        return [], checked, issues
     except sandbox.SandboxError as exc:
         # a dead, stuck or exhausted reader is reported apart from a damaged file
         issues.append(make_issue("reader-crashed", file=source.name, detail=f"{exc.kind}: {exc.detail}"))
         return [], checked, issues
-    except Exception as exc:  # the parser's own error: a damaged file the gate let through
-        detail = f"{type(exc).__name__}: {str(exc)[:200]}"
-        issues.append(make_issue("file-unreadable", file=source.name, detail=detail))
+    except Exception as exc:
+        issues.append(parse_failure(exc, source.name))
         return [], checked, issues
     sheets = [
         RawSheet(name, state, rows, checked.sheets.get(name), merged)

@@ -741,11 +741,8 @@ def read_contained(data: bytes, name: str, limits: gate.Limits, read_own: bool =
         return out
     try:
         payload = ingest._parse(data, (limits.max_cells, limits.max_rows, limits.max_cols))
-    except ingest.SheetTooLarge as exc:
-        out.issues.append(make_issue("sheet-too-large", file=name, sheet=exc.sheet, detail=exc.detail))
-        return out
-    except Exception as exc:  # the parser's own error: a damaged file the gate let through
-        out.issues.append(make_issue("file-unreadable", file=name, detail=f"{type(exc).__name__}: {str(exc)[:200]}"))
+    except Exception as exc:
+        out.issues.append(ingest.parse_failure(exc, name))
         return out
     del data
     sheets = [RawSheet(sheet, state, rows, checked.sheets.get(sheet), merged) for sheet, state, rows, merged in payload]
