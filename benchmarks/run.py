@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark the nightly merge against a naive baseline, a clerk's pandas script and a physical floor (issues 7, 14).
+"""Benchmark the nightly merge against a naive baseline, a clerk's pandas script and a physical floor.
 
     .venv/bin/python benchmarks/run.py --files 15 200 2000 [--runs 3] [--json] [--seed 1] [--skip-baseline]
 
@@ -65,7 +65,7 @@ TYPED_RATING_SHARE = 0.0
 RATING_WEIGHTS = (("A", 3), ("B", 5), ("C", 2), ("D", 1))
 RESULT_CHARS, OUTLOOK_CHARS = (300, 80), (250, 70)  # mean, sd of the two free-text answers
 
-# Issue 14's goals, each a ratio measured side by side in the same run (or a bound at N = 2,000).
+# The goals, each a ratio measured side by side in the same run (or a bound at N = 2,000).
 TARGETS = {
     "ours_vs_clerk_max": 0.5,  # ours <= half the calamine clerk's time
     "ours_vs_floor_max": 2.0,  # ours <= 2x the floor
@@ -1116,7 +1116,7 @@ def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
 
 
 def check_targets(results: list[dict[str, Any]], session: dict[str, Any]) -> dict[str, Any]:
-    """Issue 14's goals, met (True), missed (False) or not measured (None)."""
+    """The goals, met (True), missed (False) or not measured (None)."""
 
     def le(value: Any, bound: float) -> bool | None:
         return None if value is None else value <= bound

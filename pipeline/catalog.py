@@ -154,9 +154,6 @@ class Catalog:
         group = self.projects.get(self._by_number.get(int(key), ""))
         return group if group is not None and group.key != key else None
 
-    def measure_of(self, project: Project) -> Measure:
-        return self._measures[(project.goal, project.direction, project.measure)]
-
     def assignments_of(self, project_key: str) -> list[Assignment]:
         """The project's assignments in plan order."""
         return self._by_project.get(project_key, [])

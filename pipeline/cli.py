@@ -309,7 +309,7 @@ def plan_check(ctx: click.Context, year: str | None, from_year: str | None) -> N
         click.echo(f"  {line}")
 
 
-# --- Yearly commands: import-published, status, remind (issue 12 parts 3, 4) -----------------------
+# --- Yearly commands: import-published, status, remind ---------------------------------------------
 
 
 def _console(text: str, err: bool = False) -> None:

@@ -49,7 +49,7 @@ META_KEYS = (
     "first_data_row",
 )
 
-# --- last year beside this year (issue 12) -------------------------------------------------------
+# --- last year beside this year ------------------------------------------------------------------
 # With a previous year known, each data row also shows last year's rating and 今後の事業計画・展望,
 # read-only, right of the answers after a narrow gap column. They are ours, never answers: the reader
 # knows their labels (no column-extra), never reads their cells, and the template version is the

@@ -1291,7 +1291,7 @@ def _cell(row: int, col: int) -> str:
     return xl_rowcol_to_cell(row, col)
 
 
-# --- 前年度比較 (last year beside this year; issue 12) -----------------------------------------------
+# --- 前年度比較 (last year beside this year) ---------------------------------------------------------
 # One sheet in the master (after 集計) and one in the summary (last), only when last year is known.
 # Values come from pipeline.compare; every text goes through _Styles.put, counts are numbers, no
 # formula. Master layout, top to bottom: per 基本目標 the 4×4 transition table (rows: last year's

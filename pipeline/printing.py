@@ -124,10 +124,6 @@ def snap(height: float) -> float:
     return math.ceil(round(height / PIXEL_PT, 6)) * PIXEL_PT
 
 
-def effective_font_size(font_size: float, scale: int) -> float:
-    return font_size * scale / 100
-
-
 # Pagination -------------------------------------------------------------------------------------
 
 
@@ -182,10 +178,6 @@ class Layout:
     @property
     def pages(self) -> int:
         return len(self.breaks) + 1
-
-    @property
-    def next_row(self) -> int:
-        return self.placed[-1].row + 1 if self.placed else 0
 
     def rows_of(self, item: Any) -> list[int]:
         """The rows (not header copies) where `item` was placed."""

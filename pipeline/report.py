@@ -8,6 +8,7 @@ code table is tested against `CODES`.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ class Code:
 # Issue code registry. Codes are contracts (other tools read them): never rename one.
 # Templates use str.format fields; unknown fields render as-is (see make_issue).
 CODES: dict[str, Code] = {
-    # --- validation of a returned workbook (issue 3) --------------------------------
+    # --- validation of a returned workbook ------------------------------------------
     "rating-invalid": Code(
         ERROR,
         "事業評価が不正",
@@ -134,7 +135,7 @@ CODES: dict[str, Code] = {
         "送ってください。",
         level="file",
     ),
-    # --- e-mail intake (issue 6) -------------------------------------------------------
+    # --- e-mail intake -----------------------------------------------------------------
     "email-no-attachment": Code(
         ERROR,
         "メールに Excel ファイルがない",
@@ -184,7 +185,7 @@ CODES: dict[str, Code] = {
         "送り直してください。",
         level="file",
     ),
-    # --- hostile inputs: the gate (issue 5) ---
+    # --- hostile inputs: the gate -------------
     # File-level codes come from pipeline.gate (before any parser runs) and pipeline.sandbox;
     # the cell-/row- codes are raised by the reader from the gate's SheetFacts.
     "file-empty": Code(
@@ -349,7 +350,7 @@ CODES: dict[str, Code] = {
         "制御文字を削除",
         "セル {cell} に見えない制御文字があったため、取り除いて読み込みました。",
     ),
-    # --- senders of e-mailed returns (issue 6) ---
+    # --- senders of e-mailed returns -------------
     "sender-unknown": Code(
         WARNING,
         "登録のない送信元",
@@ -364,7 +365,7 @@ CODES: dict[str, Code] = {
         "代理送信でなければ担当課に確認してください。",
         level="note",
     ),
-    # --- merge (issue 4) ---------------------------------------------------------------
+    # --- merge -------------------------------------------------------------------------
     "row-superseded": Code(
         WARNING,
         "新しい提出で置き換え",
@@ -378,7 +379,7 @@ CODES: dict[str, Code] = {
         "「{older}」の値を集約に使っています。誤りを直して再提出してください。",
         level="note",
     ),
-    # --- trust in the nightly master (issue 10) ---
+    # --- trust in the nightly master --------------
     "office-unverified": Code(
         WARNING,
         "提出した課を確認できない",
@@ -423,7 +424,7 @@ CODES: dict[str, Code] = {
         "フォルダーのアクセス権を確認してください。",
         level="file",
     ),
-    # --- containment (issue 11) ---
+    # --- containment --------------
     "internal-error": Code(
         ERROR,
         "処理中の内部エラー",
@@ -457,7 +458,7 @@ CODES: dict[str, Code] = {
         "セル {cell} に他のソフトから貼り付けた改行(_x000D_)があったため、普通の改行として読み込みました。"
         "内容は変えていません。対応は不要です。",
     ),
-    # --- .ods and .xls read through the gate (issue 11) ---
+    # --- .ods and .xls read through the gate --------------
     "file-legacy-format": Code(
         WARNING,
         "Excel ブック(.xlsx)以外の形式",
@@ -467,7 +468,7 @@ CODES: dict[str, Code] = {
         "「Excel 2007-365 (.xlsx)」→ 確認の画面で「Excel 2007-365 形式を使用!」)。",
         level="note",
     ),
-    # --- checks that read the text (issue 12) ---
+    # --- checks that read the text --------------
     "reason-says-not-done": Code(
         WARNING,
         "評価 A・B なのに未実施・中止の記述",
@@ -493,7 +494,7 @@ CODES: dict[str, Code] = {
         "事業評価が {rating} のため、今後の事業計画・展望(セル {cell})に課題と次年度に向けた改善・検討の内容を"
         "書いてください(今の記入: {value})。",
     ),
-    # --- publishing (issue 13) ---
+    # --- publishing --------------
     "personal-info-suspected": Code(
         WARNING,
         "個人を特定できる記述の可能性",
@@ -534,9 +535,14 @@ class Issue:
 
 
 class _Fields(dict[str, Any]):
-    """str.format_map mapping that leaves unknown fields visible instead of raising."""
+    """str.format_map mapping for a registry message. A field the caller did not fill is a bug in
+    our code, not in the department's file: under PIPELINE_STRICT_MESSAGES (set by the test suite)
+    it raises, so a test finds it; in a real night it stays visible as {name} rather than stopping
+    the night over one message."""
 
     def __missing__(self, key: str) -> str:
+        if os.environ.get("PIPELINE_STRICT_MESSAGES"):
+            raise KeyError(f"message field {{{key}}} is not filled")
         return "{" + key + "}"
 
 
@@ -855,9 +861,6 @@ class Outcome:
         for r in self.rows:
             counts[str(catalog.goal_of(r.project))][r.rating] += 1
         return counts
-
-    def notes_for(self, name: str) -> tuple[Issue, ...]:
-        return tuple(n for n in self.notes if n.file == name)
 
     def with_notes(self, notes: Iterable[Issue]) -> Outcome:
         return dataclasses.replace(self, notes=(*self.notes, *notes))

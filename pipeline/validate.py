@@ -397,13 +397,6 @@ def _year_label(code: str) -> str:
     return f"令和{code[1:]}年度" if code != "R1" else "令和元年度"
 
 
-def _year_issue(catalog: Catalog, sheets: list[RawSheet], hints: Hints, name: str, year: str) -> Issue | None:
-    """year-mismatch when the first place that names a fiscal year (the header's label, a title row
-    above it, the file name) names another year than `year` (the run's: the catalog's, or the year
-    a caller such as import-published asks for)."""
-    return _year_decision(_year_places(sheets), hints, name, year)
-
-
 def _year_places(sheets: list[RawSheet]) -> list[tuple[list[str], str]]:
     """Where the sheets name a fiscal year: the header labels, else the title rows above them."""
     headers = []

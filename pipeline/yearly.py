@@ -1,4 +1,4 @@
-"""The commands around the nightly merge that follow the year's calendar (issue 12 parts 3 and 4):
+"""The commands around the nightly merge that follow the year's calendar:
 
 * `import_published`: last year's published evaluation table → outbox/history/evaluations-R5.json,
   where `pipeline.history.previous_year` finds it. Read exactly as a return is (the gate, the

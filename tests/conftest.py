@@ -6,6 +6,7 @@ change, so no test modifies another's inputs.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,10 @@ import pytest
 from pipeline.catalog import load_catalog
 from pipeline.demo import DEMO_RESULTS, fill_returns
 from pipeline.templates import write_templates
+
+# A registry message with a field left unfilled raises instead of showing {name}: in this process
+# and in every command a test starts.
+os.environ["PIPELINE_STRICT_MESSAGES"] = "1"
 
 
 @pytest.fixture(scope="session")

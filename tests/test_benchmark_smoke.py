@@ -17,9 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {
-    # the keys issue 7 fixed (kept exactly)
+    # the keys other tools read (kept exactly)
     "files", "rows", "ours_s", "rerun_s", "baseline_s", "floor_s", "peak_rss_mib",
-    # issue 14: the clerk's scripts, and ratios measured side by side in the same run
+    # the clerk's scripts, and ratios measured side by side in the same run
     "clerk_s", "clerk_plain_s", "ours_vs_clerk", "ours_vs_clerk_plain", "ours_vs_floor", "ours_vs_baseline",
     "per_file_ms", "rows_per_s", "ratio_baseline", "ratio_floor", "peak", "rows_by_scenario", "outputs", "machine",
 }

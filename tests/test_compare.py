@@ -1,4 +1,4 @@
-"""Last year beside this year (issue 12, parts 2, 3 and 5's wiring), on the real R6 answers.
+"""Last year beside this year, on the real R6 answers.
 
 R6: the 12 demo returns (the published answers) merged into an R6 master in an outbox. R7: a plan
 made by `plan new-year R7`, whose templates find that master and show each row's R6 rating and

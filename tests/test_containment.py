@@ -1,4 +1,4 @@
-"""One bad file never stops or poisons the night (issue 11): whatever goes wrong with one file —
+"""One bad file never stops or poisons the night: whatever goes wrong with one file —
 its text, a bug of ours while checking it, its rows at the writer, its feedback copy — is an issue on
 that file, and the other returns are merged. Exit 3 stays for faults of the run itself.
 

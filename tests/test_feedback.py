@@ -260,7 +260,8 @@ def test_existing_comment_is_kept_and_ours_appended(tmp_path, template):
 
 def test_issue_inside_a_merged_range_marks_its_top_left_cell(tmp_path, template):
     issue = make_issue(
-        "catalog-cell-changed", sheet=SHEET, cell="C1", expected="令和6年度", value="令和5年度"
+        "catalog-cell-changed", sheet=SHEET, cell="C1", expected="令和6年度", value="令和5年度",
+        diff="「令和6年度」→「令和5年度」",
     )
     out = _write(tmp_path, template, [issue])
     wb = load_workbook(out)

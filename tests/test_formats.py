@@ -1,4 +1,4 @@
-""".ods and .xls returns (issue 11 part 3) and the contained reader under spawn and on Windows (part 8).
+""".ods and .xls returns and the contained reader under spawn and on Windows.
 
 An .ods goes through the same gate as an .xlsx (zip checks, bounded inflation, DTD refusal) plus a
 streaming pass over content.xml that fills the same SheetFacts, so the validator raises the same

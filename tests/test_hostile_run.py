@@ -1,4 +1,4 @@
-"""Hostile inputs at the level of the whole nightly run (issue 5).
+"""Hostile inputs at the level of the whole nightly run.
 
 Each case puts ONE hostile file into an inbox that holds the 12 good demo returns, runs
 `run_merge` in a separate process, and checks what a member of staff would see the next morning:

@@ -1,4 +1,4 @@
-"""Next year's plan (issue 12): `plan new-year`, the checks of a hand-edited plan, the R7 templates."""
+"""Next year's plan: `plan new-year`, the checks of a hand-edited plan, the R7 templates."""
 
 from __future__ import annotations
 

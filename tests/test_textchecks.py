@@ -1,4 +1,4 @@
-"""Checks that read the text (issue 12): the rule table, the warnings, acknowledgements.
+"""Checks that read the text: the rule table, the warnings, acknowledgements.
 
 The bad cases are the published R6 answers (demo/r6-results.yaml) altered the way a department
 might get them wrong; the real answers pin which rules fire as published.
@@ -319,7 +319,8 @@ def test_the_shipped_file_is_empty_with_an_example():
 def test_an_acknowledgement_moves_the_warning(rules, published, r6, schemas):
     (schemas / "acknowledged.yaml").write_text(yaml.safe_dump({"acknowledged": [ACK]}, allow_unicode=True), encoding="utf-8")
     acks = load_acknowledgements(schemas, r6)
-    other = make_issue("row-superseded", file="x.xlsx", project="5", value="地域安全課", newer="y.xlsx")
+    other = make_issue("row-superseded", file="x.xlsx", project="5", value="地域安全課", newer="y.xlsx",
+                       why="より新しい提出")
     issues = [*check_texts(rules, published), other]
     open_, done = apply_acknowledgements(issues, acks, "R6")
     assert fired(done) == {("reason-says-not-done", "5", "地域安全課")}

@@ -1,4 +1,4 @@
-"""Trust in the nightly master (issue 10): each careless or unlucky case built the way an office or a
+"""Trust in the nightly master: each careless or unlucky case built the way an office or a
 member of staff would produce it, merged with the twelve demo returns, and the master's cells and
 the run report asserted. The published answers are the truth: a case that must not change them is
 checked against the row each office returned itself."""

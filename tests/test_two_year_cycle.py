@@ -1,4 +1,4 @@
-"""A whole two-year cycle, typed as a member of staff would type it (issue 12, "Done when").
+"""A whole two-year cycle, typed as a member of staff would type it.
 
 R6: the twelve published returns merged. Then the new year: `plan new-year R7`, the settings moved
 to R7 with last year's returns moved aside, R7 templates that show each office's R6 rating, R7

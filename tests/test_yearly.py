@@ -1,4 +1,4 @@
-"""The yearly commands (issue 12 parts 3, 4): import-published, status, remind, and 期限超過 in the
+"""The yearly commands: import-published, status, remind, and 期限超過 in the
 master. Every date is fixed (`today=`), so what a given day prints is reproduced exactly."""
 
 from __future__ import annotations
