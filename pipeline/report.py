@@ -185,7 +185,7 @@ CODES: dict[str, Code] = {
         level="file",
     ),
     # --- hostile inputs: the gate (issue 5) ---
-    # File-level codes come from pipeline.gate (before any parser runs) and pipeline.sandbox;
+    # File-level codes come from pipeline.reader.gate (before any parser runs) and pipeline.reader.sandbox;
     # the cell-/row- codes are raised by the reader from the gate's SheetFacts.
     "file-empty": Code(
         ERROR,
