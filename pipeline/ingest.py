@@ -20,13 +20,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pipeline import gate, mail, sandbox
+from pipeline.reader import envelope, gate, sandbox
 from pipeline.report import FileVerdict, Issue, Provenance, make_issue
 from pipeline.settings import LimitSettings
 
 # Read by their bytes, whatever the suffix says: .xlsx/.xlsm, .ods and BIFF8 .xls (values only); the
 # gate rejects .xlsb and Excel 95 .xls with a code.
-WORKBOOK_SUFFIXES = set(mail.WORKBOOK_SUFFIXES)  # one list: attachments and files alike
+WORKBOOK_SUFFIXES = set(envelope.WORKBOOK_SUFFIXES)  # one list: attachments and files alike
 ENVELOPE_SUFFIXES = {".eml", ".msg", ".zip"}
 SYSTEM_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
 
@@ -194,23 +194,23 @@ def _unwrap(path: Path, name: str, data: bytes, received: str, limits: LimitSett
     """Workbooks inside an e-mail or zip. Errors about the message (no workbook, an unsafe zip
     beside a good attachment) are reported on the message itself, and its good attachments are
     still read; warnings (e.g. no Date header) travel with each attachment."""
-    envelope = mail.read_envelope(data, path.name, _zip_limits(limits))
-    when = local_time(envelope.received) if envelope.received else received
-    errors = [i for i in envelope.issues if i.is_error]
-    if not envelope.attachments or errors:
-        where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), when, envelope.sender, envelope.subject)
-        issues = errors or list(envelope.issues)
+    message = envelope.read_envelope(data, path.name, _zip_limits(limits))
+    when = local_time(message.received) if message.received else received
+    errors = [i for i in message.issues if i.is_error]
+    if not message.attachments or errors:
+        where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), when, message.sender, message.subject)
+        issues = errors or list(message.issues)
         yield FileVerdict.judged(where, [_renamed(i, name) for i in issues])
-    warnings = [_renamed(i, name) for i in envelope.issues if not i.is_error]
+    warnings = [_renamed(i, name) for i in message.issues if not i.is_error]
     used: set[str] = set()
-    for att in envelope.attachments:
+    for att in message.attachments:
         inner = f"{name} › {att.name}"
         n = 1
         while inner in used:  # two attachments of one name (a forwarded message): keep both apart
             n += 1
             inner = f"{name} › {att.name} ({n})"
         used.add(inner)
-        yield Source(inner, path, att.data, when, envelope.sender, envelope.subject, notes=warnings)
+        yield Source(inner, path, att.data, when, message.sender, message.subject, notes=warnings)
 
 
 def _renamed(issue: Issue, name: str) -> Issue:
@@ -219,8 +219,8 @@ def _renamed(issue: Issue, name: str) -> Issue:
     return replace(issue, file=name) if issue.file and issue.file != name else issue
 
 
-def _zip_limits(limits: LimitSettings) -> mail.ZipLimits:
-    return mail.ZipLimits(
+def _zip_limits(limits: LimitSettings) -> envelope.ZipLimits:
+    return envelope.ZipLimits(
         max_members=limits.max_members,
         max_member_bytes=limits.max_file_mib * 2**20,
         max_total_bytes=limits.max_total_mib * 2**20,
@@ -236,7 +236,7 @@ def reload(source: Provenance, limits: LimitSettings) -> bytes | None:
         return None
     candidates = [data]
     if Path(source.path).suffix.lower() in ENVELOPE_SUFFIXES:
-        candidates = [a.data for a in mail.read_envelope(data, Path(source.path).name, _zip_limits(limits)).attachments]
+        candidates = [a.data for a in envelope.read_envelope(data, Path(source.path).name, _zip_limits(limits)).attachments]
     return next((d for d in candidates if hashlib.sha256(d).hexdigest() == source.sha256), None)
 
 

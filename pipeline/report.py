@@ -185,8 +185,8 @@ CODES: dict[str, Code] = {
         "送り直してください。",
         level="file",
     ),
-    # --- hostile inputs: the gate -------------
-    # File-level codes come from pipeline.gate (before any parser runs) and pipeline.sandbox;
+    # --- hostile inputs: the gate ---
+    # File-level codes come from pipeline.reader.gate (before any parser runs) and pipeline.reader.sandbox;
     # the cell-/row- codes are raised by the reader from the gate's SheetFacts.
     "file-empty": Code(
         ERROR,

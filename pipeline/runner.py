@@ -121,7 +121,8 @@ def write_feedback_copies(
             if data is None:
                 continue
             folder.mkdir(parents=True, exist_ok=True)
-            from pipeline.feedback import write_feedback  # openpyxl: only when there is something to say
+            # openpyxl: imported only when there is something to say
+            from pipeline.reader.annotate import write_feedback
 
             out = stage(target) if stage is not None else target
             written.append((target, write_feedback(data, name, list(v.issues), out)))
@@ -574,7 +575,7 @@ class _Beside(Generic[T]):
     running anything else of this process."""
 
     def __init__(self, job: Callable[[], T]) -> None:
-        from pipeline import sandbox
+        from pipeline.reader import sandbox
 
         self._pid = 0
         self._answer: tuple[str, Any] | None = None

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from pipeline.history import PastYear
 
 # The A–D choices live on _meta (column D), not on a sheet of their own: _meta is the one hidden
-# sheet the gate accepts without a "content-hidden" warning (pipeline/gate.py). The validation
+# sheet the gate accepts without a "content-hidden" warning (pipeline/reader/gate.py). The validation
 # refers to them through a defined name: a plain name reference stays in the standard
 # <dataValidation> element when Excel re-saves the file (a direct cross-sheet reference is moved
 # into the x14 extension, which openpyxl drops on reading).

@@ -27,11 +27,10 @@ from typing import Any
 
 from plan_schemas.columns import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, REQUIRED, RESULT
 
-from pipeline import gate, ingest, layout
+from pipeline import ingest, layout
 from pipeline.cache import ResultCache
 from pipeline.catalog import Assignment, Catalog
 from pipeline.celltext import utf16_len
-from pipeline.gate import col_letters as column_letter
 from pipeline.ingest import RawSheet, Source
 from pipeline.normalize import (
     as_text,
@@ -44,6 +43,8 @@ from pipeline.normalize import (
     parse_rating,
     squash,
 )
+from pipeline.reader import gate
+from pipeline.reader.gate import col_letters as column_letter
 from pipeline.report import (
     VERIFIED_SOURCES,
     Evaluation,
@@ -725,7 +726,7 @@ def read_contained(data: bytes, name: str, limits: gate.Limits, read_own: bool =
     The gate's result is emitted first, so that it reaches the merge even if the parser then
     kills the process. A damaged file is an issue; a fault of ours while reading the rows is
     `failed` (internal-error), as it would be in the merge process."""
-    from pipeline import sandbox
+    from pipeline.reader import sandbox
 
     checked = gate.inspect_workbook(data, name, limits)
     sandbox.emit(dataclasses.replace(checked, sheets={}))  # the facts stay here, with the rows
@@ -801,7 +802,7 @@ def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed
 def _read_outcome(catalog: Catalog, d: _Draft, parts: list[Any], outcome: Any, options: _Options) -> None:
     """A contained read's outcome (read_contained's result, or how its process failed) applied to
     its draft."""
-    from pipeline import sandbox
+    from pipeline.reader import sandbox
 
     checked = parts[0] if parts else gate.GateResult(kind="")
     if isinstance(outcome, Parsed):

@@ -275,7 +275,8 @@ def import_published(path: Path, year: str, settings: Settings) -> ImportResult:
 def _master_year(path: Path, settings: Settings) -> str | None:
     """The fiscal year of a master workbook this tool wrote (its mark, seen by the gate without
     parsing the workbook), or None for any other file."""
-    from pipeline import gate, ingest, layout
+    from pipeline import ingest, layout
+    from pipeline.reader import gate
 
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
         return None

@@ -59,7 +59,7 @@ def test_a_reason_over_excels_limit_in_utf16_units_is_a_row_error_and_the_night_
 def test_a_bug_of_ours_while_checking_one_file_is_internal_error_on_that_file(
     inbox: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline import sandbox
+    from pipeline.reader import sandbox
 
     if sandbox.start_method() != "fork":  # the rows are read in the reader's workers
         pytest.skip("the patched checker reaches the reader's workers only when they are forked")
@@ -110,16 +110,16 @@ def test_a_feedback_copy_that_cannot_be_written_is_an_issue_on_its_file(
 ) -> None:
     resend(inbox, {("8", "指導室"): {"rating": "E"}}, name="指導室_誤り.xlsx")
     resend(inbox, {("8", "指導室"): {"rating": "良"}}, name="指導室_誤り2.xlsx")
-    from pipeline import feedback
+    from pipeline.reader import annotate
 
-    real = feedback.write_feedback
+    real = annotate.write_feedback
 
     def write_feedback(data, name, issues, out_path):
         if name == "指導室_誤り.xlsx":
             raise RuntimeError("openpyxl could not copy this workbook")
         return real(data, name, issues, out_path)
 
-    monkeypatch.setattr(feedback, "write_feedback", write_feedback)
+    monkeypatch.setattr(annotate, "write_feedback", write_feedback)
     run = run_merge(Settings(inbox=inbox, outbox=outbox))
     assert codes(run, "指導室_誤り.xlsx") == ["feedback-not-written", "rating-invalid", "row-kept-older"]
     assert [p.name for p in run.feedback] == ["指導室_誤り2.xlsx"]  # the other copy is written
@@ -156,12 +156,12 @@ def test_a_full_disk_is_the_runs_fault_not_one_files(inbox: Path, outbox: Path, 
     run_merge(Settings(inbox=inbox, outbox=outbox))
     before = {p.name: p.read_bytes() for p in outbox.iterdir() if p.is_file()}
     resend(inbox, {("8", "指導室"): {"rating": "E"}})
-    from pipeline import feedback
+    from pipeline.reader import annotate
 
     def write_feedback(data, name, issues, out_path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(feedback, "write_feedback", write_feedback)
+    monkeypatch.setattr(annotate, "write_feedback", write_feedback)
     with pytest.raises(OutputError, match="前回の出力はそのまま"):
         run_merge(Settings(inbox=inbox, outbox=outbox))
     assert {p.name: p.read_bytes() for p in outbox.iterdir() if p.is_file()} == before

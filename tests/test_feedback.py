@@ -22,7 +22,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.xml.functions import tostring
 
 from pipeline.errors import OutputError
-from pipeline.feedback import FEEDBACK_SHEET, write_feedback
+from pipeline.reader.annotate import FEEDBACK_SHEET, write_feedback
 from pipeline.report import Issue, make_issue
 
 SHEET = "記入シート"
@@ -713,12 +713,12 @@ def test_a_department_sheet_named_like_ours_is_kept(tmp_path, template):
 
 
 def test_a_workbook_openpyxl_cannot_write_back_falls_back(tmp_path, template, monkeypatch):
-    import pipeline.feedback as feedback
+    from pipeline.reader import annotate
 
     def broken(*_args, **_kwargs):
         raise TypeError("openpyxl could not serialise something")
 
-    monkeypatch.setattr(feedback, "_annotated_copy", broken)
+    monkeypatch.setattr(annotate, "_annotated_copy", broken)
     out = write_feedback(template, "R6.xlsm", _issues(), tmp_path / "R6.xlsm")
     wb = load_workbook(out)
     assert out.suffix == ".xlsx" and wb.sheetnames == [FEEDBACK_SHEET]

@@ -38,9 +38,10 @@ from hostile import (
     xls_of,
 )
 
-from pipeline import gate, ingest, sandbox
+from pipeline import ingest
 from pipeline.catalog import load_catalog
-from pipeline.gate import GateResult, Limits, inspect_workbook
+from pipeline.reader import gate, sandbox
+from pipeline.reader.gate import GateResult, Limits, inspect_workbook
 from pipeline.report import CODES
 from pipeline.settings import LimitSettings
 from pipeline.validate import _DDE, validate_paths

@@ -38,9 +38,9 @@ from hostile import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.gate import GateResult, Limits, SheetFacts, inspect_workbook
+from pipeline.reader.gate import GateResult, Limits, SheetFacts, inspect_workbook
+from pipeline.reader.sandbox import SandboxError, run_contained
 from pipeline.report import CODES
-from pipeline.sandbox import SandboxError, run_contained
 
 BOUND_S = 10.0
 

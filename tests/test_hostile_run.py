@@ -98,7 +98,8 @@ SERVER = textwrap.dedent(
     r"""
     import json, os, signal, sys, threading, time, pathlib
     import pandas, pandera, openpyxl, xlsxwriter, filelock  # noqa: F401  (a merge imports them)
-    from pipeline import feedback, ingest, master, runner, validate  # noqa: F401
+    from pipeline import ingest, master, runner, validate  # noqa: F401
+    from pipeline.reader import annotate  # noqa: F401
     from pipeline.settings import Settings
     from plan_schemas import evaluation  # noqa: F401
 

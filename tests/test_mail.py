@@ -1,4 +1,4 @@
-"""Tests for pipeline.mail: messages built the way Outlook and Japanese mail clients write them.
+"""Tests for pipeline.reader.envelope: messages built the way Outlook and Japanese mail clients write them.
 
 The fixtures are hand-made bytes rather than stdlib-generated messages, because the point is the
 non-standard output of real clients: ISO-2022-JP with Windows characters (①Ⅲ㈱髙), encoded-words
@@ -23,8 +23,16 @@ from hostile import compound_file as build_cfb  # the one [MS-CFB] writer of the
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import mail
-from pipeline.mail import Attachment, Envelope, ZipLimits, read_eml, read_envelope, read_msg, read_zip
+from pipeline.reader import envelope
+from pipeline.reader.envelope import (
+    Attachment,
+    Envelope,
+    ZipLimits,
+    read_eml,
+    read_envelope,
+    read_msg,
+    read_zip,
+)
 from pipeline.report import CODES, ERROR, WARNING
 
 JST = timezone(timedelta(hours=9))
@@ -890,7 +898,7 @@ def test_envelope_contract_defaults() -> None:
     env = Envelope(kind="zip")
     assert (env.sender, env.sender_name, env.subject, env.received) == ("", "", "", None)
     assert ZipLimits() == ZipLimits(1000, 50 * 2**20, 200 * 2**20, 3)
-    assert mail.WORKBOOK_SUFFIXES == (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
+    assert envelope.WORKBOOK_SUFFIXES == (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -912,7 +920,7 @@ def test_iso2022jp_ms_split_anywhere_round_trips(text: str, cut: int) -> None:
     raw = jis_ms(text)
     cut = cut % (len(raw) + 1)
     words = [ew(raw[:cut]), ew(raw[cut:])] if 0 < cut < len(raw) else [ew(raw)]
-    assert mail._decode_header_text("\r\n ".join(words)) == text
+    assert envelope._decode_header_text("\r\n ".join(words)) == text
 
 
 @given(JAPANESE, st.lists(st.integers(min_value=1, max_value=300), max_size=4))
@@ -924,7 +932,7 @@ def test_rfc2231_utf8_continuations_round_trip(text: str, cuts: list[int]) -> No
     params = "; ".join(
         f"filename*{i}*=" + ("UTF-8''" if i == 0 else "") + pct(piece) for i, piece in enumerate(pieces)
     )
-    assert mail._param(mail._split_params("attachment; " + params), "filename") == text
+    assert envelope._param(envelope._split_params("attachment; " + params), "filename") == text
 
 
 SEEDS = {

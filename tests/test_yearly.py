@@ -21,11 +21,12 @@ from click.testing import CliRunner
 from plan_schemas import SCHEMAS_DIR
 from returns import edit_return
 
-from pipeline import history, ingest, mail
+from pipeline import history, ingest
 from pipeline.catalog import load_catalog
 from pipeline.cli import cli
 from pipeline.errors import InputError
 from pipeline.master import master_name
+from pipeline.reader.envelope import read_envelope
 from pipeline.runner import run_merge
 from pipeline.settings import LimitSettings, Settings
 from pipeline.validate import validate_sources
@@ -432,7 +433,7 @@ def test_remind_writes_one_outlook_draft_per_office_that_owes(tmp_path, demo_ret
     assert raw.isascii() and b"\r\nX-Unsent: 1\r\n" in raw
     assert b"filename*=utf-8''R6_%E5%9C%B0" in raw and b'name="=?utf-8?b?' in raw  # RFC 2231 + Outlook's fallback
     # the project's own tolerant reader (the one the inbox uses) reads the same name and bytes
-    envelope = mail.read_envelope(raw, "介護福祉課.eml")
+    envelope = read_envelope(raw, "介護福祉課.eml")
     assert [(a.name, a.data) for a in envelope.attachments] == [(CARE, (s.outbox / "feedback" / CARE).read_bytes())]
 
     guidance = parse(folder / "指導室.eml")

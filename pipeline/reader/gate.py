@@ -15,7 +15,7 @@ shared/research/anchors-reliability.md §2). So every file first goes through
 
 The result is a `GateResult` with file-level Issues and, when the file passed, one `SheetFacts`
 per sheet for the reader, which raises the row-level codes (cell-formula, cell-error-value, ...).
-The gate is a fast, explainable first line; the parse itself still runs in `pipeline.sandbox`.
+The gate is a fast, explainable first line; the parse itself still runs in `pipeline.reader.sandbox`.
 """
 
 from __future__ import annotations
