@@ -1,8 +1,9 @@
-"""The one module that opens input files: walks the inbox, reads bytes, unwraps e-mails and zips,
-passes every workbook through the gate, and parses the survivors in a contained child process.
+"""The one module that opens input files: walks the inbox and reads each file's bytes. The bytes of
+an e-mail or zip are unwrapped by a contained worker (pipeline.reader.contained), which hands back
+the attachments' bytes; a workbook's bytes go to validate, whose contained readers parse them.
 
-Nothing here judges the data; it returns raw cell values with their positions, and a FileVerdict
-for what is not read (ignored files, unreadable folders and files). Inputs are opened read-only and
+Nothing here judges the data or parses it; it returns Sources (bytes and where they came from),
+and a FileVerdict for what is not read (ignored files, unreadable folders and files). Inputs are opened read-only and
 never modified, moved or deleted. Every file found is accounted for: nothing is skipped silently.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import io
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -18,16 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
-from pipeline.reader import envelope, gate, sandbox
+from pipeline.reader import contained, envelope, sandbox
 from pipeline.report import FileVerdict, Issue, Provenance, make_issue
 from pipeline.settings import LimitSettings
 
 # Read by their bytes, whatever the suffix says: .xlsx/.xlsm, .ods and BIFF8 .xls (values only); the
 # gate rejects .xlsb and Excel 95 .xls with a code.
 WORKBOOK_SUFFIXES = set(envelope.WORKBOOK_SUFFIXES)  # one list: attachments and files alike
-ENVELOPE_SUFFIXES = {".eml", ".msg", ".zip"}
+ENVELOPE_SUFFIXES = set(envelope.ENVELOPE_SUFFIXES)
 SYSTEM_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
 
 # Why a file or folder was not read, as staff read it in the run report and 提出状況.
@@ -67,17 +66,6 @@ class Source:
     @property
     def provenance(self) -> Provenance:
         return Provenance(self.name, str(self.path), self.sha256, self.received, self.sender, self.subject)
-
-
-@dataclass
-class RawSheet:
-    """A worksheet's values as read: rows[0] is Excel row 1, rows[r][0] is column A."""
-
-    name: str
-    state: str  # visible, hidden, veryHidden
-    rows: list[list[Any]]
-    facts: gate.SheetFacts | None = None
-    merged: list[str] = field(default_factory=list)
 
 
 def local_time(timestamp: float | datetime) -> str:
@@ -157,44 +145,67 @@ def find_files(paths: Iterable[Path], exclude: Iterable[str] = ()) -> list[Liste
 
 def open_inputs(files: Iterable[Listed], limits: LimitSettings) -> Iterator[Source | FileVerdict]:
     """Sources to validate, and finished verdicts for what is not read or cannot be."""
-    for item in files:
-        path, name = item.path, item.name
-        where = Provenance(name, str(path))
-        if item.error:
-            issue = make_issue("folder-unreadable", file=name, value=name, detail=item.error)
-            yield FileVerdict.judged(where, [issue])
-            continue
-        if item.skip:
-            yield FileVerdict.ignored(where, item.skip)
-            continue
-        suffix = path.suffix.lower()
-        if suffix not in WORKBOOK_SUFFIXES | ENVELOPE_SUFFIXES:
-            yield FileVerdict.ignored(where, REASON_NOT_RETURN)
-            continue
-        try:
-            st = path.stat()
-            received = local_time(st.st_mtime)
-            where = Provenance(name, str(path), received=received)
-            if st.st_size > limits.max_file_mib * 2**20:
-                issue = make_issue("file-too-large", file=name, value=f"{st.st_size / 2**20:.1f} MiB",
-                                   detail=f"{st.st_size / 2**20:.1f} MiB、上限 {limits.max_file_mib} MiB")
+    with contained.open_unwrapper(limits) as unwrapper:  # started at the first e-mail or zip
+        for item in files:
+            path, name = item.path, item.name
+            where = Provenance(name, str(path))
+            if item.error:
+                issue = make_issue("folder-unreadable", file=name, value=name, detail=item.error)
                 yield FileVerdict.judged(where, [issue])
                 continue
-            data = path.read_bytes()
-        except OSError as exc:
-            yield FileVerdict.judged(where, [make_issue("file-vanished", file=name, detail=type(exc).__name__)])
-            continue
-        if suffix in WORKBOOK_SUFFIXES:
-            yield Source(name, path, data, received)
+            if item.skip:
+                yield FileVerdict.ignored(where, item.skip)
+                continue
+            suffix = path.suffix.lower()
+            if suffix not in WORKBOOK_SUFFIXES | ENVELOPE_SUFFIXES:
+                yield FileVerdict.ignored(where, REASON_NOT_RETURN)
+                continue
+            try:
+                st = path.stat()
+                received = local_time(st.st_mtime)
+                where = Provenance(name, str(path), received=received)
+                if st.st_size > limits.max_file_mib * 2**20:
+                    issue = make_issue("file-too-large", file=name, value=f"{st.st_size / 2**20:.1f} MiB",
+                                       detail=f"{st.st_size / 2**20:.1f} MiB、上限 {limits.max_file_mib} MiB")
+                    yield FileVerdict.judged(where, [issue])
+                    continue
+                data = path.read_bytes()
+            except OSError as exc:
+                yield FileVerdict.judged(where, [make_issue("file-vanished", file=name, detail=type(exc).__name__)])
+                continue
+            if suffix in WORKBOOK_SUFFIXES:
+                yield Source(name, path, data, received)
+            else:
+                yield from _unwrap(unwrapper, path, name, data, received, limits)
+
+
+def read_input(path: Path) -> bytes | None:
+    """An inbox file's bytes read again (for its 差し戻し copy), or None when it is gone."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _unwrap(
+    unwrapper: sandbox.Worker, path: Path, name: str, data: bytes, received: str, limits: LimitSettings
+) -> Iterator[Source | FileVerdict]:
+    """Workbooks inside an e-mail or zip, unwrapped in the contained worker. Errors about the
+    message (no workbook, an unsafe zip beside a good attachment) are reported on the message
+    itself, and its good attachments are still read; warnings (e.g. no Date header) travel with
+    each attachment. A message the parser cannot finish (it hangs, runs out of memory, dies or
+    raises) is unreadable: an issue on that file, and the walk goes on."""
+    try:
+        message = unwrapper.call(data, path.name, contained.zip_limits(limits))
+    except Exception as exc:
+        if isinstance(exc, sandbox.SandboxError):
+            detail = f"{exc.kind}: {exc.detail}"
         else:
-            yield from _unwrap(path, name, data, received, limits)
-
-
-def _unwrap(path: Path, name: str, data: bytes, received: str, limits: LimitSettings) -> Iterator[Source | FileVerdict]:
-    """Workbooks inside an e-mail or zip. Errors about the message (no workbook, an unsafe zip
-    beside a good attachment) are reported on the message itself, and its good attachments are
-    still read; warnings (e.g. no Date header) travel with each attachment."""
-    message = envelope.read_envelope(data, path.name, _zip_limits(limits))
+            detail = f"{type(exc).__name__}: {str(exc)[:160]}"
+        code = "zip-unreadable" if path.suffix.lower() == ".zip" else "email-unreadable"
+        where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), received)
+        yield FileVerdict.judged(where, [make_issue(code, file=name, value=path.name, detail=detail)])
+        return
     when = local_time(message.received) if message.received else received
     errors = [i for i in message.issues if i.is_error]
     if not message.attachments or errors:
@@ -217,154 +228,3 @@ def _renamed(issue: Issue, name: str) -> Issue:
     from dataclasses import replace
 
     return replace(issue, file=name) if issue.file and issue.file != name else issue
-
-
-def _zip_limits(limits: LimitSettings) -> envelope.ZipLimits:
-    return envelope.ZipLimits(
-        max_members=limits.max_members,
-        max_member_bytes=limits.max_file_mib * 2**20,
-        max_total_bytes=limits.max_total_mib * 2**20,
-    )
-
-
-def reload(source: Provenance, limits: LimitSettings) -> bytes | None:
-    """The bytes a verdict was made from, read again (for the feedback copy), or None when the file
-    changed or vanished since: we never annotate anything but what we validated."""
-    try:
-        data = Path(source.path).read_bytes()
-    except OSError:
-        return None
-    candidates = [data]
-    if Path(source.path).suffix.lower() in ENVELOPE_SUFFIXES:
-        candidates = [a.data for a in envelope.read_envelope(data, Path(source.path).name, _zip_limits(limits)).attachments]
-    return next((d for d in candidates if hashlib.sha256(d).hexdigest() == source.sha256), None)
-
-
-def gate_limits(limits: LimitSettings) -> gate.Limits:
-    return gate.Limits(
-        max_file_bytes=limits.max_file_mib * 2**20,
-        max_members=limits.max_members,
-        max_entry_bytes=limits.max_entry_mib * 2**20,
-        max_total_bytes=limits.max_total_mib * 2**20,
-        max_cells=limits.max_cells,
-        max_rows=limits.max_rows,
-        max_cols=limits.max_cols,
-        timeout_s=limits.parse_timeout_s,
-        memory_bytes=limits.parse_memory_mib * 2**20,
-    )
-
-
-# --- The contained reader ---------------------------------------------------------------------
-# calamine is a native library: a hostile file can abort the process (SIGABRT) or allocate without
-# bound. The gate rejects the cases we know; a sandbox.Worker contains the ones we don't.
-
-
-def open_reader(limits: LimitSettings) -> sandbox.Worker:
-    """One contained worker that parses workbooks for a whole run (`with open_reader(...) as r`)."""
-    return sandbox.Worker(_parse, timeout_s=limits.parse_timeout_s, memory_bytes=limits.parse_memory_mib * 2**20)
-
-
-READERS = 2  # contained readers of a merge: the machines it runs on have 2 cores or more
-
-
-def open_readers(limits: LimitSettings, fn: Any) -> sandbox.Pool:
-    """Contained workers that run `fn` on workbooks for a whole run, side by side (sandbox.Pool),
-    each with the memory cap and the per-file timeout of one reader."""
-    size = max(1, min(READERS, os.cpu_count() or 1))
-    return sandbox.Pool(fn, size=size, timeout_s=limits.parse_timeout_s, memory_bytes=limits.parse_memory_mib * 2**20)
-
-
-class SheetTooLarge(Exception):
-    """Raised in the worker when a sheet as read is beyond the limits (reported as sheet-too-large).
-
-    The gate bounds .xlsx and .ods sheets before the reader sees them; an .xls is bounded here, on
-    what calamine built (inside the worker's memory cap), before anything is returned.
-    """
-
-    def __init__(self, sheet: str, detail: str) -> None:
-        super().__init__(sheet, detail)
-        self.sheet, self.detail = sheet, detail
-
-
-def parse_failure(exc: Exception, name: str) -> Issue:
-    """The issue of a parse that raised: a sheet beyond the limits, or the parser's own error (a
-    damaged file the gate let through)."""
-    if isinstance(exc, SheetTooLarge):
-        return make_issue("sheet-too-large", file=name, sheet=exc.sheet, detail=exc.detail)
-    return make_issue("file-unreadable", file=name, detail=f"{type(exc).__name__}: {str(exc)[:200]}")
-
-
-def _parse(
-    data: bytes, bounds: tuple[int, int, int] | None = None
-) -> list[tuple[str, str, list[list[Any]], list[str]]]:
-    """Every worksheet's values (from A1), state and merged ranges. Runs in the contained worker.
-
-    `bounds` = (max_cells, max_rows, max_cols): a sheet whose extent or number of non-empty cells
-    is beyond them raises SheetTooLarge instead of returning a huge payload. calamine picks the
-    format (.xlsx, .xls, .ods) from the bytes, as the gate did.
-    """
-    import python_calamine as pc  # imported in the child only
-
-    book = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
-    out = []
-    for meta in book.sheets_metadata:
-        if meta.typ != pc.SheetTypeEnum.WorkSheet:
-            continue
-        sheet = book.get_sheet_by_name(meta.name)
-        if meta.visible == pc.SheetVisibleEnum.Visible:
-            state = "visible"
-        elif meta.visible == pc.SheetVisibleEnum.Hidden:
-            state = "hidden"
-        else:
-            state = "veryHidden"
-        if bounds is not None:
-            _check_bounds(meta.name, sheet, *bounds)
-        rows = sheet.to_python(skip_empty_area=False)
-        merged = [_range(m) for m in (sheet.merged_cell_ranges or [])]
-        out.append((meta.name, state, rows, merged))
-    return out
-
-
-def _check_bounds(name: str, sheet: Any, max_cells: int, max_rows: int, max_cols: int) -> None:
-    end = sheet.end
-    if end is None:
-        return
-    rows, cols = end[0] + 1, end[1] + 1
-    if rows > max_rows or cols > max_cols:
-        what = f"{max_rows:,} 行" if rows > max_rows else f"{max_cols:,} 列"
-        raise SheetTooLarge(name, f"{gate.col_letters(cols)}{rows} までデータがあり、{what}を超えている")
-    count = 0
-    for row in sheet.iter_rows():  # one row at a time: nothing the size of the sheet is built
-        count += sum(1 for v in row if v != "")
-        if count > max_cells:
-            raise SheetTooLarge(name, f"データのあるセルが {max_cells:,} 個を超えている")
-
-
-def _range(m: Any) -> str:
-    (r1, c1), (r2, c2) = m
-    return f"{gate.col_letters(c1 + 1)}{r1 + 1}:{gate.col_letters(c2 + 1)}{r2 + 1}"
-
-
-def read_workbook(
-    source: Source, reader: sandbox.Worker, limits: gate.Limits
-) -> tuple[list[RawSheet], gate.GateResult, list[Issue]]:
-    """Gate, then parse. Returns the sheets (empty when rejected), the gate's result and the issues
-    of reading (the gate's, and the reader's when it failed)."""
-    checked = gate.inspect_workbook(source.data, source.name, limits)
-    issues = list(checked.issues)
-    if not checked.ok:
-        return [], checked, issues
-    try:
-        payload = reader.call(source.data, (limits.max_cells, limits.max_rows, limits.max_cols))
-    except sandbox.SandboxError as exc:
-        # a dead, stuck or exhausted reader is reported apart from a damaged file
-        issues.append(make_issue("reader-crashed", file=source.name, detail=f"{exc.kind}: {exc.detail}"))
-        return [], checked, issues
-    except Exception as exc:
-        issues.append(parse_failure(exc, source.name))
-        return [], checked, issues
-    sheets = [
-        RawSheet(name, state, rows, checked.sheets.get(name), merged)
-        for name, state, rows, merged in payload
-    ]
-    return sheets, checked, issues

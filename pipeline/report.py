@@ -580,6 +580,17 @@ def make_issue(
     )
 
 
+def internal_error(name: str, exc: BaseException) -> Issue:
+    """internal-error on file `name`: a fault of ours, named with where it was raised, for the
+    system staff."""
+    import traceback
+    from pathlib import Path
+
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return make_issue("internal-error", file=name, detail=f"{type(exc).__name__}: {str(exc)[:160]}{where}")
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """One valid evaluation: a (project, 担当課) assignment with the department's answer."""

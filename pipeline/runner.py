@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pipeline import ingest, jsontext
 from pipeline.cache import ResultCache
@@ -53,6 +53,9 @@ from pipeline.report import FileVerdict, Issue, Outcome, RunReport, ValidationRe
 from pipeline.settings import Settings
 from pipeline.validate import validate_sources
 from pipeline.yearly import deadline_passed
+
+if TYPE_CHECKING:
+    from pipeline.reader.annotate import Copy
 
 T = TypeVar("T")
 
@@ -99,42 +102,70 @@ def write_feedback_copies(
 ) -> tuple[list[tuple[Path, Path]], list[Issue]]:
     """An annotated copy of each readable workbook that has issues (差し戻し用).
 
-    Returns (target, file written) pairs. With `stage`, each copy is written to the temporary it
-    gives for the target, and the caller renames it into place with the run's other outputs;
-    without, it is written in place (atomically). Each copy is written on its own: one that cannot
-    be written is `feedback-not-written` on its file and the others are still written. Only a full
+    Each copy is made in a contained worker (pipeline.reader.contained.feedback_copy: openpyxl
+    parses the department's bytes there, under the reader's memory cap and timeout) from the inbox
+    file read again, and written here. Returns (target, file written) pairs. With `stage`, each
+    copy is written to the temporary it gives for the target, and the caller renames it into place
+    with the run's other outputs; without, it is written in place (atomically). Each copy is made
+    on its own: one that cannot be made or written (openpyxl hangs, runs out of memory, the file is
+    locked) is `feedback-not-written` on its file and the others are still written. Only a full
     disk stops the run (OutputError)."""
+    from pipeline.reader import contained
+
     verdicts = list(verdicts)
     written: list[tuple[Path, Path]] = []
     notes: list[Issue] = []
     targets = feedback_targets(verdicts, folder)
-    for v in verdicts:
-        if v.name not in targets:
-            continue
-        name = _own_name(v)
-        target = targets[v.name]
-        if v.from_cache and target.exists():
-            written.append((target, target))  # written on the night these bytes arrived
-            continue
-        try:
-            data = ingest.reload(v.source, settings.limits)
-            if data is None:
+    limits = contained.zip_limits(settings.limits)
+    with contained.open_annotator(settings.limits) as annotator:  # started at the first copy to make
+        for v in verdicts:
+            if v.name not in targets:
                 continue
-            folder.mkdir(parents=True, exist_ok=True)
-            # openpyxl: imported only when there is something to say
-            from pipeline.reader.annotate import write_feedback
-
-            out = stage(target) if stage is not None else target
-            written.append((target, write_feedback(data, name, list(v.issues), out)))
-        except Exception as exc:
-            cause = exc if isinstance(exc, OSError) else exc.__cause__
-            if isinstance(cause, OSError) and cause.errno in _DISK_ERRNOS:
-                raise OutputError(
-                    f"差し戻し用のファイル {target} を書き込めません({cause.strerror or cause})。"
-                    "前回の出力はそのまま残っています。ディスクの空きを確認してください。"
-                ) from exc
-            notes.append(_feedback_failed(v, exc))
+            target = targets[v.name]
+            if v.from_cache and target.exists():
+                written.append((target, target))  # written on the night these bytes arrived
+                continue
+            try:
+                data = ingest.read_input(Path(v.source.path))
+                if data is None:
+                    continue
+                copy = annotator.call(data, Path(v.source.path).name, v.source.sha256, _own_name(v),
+                                      list(v.issues), limits)
+                if copy is None:
+                    continue  # the file changed since it was validated: only that is annotated
+                folder.mkdir(parents=True, exist_ok=True)
+                out = stage(target) if stage is not None else target
+                written.append((target, write_copy(copy, out)))
+            except Exception as exc:
+                cause = exc if isinstance(exc, OSError) else exc.__cause__
+                if isinstance(cause, OSError) and cause.errno in _DISK_ERRNOS:
+                    raise OutputError(
+                        f"差し戻し用のファイル {target} を書き込めません({cause.strerror or cause})。"
+                        "前回の出力はそのまま残っています。ディスクの空きを確認してください。"
+                    ) from exc
+                notes.append(_feedback_failed(v, exc))
     return written, notes
+
+
+def write_copy(copy: Copy, out_path: Path) -> Path:
+    """Write an annotated copy (pipeline.reader.annotate.Copy) and return its path.
+
+    The path is `out_path`, except: (1) a list-only copy (openpyxl could not load the workbook)
+    meant for an .xlsm is written as .xlsx (Excel refuses a macro-free workbook named .xlsm);
+    (2) when `out_path` stays locked (the previous copy is open in Excel), pipeline.atomic writes a
+    timestamped sibling. Raises OutputError when the copy cannot be written at all (folder
+    missing, disk full)."""
+    from pipeline.atomic import write_bytes_atomically
+
+    if not copy.full and out_path.suffix.lower() in (".xlsm", ".xltm"):
+        out_path = out_path.with_suffix(".xlsx")
+    try:
+        return write_bytes_atomically(out_path, copy.data)
+    except OSError as exc:
+        raise OutputError(
+            f"差し戻し用のファイル {out_path} を書き込めません({exc.strerror or exc})。"
+            "フォルダーがあるか、ディスクに空きがあるか確認してください。"
+        ) from exc
 
 
 def _own_name(v: FileVerdict) -> str:
@@ -571,7 +602,7 @@ class _Later(Sequence[Issue]):
 class _Beside(Generic[T]):
     """`job` run in a forked child when the platform forks (sandbox.start_method), else here at
     once. `result()` gives its value or raises what it raised; `wait()` only waits. The child sends
-    its outcome back as the contained reader's workers do (sandbox._answer) and leaves without
+    its outcome back as the contained reader's workers do (sandbox.answer) and leaves without
     running anything else of this process."""
 
     def __init__(self, job: Callable[[], T]) -> None:
@@ -588,7 +619,7 @@ class _Beside(Generic[T]):
             status = 1
             try:
                 os.close(read_fd)
-                blob = sandbox._answer(job, ())
+                blob = sandbox.answer(job, ())
                 with os.fdopen(write_fd, "wb") as out:
                     out.write(blob)
                 status = 0

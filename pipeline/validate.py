@@ -3,8 +3,9 @@ plan-aware checks, and turn every problem into an Issue at a cell address. The r
 immutable `FileVerdict` per file.
 
 The same function serves `validate` and the nightly `merge`. Work is batched: each file is read
-and normalised on its own, in one of two contained readers side by side (`read_contained`: the
-gate, calamine and the rows, with no catalog), then the rows of many files go through the pandera
+and normalised on its own, in one of two contained readers side by side
+(pipeline.reader.contained.read_return: the gate, calamine and the candidate rows, with no
+catalog), then the rows of many files go through the pandera
 schema in one lazy pass (a schema call per file would cost more than reading the file;
 SCHEMA_BATCH_ROWS at a time, so that memory holds one batch of rows), then the plan checks run
 row by row. Who sent a file (its office) and which year it reports are decided here too, because
@@ -17,34 +18,24 @@ becomes `internal-error` on that file; the other files are validated as if it we
 from __future__ import annotations
 
 import dataclasses
-import functools
-import re
-import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plan_schemas.columns import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, REQUIRED, RESULT
+from plan_schemas.columns import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, RESULT
 
 from pipeline import ingest, layout
 from pipeline.cache import ResultCache
 from pipeline.catalog import Assignment, Catalog
 from pipeline.celltext import utf16_len
-from pipeline.ingest import RawSheet, Source
+from pipeline.ingest import Source
 from pipeline.normalize import (
-    as_text,
-    clean_text,
     fiscal_years,
-    fold,
-    label_key,
     parse_measure,
-    parse_project,
-    parse_rating,
-    squash,
 )
-from pipeline.reader import gate
-from pipeline.reader.gate import col_letters as column_letter
+from pipeline.reader import contained, gate, sandbox
+from pipeline.reader.rows import CONTENT, NAME, Candidate, Parsed, warn_normalised
 from pipeline.report import (
     VERIFIED_SOURCES,
     Evaluation,
@@ -53,266 +44,21 @@ from pipeline.report import (
     Issue,
     Provenance,
     ValidationReport,
+    internal_error,
     make_issue,
-    moment,
 )
 from pipeline.settings import LimitSettings
 
-NAME = "個別事業・取り組み"
-CONTENT = "内容"
-# The published column labels (and the other names people give them), by column.
-LABELS: dict[str, tuple[str, ...]] = {
-    MEASURE: ("施策No.", "施策番号"),
-    PROJECT: ("事業No.", "事業番号"),
-    NAME: ("個別事業・取り組み", "個別事業・取組", "事業名", "個別事業"),
-    CONTENT: ("内容", "事業内容"),
-    DEPARTMENT: ("担当課", "担当部署"),
-    RESULT: ("事業実績・評価理由", "事業実績", "評価理由"),
-    RATING: ("事業評価", "評価"),
-    OUTLOOK: ("今後の事業計画・展望", "今後の事業計画", "今後の展望"),
-}
-_LABEL_KEYS = {label_key(alias): col for col, aliases in LABELS.items() for alias in aliases}
-MAX_LABEL_LENGTH = 40  # the longest label with spaces, brackets and a year suffix is about 25
-_label_key = functools.lru_cache(maxsize=4096)(label_key)  # 担当課 names and ratings repeat
-# A sheet is a data sheet when a row among its first 30 carries at least four of the labels.
-HEADER_MIN_LABELS = 4
-HEADER_SCAN_ROWS = 30
-TEXT_COLUMNS = (RESULT, OUTLOOK)
 # The schema runs as one lazy pandera pass over the rows of many files at once (a pass per file
 # would cost more than reading it), this many rows at a time: then the files' checks finish and
 # their rows are dropped, so memory holds one batch of rows, not the night's.
 SCHEMA_BATCH_ROWS = 20_000
 
 
-@dataclass
-class Candidate:
-    """One row as read and normalised, before the schema and the plan checks."""
-
-    file: int  # index into the batch
-    sheet: str
-    row: int  # Excel row, 1-based
-    cells: dict[str, str]  # column → Excel address
-    raw: dict[str, str]  # column → text as written
-    value: dict[str, str | None]  # column → normalised value (None when blank)
-    issues: list[Issue] = field(default_factory=list)
-    carried: bool = False  # 施策No./事業No. taken from the row above
-    restored: bool = False  # a template's overwritten 担当課, read as the printed one
-
-
 # --- Reading the layout -----------------------------------------------------------------------
 
 
-def _header_columns(row: list[Any]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for i, value in enumerate(row):
-        # every data row is also checked for a repeated header: long texts cannot be labels
-        if isinstance(value, str) and 0 < len(value) <= MAX_LABEL_LENGTH:
-            col = _LABEL_KEYS.get(_label_key(value))
-            if col and col not in found:
-                found[col] = i
-    return found
-
-
-def _is_header(row: list[Any]) -> bool:
-    """A row of published column labels. Four labels are enough, so a header that lost a required
-    column (事業No., say) is still found and reported as column-missing, never skipped silently."""
-    return len(_header_columns(row)) >= HEADER_MIN_LABELS
-
-
-def find_header(sheet: RawSheet) -> int | None:
-    """0-based index of the header row among the first 30 rows, or None."""
-    found = sheet.__dict__.get("_header", -1)  # asked for the year and for the rows: looked for once
-    if found != -1:
-        return found  # type: ignore[no-any-return]
-    found = next((r for r, row in enumerate(sheet.rows[:HEADER_SCAN_ROWS]) if _is_header(row)), None)
-    sheet.__dict__["_header"] = found
-    return found
-
-
-_LETTERS: list[str] = []
-
-
-def _letters(count: int) -> list[str]:
-    """Column letters A, B, … for the first `count` columns (built once)."""
-    while len(_LETTERS) < count:
-        _LETTERS.append(column_letter(len(_LETTERS) + 1))
-    return _LETTERS
-
-
-def read_meta(sheets: list[RawSheet]) -> dict[str, str] | None:
-    """Our template's metadata sheet as key → value, or None when this is not our template."""
-    for sheet in sheets:
-        if sheet.name == layout.META_SHEET:
-            meta = {as_text(r[0]).strip(): as_text(r[1]).strip() for r in sheet.rows if len(r) >= 2 and r[0]}
-            if meta.get("kind") == layout.TEMPLATE_KIND:
-                return meta
-    return None
-
-
 # --- Reading one workbook into candidate rows -------------------------------------------------
-
-
-def _warn_normalised(c: Candidate, col: str, raw: str, normalised: str) -> None:
-    if raw.strip() != normalised or raw != raw.strip():
-        c.issues.append(
-            make_issue(
-                "value-normalised", sheet=c.sheet, cell=c.cells[col], column=col, value=raw,
-                row=c.row, normalised=normalised,
-            )
-        )
-
-
-def _candidates(file_index: int, name: str, sheets: list[RawSheet], issues: list[Issue]) -> list[Candidate]:
-    out: list[Candidate] = []
-    empty: list[str] = []  # data sheets that gave no row
-    data_sheets = 0
-    for sheet in sheets:
-        if sheet.name == layout.META_SHEET:
-            continue
-        header = find_header(sheet)
-        if header is None:
-            continue
-        data_sheets += 1
-        columns = _header_columns(sheet.rows[header])
-        missing = [c for c in REQUIRED if c not in columns]
-        for col in missing:
-            issues.append(make_issue("column-missing", file=name, sheet=sheet.name, column=col))
-        if missing:
-            continue
-        for i, value in enumerate(sheet.rows[header]):
-            text = as_text(value).strip()
-            # Last year's reference columns of our template are ours: never read, never reported.
-            if text and i not in columns.values() and not layout.is_reference_label(text):
-                issues.append(
-                    make_issue("column-extra", file=name, sheet=sheet.name,
-                               cell=f"{column_letter(i + 1)}{header + 1}", value=text)
-                )
-        previous: Candidate | None = None
-        letters = _letters(max(columns.values()) + 1)
-        for r in range(header + 1, len(sheet.rows)):
-            row = sheet.rows[r]
-            if _is_header(row):  # a header repeated after a page break
-                continue
-            raw = {col: as_text(row[i]) if i < len(row) else "" for col, i in columns.items()}
-            filled = [col for col in (PROJECT, DEPARTMENT, RESULT, RATING, OUTLOOK) if raw[col].strip()]
-            if not filled:
-                continue  # blank rows, and notes written under the table in 施策No./name/内容
-            if len(filled) == 1 and raw[filled[0]].lstrip().startswith(("※", "注")):
-                continue
-            # Title rows between the tables of a one-sheet copy of the published table
-            # (基本目標 / 施策の方向性 / 施策 blocks): their names sit in the 事業No. column, which holds
-            # no project number, and nothing else a row of the table has is filled in.
-            if filled == [PROJECT] and parse_project(row[columns[PROJECT]]) is None:
-                continue
-            n = r + 1
-            cells = {col: f"{letters[i]}{n}" for col, i in columns.items()}
-            c = Candidate(file_index, sheet.name, r + 1, cells, raw, {})
-            # Continuation rows: 施策No., 事業No., name and 内容 repeat the row above when blank
-            # (as printed in the published table, or a merged cell).
-            if not raw[PROJECT].strip() and previous is not None:
-                for col in (MEASURE, PROJECT, NAME, CONTENT):
-                    if col in columns and not raw.get(col, "").strip():
-                        c.raw[col] = previous.raw.get(col, "")
-                        c.cells[col] = previous.cells.get(col, c.cells.get(col, ""))
-                c.value[MEASURE] = previous.value.get(MEASURE)
-                c.value[PROJECT] = previous.value.get(PROJECT)
-                c.carried = True
-            _normalise(c, row, columns)
-            _cell_facts(c, sheet)
-            out.append(c)
-            previous = c
-        if not any(c.sheet == sheet.name for c in out):
-            empty.append(sheet.name)
-    # no-rows rejects the file, so it is raised only when no data sheet gave a row: an extra sheet
-    # left with just its header (e.g. 基本目標3 with nothing to report) must not reject the rows of
-    # the others.
-    if not out:
-        for sheet_name in empty:
-            issues.append(make_issue("no-rows", file=name, sheet=sheet_name))
-    if not data_sheets:
-        issues.append(make_issue("header-not-found", file=name))
-    return out
-
-
-def _normalise(c: Candidate, row: list[Any], columns: dict[str, int]) -> None:
-    carried = c.carried
-    # 事業No.: numbers typed as text, groups typed any way people type them
-    if not carried:
-        raw_value = row[columns[PROJECT]] if columns[PROJECT] < len(row) else ""
-        text = c.raw[PROJECT]
-        key = parse_project(raw_value)
-        if key is None:
-            c.value[PROJECT] = squash(fold(text)) or None
-        else:
-            c.value[PROJECT] = key
-            if isinstance(raw_value, str):
-                _warn_normalised(c, PROJECT, text, key.replace("-", "～"))
-    # 施策No.: every printed form to one key; blank is allowed (checked only where given)
-    if MEASURE in columns and not carried:
-        text = c.raw[MEASURE]
-        if text.strip():
-            code = parse_measure(text)
-            c.value[MEASURE] = code or text.strip()
-            if code:
-                _warn_normalised(c, MEASURE, text, code)
-        else:
-            c.value[MEASURE] = None
-    # 事業評価: width and case
-    text = c.raw[RATING]
-    rating = parse_rating(text)
-    c.value[RATING] = rating if rating else (text.strip() or None)
-    if rating:
-        _warn_normalised(c, RATING, text, rating)
-    # 担当課: kept as written here; matched against the plan later
-    c.value[DEPARTMENT] = c.raw[DEPARTMENT].strip().replace("\u3000", " ") or None
-    # free text: kept as written but for Excel's artefacts
-    for col in TEXT_COLUMNS:
-        text, had_x000d, had_control = clean_text(c.raw[col])
-        c.value[col] = text or None
-        if had_x000d:
-            c.issues.append(
-                make_issue("line-break-pasted", sheet=c.sheet, cell=c.cells[col], column=col, row=c.row)
-            )
-        if had_control:
-            c.issues.append(
-                make_issue("cell-control-chars", sheet=c.sheet, cell=c.cells[col], column=col, row=c.row)
-            )
-
-
-_DDE = re.compile(r"\|.*!")
-
-
-def _cell_facts(c: Candidate, sheet: RawSheet) -> None:
-    """What the gate saw in the XML and calamine hides: formulas, error values, hidden rows."""
-    facts = sheet.facts
-    if facts is None:
-        return
-    for col, cell in c.cells.items():
-        if not cell.endswith(str(c.row)):
-            continue  # a value carried down from the row above
-        if cell in facts.errors:
-            c.issues.append(make_issue("cell-error-value", sheet=c.sheet, cell=cell, column=col,
-                                       value=facts.errors[cell], row=c.row))
-        elif cell in facts.formulas:
-            formula = facts.formulas[cell]
-            if _DDE.search(formula):
-                code = "cell-dde"
-            elif cell in facts.no_cache:
-                code = "cell-formula-no-cache"
-            else:
-                code = "cell-formula"
-            # the value used is what the department saw: the cached result (formula for the DDE)
-            shown = "=" + formula if code != "cell-formula" else c.raw.get(col, "")
-            c.issues.append(make_issue(code, sheet=c.sheet, cell=cell, column=col, value=shown, row=c.row,
-                                       formula="=" + formula[:80]))
-    if c.row in facts.hidden_rows:
-        c.issues.append(make_issue("row-hidden", sheet=c.sheet, cell=f"A{c.row}", value=c.row, row=c.row))
-    # A merged range that starts on this row: only its top-left cell holds a value (the rest read
-    # as blank and are carried down), so tell the department which cells were read as one.
-    for ref in facts.merged:
-        first, _, last = ref.partition(":")
-        if _row_of(first) == c.row and last:
-            c.issues.append(make_issue("cell-merged", sheet=c.sheet, cell=first, value=ref, row=c.row))
 
 
 # Cells that read as blank but are not blank in Excel: the reader reports them with their own code.
@@ -321,10 +67,6 @@ _NOT_BLANK_CODES = frozenset({"cell-error-value", "cell-formula-no-cache", "cell
 
 def _shown_not_blank(c: Candidate) -> set[str]:
     return {i.cell for i in c.issues if i.code in _NOT_BLANK_CODES}
-
-
-def _row_of(cell: str) -> int:
-    return int(cell.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ$").replace("$", "") or 0)
 
 
 def _uncalculated(checked: gate.GateResult, candidates: list[Candidate], name: str, issues: list[Issue]) -> None:
@@ -398,35 +140,6 @@ def _year_label(code: str) -> str:
     return f"令和{code[1:]}年度" if code != "R1" else "令和元年度"
 
 
-def _year_places(sheets: list[RawSheet]) -> list[tuple[list[str], str]]:
-    """Where the sheets name a fiscal year: the header labels, else the title rows above them."""
-    headers = []
-    for sheet in sheets:
-        if sheet.name == layout.META_SHEET:
-            continue
-        header = find_header(sheet)
-        if header is not None:
-            headers.append((sheet, header))
-
-    def cells(sheet: RawSheet, rows: Iterable[int]) -> Iterable[tuple[str, str]]:
-        for r in rows:
-            for i, value in enumerate(sheet.rows[r]):
-                if isinstance(value, str) and 0 < len(value) <= 200:
-                    yield f"{column_letter(i + 1)}{r + 1}", value
-
-    places: list[tuple[list[str], str]] = []
-    for sheet, header in headers:
-        for cell, text in cells(sheet, [header]):
-            if (years := fiscal_years(text)) and not layout.is_reference_label(text):  # last year's, by design
-                places.append((years, f"シート「{sheet.name}」{cell} の見出し「{text.strip()}」"))
-    if not places:
-        for sheet, header in headers:
-            for cell, text in cells(sheet, range(header)):
-                if years := fiscal_years(text):
-                    places.append((years, f"シート「{sheet.name}」{cell} の表題「{text.strip()[:60]}」"))
-    return places
-
-
 def _year_decision(places: list[tuple[list[str], str]], hints: Hints, name: str, year: str) -> Issue | None:
     if not places and hints.name_years:
         places = [(list(hints.name_years), f"ファイル名「{hints.name_where}」")]
@@ -437,21 +150,6 @@ def _year_decision(places: list[tuple[list[str], str]], hints: Hints, name: str,
         return None
     return make_issue("year-mismatch", file=name, value=years[0], found=_year_label(years[0]), where=where,
                       expected=f"{_year_label(year)}({year})")
-
-
-def _own_output(checked: gate.GateResult) -> str | None:
-    """The kind label of a workbook we wrote (集約ブック, …), or None when it is not ours — or is a
-    feedback copy the department saved again after correcting it, which is their return."""
-    value = checked.custom.get(layout.OUTPUT_PROPERTY)
-    if not value:
-        return None
-    mark = layout.parse_output_mark(value)
-    kind = mark.get("kind", "")
-    if kind == "feedback":
-        written, saved = moment(mark.get("time", "")), moment(checked.saved)
-        if written and saved and (saved - written).total_seconds() > layout.FEEDBACK_RESAVED_AFTER_S:
-            return None
-    return layout.OUTPUT_KINDS.get(kind, "ファイル")
 
 
 # --- Checks -----------------------------------------------------------------------------------
@@ -530,9 +228,9 @@ def _plan_issues(
                                        hint=f"この事業の担当課は {assigned} です。"))
         return None
     # Also for an exact match after trimming: surrounding (full-width) spaces are a change too,
-    # and _warn_normalised only warns when the text as written differs.
+    # and warn_normalised only warns when the text as written differs.
     if not c.restored:  # a restored 担当課 is reported as catalog-cell-changed instead
-        _warn_normalised(c, DEPARTMENT, c.raw[DEPARTMENT], assignment.department)
+        warn_normalised(c, DEPARTMENT, c.raw[DEPARTMENT], assignment.department)
     if office and assignment.office != office:
         c.issues.append(make_issue("office-mismatch", sheet=c.sheet, cell=cell, column=DEPARTMENT,
                                    value=assignment.department, row=c.row, office=office))
@@ -675,7 +373,8 @@ class Content:
 class _Draft:
     """A file under validation (mutable while it is checked; frozen into Content by _finish)."""
 
-    source: Source
+    source: Provenance
+    notes: list[Issue]  # warnings about the envelope it came in
     hints: Hints
     issues: list[Issue] = field(default_factory=list)
     kind: str = ""
@@ -685,12 +384,6 @@ class _Draft:
     ignore: str = ""
     candidates: list[Candidate] = field(default_factory=list)
     failed: Issue | None = None
-
-
-def _internal_error(name: str, exc: BaseException) -> Issue:
-    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
-    return make_issue("internal-error", file=name, detail=f"{type(exc).__name__}: {str(exc)[:160]}{where}")
 
 
 @dataclass(frozen=True)
@@ -703,55 +396,6 @@ class _Options:
     def key(self, catalog: Catalog) -> str:
         """Added to the cache key when not the defaults, so the same bytes read otherwise never share an entry."""
         return "" if (self.year, self.read_own_outputs) == (catalog.year, False) else f"|{self.year}|{self.read_own_outputs}"
-
-
-@dataclass
-class Parsed:
-    """What a contained reader learnt from one workbook's bytes, with no catalog: everything the
-    merge needs of the file, and not its cells (only the candidate rows, normalised)."""
-
-    issues: list[Issue] = field(default_factory=list)  # reading's: the parser's failure, if any
-    read: bool = False  # the sheets were read (the gate passed and the parser returned)
-    own: str | None = None  # one of our own outputs: its kind label
-    meta: dict[str, str] | None = None
-    years: list[tuple[list[str], str]] = field(default_factory=list)
-    candidates: list[Candidate] = field(default_factory=list)
-    candidate_issues: list[Issue] = field(default_factory=list)  # file-level issues of the rows
-    failed: Issue | None = None  # a fault of ours while reading the rows (internal-error)
-
-
-def read_contained(data: bytes, name: str, limits: gate.Limits, read_own: bool = False) -> Parsed:
-    """One workbook in a contained reader (sandbox.Pool): the gate, then calamine, then the rows.
-
-    The gate's result is emitted first, so that it reaches the merge even if the parser then
-    kills the process. A damaged file is an issue; a fault of ours while reading the rows is
-    `failed` (internal-error), as it would be in the merge process."""
-    from pipeline.reader import sandbox
-
-    checked = gate.inspect_workbook(data, name, limits)
-    sandbox.emit(dataclasses.replace(checked, sheets={}))  # the facts stay here, with the rows
-    out = Parsed()
-    if not checked.ok:
-        return out
-    try:
-        payload = ingest._parse(data, (limits.max_cells, limits.max_rows, limits.max_cols))
-    except Exception as exc:
-        out.issues.append(ingest.parse_failure(exc, name))
-        return out
-    del data
-    sheets = [RawSheet(sheet, state, rows, checked.sheets.get(sheet), merged) for sheet, state, rows, merged in payload]
-    del payload
-    out.read = bool(sheets)
-    try:
-        out.own = _own_output(checked) if sheets else None
-        if (out.own is not None and not read_own) or not sheets:
-            return out
-        out.meta = read_meta(sheets)
-        out.years = _year_places(sheets)
-        out.candidates = _candidates(0, name, sheets, out.candidate_issues)
-    except Exception as exc:
-        out.failed = _internal_error(name, exc)
-    return out
 
 
 def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed, options: _Options) -> None:
@@ -800,22 +444,20 @@ def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed
 
 
 def _read_outcome(catalog: Catalog, d: _Draft, parts: list[Any], outcome: Any, options: _Options) -> None:
-    """A contained read's outcome (read_contained's result, or how its process failed) applied to
+    """A contained read's outcome (read_return's result, or how its process failed) applied to
     its draft."""
-    from pipeline.reader import sandbox
-
     checked = parts[0] if parts else gate.GateResult(kind="")
     if isinstance(outcome, Parsed):
         _apply(catalog, d, checked, outcome, options)
         return
     if isinstance(outcome, sandbox.SandboxError):
         # a dead, stuck or exhausted reader is reported apart from a damaged file
-        issue = make_issue("reader-crashed", file=d.source.name, detail=f"{outcome.kind}: {outcome.detail}")
+        issue = contained.reader_crashed(d.source.name, outcome)
     elif isinstance(outcome, Exception) and parts:
         # after the gate: a fault of ours while reading the rows (the parser's own is `Parsed.issues`)
         raise outcome
     else:
-        issue = _internal_error(d.source.name, outcome)
+        issue = internal_error(d.source.name, outcome)
     _apply(catalog, d, checked, Parsed(issues=[issue]), options)
 
 
@@ -881,13 +523,13 @@ def _sender_issues(catalog: Catalog, source: Provenance, office: str) -> list[Is
     return []
 
 
-def _verdict(catalog: Catalog, source: Source, content: Content, from_cache: bool) -> FileVerdict:
-    prov = source.provenance
+def _verdict(catalog: Catalog, d: _Draft, content: Content, from_cache: bool) -> FileVerdict:
+    prov = d.source
     name, received = prov.name, prov.received
     rows = tuple(r if (r.file, r.received) == (name, received) else dataclasses.replace(r, file=name, received=received)
                  for r in content.rows)
     issues = [
-        *source.notes,
+        *d.notes,
         *(i if i.file == name else dataclasses.replace(i, file=name) for i in content.issues),
         *_sender_issues(catalog, prov, content.office),
     ]
@@ -938,27 +580,27 @@ def validate_sources(
     slots: list[FileVerdict | _Draft] = []
     drafts: list[_Draft] = []
     cached: dict[int, Content] = {}
-    gate_limits = ingest.gate_limits(limits)
+    gate_limits = contained.gate_limits(limits)
 
     positions: dict[int, int] = {}
 
-    def to_read() -> Iterator[_Draft]:
+    def to_read() -> Iterator[tuple[_Draft, Source]]:
+        """The sources to read, each with its draft. A draft keeps where its file came from, not
+        its bytes: a Source is let go once read (streamed), and a feedback copy reads it again."""
         for item in items:
             if isinstance(item, FileVerdict):
                 slots.append(_attributed(catalog, item))
                 continue
             hints = hints_for(catalog, item.name, item.sender)
-            d = _Draft(item, hints)
+            d = _Draft(item.provenance, list(item.notes), hints)
             slots.append(d)
-            _ = item.sha256  # computed while the bytes are here: they are dropped once read
-            entry = cache.get(f"{item.sha256}|{hints.key}{suffix}") if cache is not None else None
+            entry = cache.get(f"{d.source.sha256}|{hints.key}{suffix}") if cache is not None else None
             if isinstance(entry, Content):
                 cached[id(d)] = entry
-                item.data = b""  # streamed: the bytes are not kept (a feedback copy reads them again)
                 continue
             positions[id(d)] = len(drafts)
             drafts.append(d)
-            yield d
+            yield d, item
 
     finished: dict[int, Content] = {}
     batch: list[_Draft] = []
@@ -975,14 +617,14 @@ def validate_sources(
                 try:
                     found.extend(_schema_issues(catalog, d.candidates))
                 except Exception as exc:
-                    d.failed = _internal_error(d.source.name, exc)
+                    d.failed = internal_error(d.source.name, exc)
         for c, issue in found:
             c.issues.append(issue)
         for d in batch:
             try:
                 content = _finish(catalog, d)
             except Exception as exc:
-                d.failed = _internal_error(d.source.name, exc)
+                d.failed = internal_error(d.source.name, exc)
                 content = _finish(catalog, d)
             if cache is not None and d.failed is None:  # an internal error is not remembered
                 cache.put(f"{d.source.sha256}|{d.hints.key}{suffix}", content)
@@ -990,13 +632,13 @@ def validate_sources(
             d.candidates = []
 
     rows = 0
-    with ingest.open_readers(limits, read_contained) as pool:
-        for d, parts, outcome in pool.map(to_read(), lambda d: (d.source.data, d.source.name, gate_limits, read_own_outputs)):
-            d.source.data = b""  # streamed: the bytes are not kept (a feedback copy reads them again)
+    with contained.open_readers(limits) as pool:
+        reads = pool.map(to_read(), lambda pair: (pair[1].data, pair[1].name, gate_limits, read_own_outputs))
+        for (d, _source), parts, outcome in reads:
             try:
                 _read_outcome(catalog, d, parts, outcome, options)
             except Exception as exc:
-                d.failed = _internal_error(d.source.name, exc)
+                d.failed = internal_error(d.source.name, exc)
             for c in d.candidates:
                 c.file = positions[id(d)]
             batch.append(d)
@@ -1015,7 +657,7 @@ def validate_sources(
         from_cache = content is not None
         if content is None:
             content = finished[id(slot)]
-        out.append(_verdict(catalog, slot.source, content, from_cache))
+        out.append(_verdict(catalog, slot, content, from_cache))
     return out
 
 

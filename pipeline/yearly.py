@@ -274,9 +274,9 @@ def import_published(path: Path, year: str, settings: Settings) -> ImportResult:
 
 def _master_year(path: Path, settings: Settings) -> str | None:
     """The fiscal year of a master workbook this tool wrote (its mark, seen by the gate without
-    parsing the workbook), or None for any other file."""
-    from pipeline import ingest, layout
-    from pipeline.reader import gate
+    parsing the workbook, in a contained worker), or None for any other file."""
+    from pipeline import layout
+    from pipeline.reader import contained
 
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
         return None
@@ -286,8 +286,9 @@ def _master_year(path: Path, settings: Settings) -> str | None:
         data = path.read_bytes()
     except OSError:
         return None
-    checked = gate.inspect_workbook(data, path.name, ingest.gate_limits(settings.limits))
-    mark = layout.parse_output_mark(checked.custom.get(layout.OUTPUT_PROPERTY, "")) if checked.ok else {}
+    checked = contained.inspect(data, path.name, settings.limits)
+    ok = checked is not None and checked.ok
+    mark = layout.parse_output_mark(checked.custom.get(layout.OUTPUT_PROPERTY, "")) if ok and checked else {}
     return (mark.get("year") or None) if mark.get("kind") == "master" else None
 
 

@@ -15,7 +15,8 @@ import openpyxl
 import pytest
 from returns import edit_return, saved_time
 
-from pipeline import master, validate
+from pipeline import master
+from pipeline.reader import rows
 from pipeline.runner import run_merge
 from pipeline.settings import Settings
 
@@ -64,14 +65,14 @@ def test_a_bug_of_ours_while_checking_one_file_is_internal_error_on_that_file(
     if sandbox.start_method() != "fork":  # the rows are read in the reader's workers
         pytest.skip("the patched checker reaches the reader's workers only when they are forked")
     resend(inbox, {("8", "指導室"): {"rating": "B"}})
-    real = validate._candidates
+    real = rows.candidates
 
     def candidates(file_index, name, sheets, issues):
         if name == "指導室_再提出.xlsx":
             raise KeyError("an unforeseen value")
         return real(file_index, name, sheets, issues)
 
-    monkeypatch.setattr(validate, "_candidates", candidates)
+    monkeypatch.setattr(rows, "candidates", candidates)
     run = run_merge(Settings(inbox=inbox, outbox=outbox))
     f = next(f for f in run.files if f.name == "指導室_再提出.xlsx")
     assert (f.status, [i.code for i in f.errors]) == ("rejected", ["internal-error"])
@@ -80,7 +81,7 @@ def test_a_bug_of_ours_while_checking_one_file_is_internal_error_on_that_file(
     assert run.exit_code == 1 and len(evaluations(run.master)) == 69
     assert evaluations(run.master)[("8", "指導室")] == ("A", GUIDANCE)
     # an internal error is not remembered: the next night reads the file again
-    monkeypatch.setattr(validate, "_candidates", real)
+    monkeypatch.setattr(rows, "candidates", real)
     again = run_merge(Settings(inbox=inbox, outbox=outbox))
     assert evaluations(again.master)[("8", "指導室")] == ("B", "指導室_再提出.xlsx")
 
@@ -110,16 +111,17 @@ def test_a_feedback_copy_that_cannot_be_written_is_an_issue_on_its_file(
 ) -> None:
     resend(inbox, {("8", "指導室"): {"rating": "E"}}, name="指導室_誤り.xlsx")
     resend(inbox, {("8", "指導室"): {"rating": "良"}}, name="指導室_誤り2.xlsx")
-    from pipeline.reader import annotate
+    from pipeline import runner
 
-    real = annotate.write_feedback
+    real = runner.write_copy
 
-    def write_feedback(data, name, issues, out_path):
-        if name == "指導室_誤り.xlsx":
-            raise RuntimeError("openpyxl could not copy this workbook")
-        return real(data, name, issues, out_path)
+    def write_copy(copy, out_path):
+        # the copy of 指導室_誤り.xlsx, staged beside its target as ".~tmp-指導室_誤り-<pid>-…"
+        if out_path.name == "指導室_誤り.xlsx" or "指導室_誤り-" in out_path.name:
+            raise RuntimeError("the copy could not be written")
+        return real(copy, out_path)
 
-    monkeypatch.setattr(annotate, "write_feedback", write_feedback)
+    monkeypatch.setattr(runner, "write_copy", write_copy)
     run = run_merge(Settings(inbox=inbox, outbox=outbox))
     assert codes(run, "指導室_誤り.xlsx") == ["feedback-not-written", "rating-invalid", "row-kept-older"]
     assert [p.name for p in run.feedback] == ["指導室_誤り2.xlsx"]  # the other copy is written
@@ -156,12 +158,12 @@ def test_a_full_disk_is_the_runs_fault_not_one_files(inbox: Path, outbox: Path, 
     run_merge(Settings(inbox=inbox, outbox=outbox))
     before = {p.name: p.read_bytes() for p in outbox.iterdir() if p.is_file()}
     resend(inbox, {("8", "指導室"): {"rating": "E"}})
-    from pipeline.reader import annotate
+    from pipeline import runner
 
-    def write_feedback(data, name, issues, out_path):
+    def write_copy(copy, out_path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(annotate, "write_feedback", write_feedback)
+    monkeypatch.setattr(runner, "write_copy", write_copy)
     with pytest.raises(OutputError, match="前回の出力はそのまま"):
         run_merge(Settings(inbox=inbox, outbox=outbox))
     assert {p.name: p.read_bytes() for p in outbox.iterdir() if p.is_file()} == before

@@ -22,8 +22,16 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.xml.functions import tostring
 
 from pipeline.errors import OutputError
-from pipeline.reader.annotate import FEEDBACK_SHEET, write_feedback
+from pipeline.reader.annotate import FEEDBACK_SHEET, feedback_copy
 from pipeline.report import Issue, make_issue
+from pipeline.runner import write_copy
+
+
+def write_feedback(data: bytes, name: str, issues: list[Issue], out_path: Path) -> Path:
+    """A 差し戻し copy as the merge makes it: annotated (in-process here; the merge runs
+    feedback_copy in its contained worker), then written by runner.write_copy."""
+    return write_copy(feedback_copy(data, name, issues), out_path)
+
 
 SHEET = "記入シート"
 HEADERS = [

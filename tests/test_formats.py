@@ -40,11 +40,12 @@ from hostile import (
 
 from pipeline import ingest
 from pipeline.catalog import load_catalog
-from pipeline.reader import gate, sandbox
+from pipeline.reader import contained, gate, sandbox, workbook
 from pipeline.reader.gate import GateResult, Limits, inspect_workbook
+from pipeline.reader.rows import DDE
 from pipeline.report import CODES
 from pipeline.settings import LimitSettings
-from pipeline.validate import _DDE, validate_paths
+from pipeline.validate import validate_paths
 
 SOURCE = "R6_地域福祉計画評価_指導室.xlsx"  # one row (row 4): 事業8, rating A; F/G/H are the inputs
 
@@ -193,14 +194,14 @@ def test_ods_dde_is_flagged_like_an_xlsx_dde_formula() -> None:
              'office:dde-topic="/C calc" office:dde-item="A0"/></table:dde-link></table:dde-links>')  # fmt: skip
     result = check(ods(ods_content(f'<table:table table:name="s">{row(cell)}</table:table>', body_extra=links)))
     text = result.sheets["s"].formulas["A1"]
-    assert text == "cmd|'/C calc'!A0" and _DDE.search(text)
+    assert text == "cmd|'/C calc'!A0" and DDE.search(text)
     assert result.external_links and "external-links" in codes(result)
     # a DDE call whose arguments are not plain strings is still DDE to the validator
     odd = check(one_sheet(row(ods_cell("A", formula="of:=DDE([.B1];[.B2];[.B3])"))))
-    assert _DDE.search(odd.sheets["記入シート"].formulas["A1"])
+    assert DDE.search(odd.sheets["記入シート"].formulas["A1"])
     # Excel 2007's own syntax in an .ods
     excel = check(one_sheet(row(ods_cell("A", formula="msoxl:=cmd|' /C calc'!A0"))))
-    assert _DDE.search(excel.sheets["記入シート"].formulas["A1"])
+    assert DDE.search(excel.sheets["記入シート"].formulas["A1"])
 
 
 def test_ods_containers_that_are_refused() -> None:
@@ -282,9 +283,22 @@ def test_xls_declared_dimensions_too_large() -> None:
 
 
 def read(data: bytes, name: str, limits: Limits | None = None, settings: LimitSettings | None = None):
-    source = ingest.Source(name, Path(name), data, "2025-05-20T10:00:00+09:00")
-    with ingest.open_reader(settings or LimitSettings()) as reader:
-        return ingest.read_workbook(source, reader, limits or Limits())
+    """The sheets, the gate's result and the issues of reading, as a merge's reader gets them:
+    contained.read_sheets in a contained worker with the settings' cap and timeout."""
+    settings = settings or LimitSettings()
+    worker = sandbox.Worker(contained.read_sheets, timeout_s=settings.parse_timeout_s,
+                            memory_bytes=settings.parse_memory_mib * 2**20)
+    return read_in(worker, data, name, limits or Limits())
+
+
+def read_in(worker: sandbox.Worker, data: bytes, name: str, limits: Limits):
+    with worker:
+        try:
+            checked, sheets, issues = worker.call(data, name, limits)
+        except sandbox.SandboxError as exc:
+            checked = worker.parts[0] if worker.parts else GateResult(kind="")
+            return [], checked, [*checked.issues, contained.reader_crashed(name, exc)]
+    return sheets, checked, [*checked.issues, *issues]
 
 
 @pytest.mark.parametrize("kind", ["ods", "xls"])
@@ -422,15 +436,14 @@ def test_start_method_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 def test_parse_works_under_every_start_method(method: str, source: bytes) -> None:
     sheets, checked, _report = read(ods_of(source), "提出.ods")
     assert checked.kind == "ods" and sheets and sheets[0].name == "記入シート"
-    with sandbox.Worker(ingest._parse, timeout_s=30, memory_bytes=2**30) as worker:
+    with sandbox.Worker(workbook.parse_sheets, timeout_s=30, memory_bytes=2**30) as worker:
         assert worker.call(source)[0][0] == "記入シート"
         assert worker._method == method and worker.memory_capped
 
 
 def test_crash_is_reader_crashed_under_every_start_method(method: str, source: bytes) -> None:
-    src = ingest.Source("提出.xlsx", Path("提出.xlsx"), source, "2025-05-20T10:00:00+09:00")
-    with sandbox.Worker(_aborts, timeout_s=30, memory_bytes=2**30) as worker:
-        sheets, _, issues = ingest.read_workbook(src, worker, Limits())
+    worker = sandbox.Worker(_aborts, timeout_s=30, memory_bytes=2**30)
+    sheets, _, issues = read_in(worker, source, "提出.xlsx", Limits())
     assert sheets == [] and [i.code for i in issues] == ["reader-crashed"]
     assert "SIGABRT" in issues[0].message or "exit code" in issues[0].message
 
@@ -466,7 +479,7 @@ def test_windows_job_structures_match_winnt_h() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="checks the non-Windows path")
 def test_no_job_object_outside_windows(source: bytes) -> None:
-    with sandbox.Worker(ingest._parse, timeout_s=30, memory_bytes=2**30) as worker:
+    with sandbox.Worker(workbook.parse_sheets, timeout_s=30, memory_bytes=2**30) as worker:
         worker.call(source)
         assert worker._job is None and worker.memory_capped
 
@@ -480,10 +493,10 @@ def test_windows_job_caps_the_child() -> None:  # pragma: no cover - Windows onl
     assert err.value.kind in ("memory", "crash")
 
 
-def test_read_workbook_keeps_its_signature() -> None:
+def test_read_return_keeps_its_signature() -> None:
     import inspect
 
-    params = list(inspect.signature(ingest.read_workbook).parameters)
-    assert params == ["source", "reader", "limits"]
+    params = list(inspect.signature(contained.read_return).parameters)
+    assert params == ["data", "name", "limits", "read_own"]
     assert ".ods" in ingest.WORKBOOK_SUFFIXES and {".xls", ".xlsb"} <= ingest.WORKBOOK_SUFFIXES
     assert gate.col_letters(256) == "IV"

@@ -42,8 +42,9 @@ from hypothesis import strategies as st
 from plan_schemas.evaluation import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, RESULT
 
 from pipeline.catalog import load_catalog
+from pipeline.reader.rows import LABELS
 from pipeline.report import CODES
-from pipeline.validate import LABELS, validate_paths
+from pipeline.validate import validate_paths
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 MUTATIONS = int(os.environ.get("FUZZ_MUTATIONS", "500"))

@@ -788,3 +788,107 @@ def test_department_text_never_becomes_a_formula_link_or_dde_in_any_workbook_we_
         if text.startswith(("\t", "\r")):
             continue  # surrounding tabs and CRs are cleaned away (value-normalised)
         assert texts.get(text) == "s", text
+
+
+# --- a parser that does not finish: one file's issue, on the fork and the spawn paths -----------
+# The e-mail parser and openpyxl's annotation run in the contained worker, as calamine does: a
+# file that makes either of them grind until the parse timeout or the memory cap ends as an issue
+# on that file, and the night completes. Both start methods are exercised here whatever the
+# platform's default (CI also runs this file with PIPELINE_START_METHOD=spawn).
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    import multiprocessing
+
+    from pipeline.reader import sandbox
+
+    if request.param not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"{request.param} is not a start method on this platform")
+    monkeypatch.setenv(sandbox.START_METHOD_ENV, request.param)
+    return request.param
+
+
+def name_in_pieces_mail(attachment: bytes, name: str, pieces: int = 100_000) -> bytes:
+    """A reply carrying one workbook whose file name is sent as `pieces` RFC 2231 continuations
+    (filename*0*=…; filename*1*=…, one percent-encoded byte each): legal MIME that the e-mail
+    parser's reassembly of the name does not finish within the parse timeout."""
+    import base64
+
+    encoded = name.encode("utf-8")
+    params = "; ".join(f"filename*{i}*=%{encoded[i % len(encoded)]:02X}" for i in range(pieces))
+    return (
+        "From: kenkou@city.example.lg.jp\r\nTo: chiiki@city.example.lg.jp\r\n"
+        "Subject: =?UTF-8?B?" + base64.b64encode("評価表の提出".encode()).decode() + "?=\r\n"
+        "Date: Tue, 20 May 2025 10:00:00 +0900\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "よろしくお願いします。\r\n"
+        "--b1\r\nContent-Type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet\r\n"
+        f"Content-Disposition: attachment; {params}\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(attachment).decode().replace("\n", "\r\n")
+        + "--b1--\r\n"
+    ).encode("utf-8")
+
+
+def test_a_mail_the_parser_cannot_finish_is_that_files_issue_and_the_night_completes(
+    start_method: str, inbox: Path, outbox: Path
+) -> None:
+    mail = inbox / "健康課_返信.eml"
+    mail.write_bytes(name_in_pieces_mail((inbox / SOURCE).read_bytes(), SOURCE))
+    run = run_merge(Settings(inbox=inbox, outbox=outbox))
+    verdict = next(f for f in run.files if f.name == mail.name)
+    assert (verdict.status, [i.code for i in verdict.issues]) == ("rejected", ["email-unreadable"])
+    issue = verdict.issues[0]
+    assert "timeout" in issue.message and "秒以内に終わらなかった" in issue.message  # stopped, not finished
+    assert "保存し直す" in issue.message  # and the department is told what to do
+    others = {f.name: f.status for f in run.files if f.name != mail.name}
+    assert len(others) == 12 and set(others.values()) == {"accepted"}
+    assert run.exit_code == 1 and run.report["rows"] == 69
+    wb = openpyxl.load_workbook(run.master, read_only=True)
+    assert sum(1 for r in wb["評価一覧"].iter_rows(min_row=2, values_only=True) if r[0] is not None) == 69
+
+
+def test_a_workbook_openpyxl_cannot_annotate_is_that_files_issue_and_the_night_completes(
+    start_method: str, inbox: Path, outbox: Path
+) -> None:
+    """Our 差し戻し copy sent back, still wrong, with one formatted empty cell far down and right
+    (GR100000): calamine and the gate see a one-row return, but openpyxl, clearing our old marks
+    from the copy, walks every cell of A1:GR100000 (20 million) and never finishes within the
+    reader's memory cap and timeout."""
+    from datetime import UTC, datetime, timedelta
+
+    from openpyxl.styles import PatternFill
+    from returns import set_saved
+
+    spoilt = inbox / SOURCE
+    wb = openpyxl.load_workbook(spoilt)
+    wb["記入シート"]["G4"] = "E"
+    wb.save(spoilt)
+    first = run_merge(Settings(inbox=inbox, outbox=outbox))
+    copy = outbox / "feedback" / SOURCE
+    assert first.exit_code == 1 and copy.exists()
+
+    resent = inbox / "R6_地域福祉計画評価_指導室_修正.xlsx"
+    wb = openpyxl.load_workbook(copy)
+    assert wb.sheetnames[0] == "エラー一覧"
+    wb["記入シート"]["GR100000"].fill = PatternFill(fill_type="solid", fgColor="FFFFFF00")
+    wb.save(resent)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    set_saved(resent, later)  # re-saved by the department, not a copy of ours left as it was
+    os.utime(resent, (later.timestamp(), later.timestamp()))
+
+    run = run_merge(Settings(inbox=inbox, outbox=outbox))
+    verdict = next(f for f in run.files if f.name == resent.name)
+    assert verdict.status == "rejected" and "rating-invalid" in [i.code for i in verdict.issues]
+    [note] = [n for n in run.outcome.notes if n.file == resent.name and n.code == "feedback-not-written"]
+    assert "SandboxError" in note.message and ("timeout" in note.message or "memory" in note.message)
+    assert not (outbox / "feedback" / resent.name).exists()
+    assert [p.name for p in run.feedback] == [SOURCE]  # the other copy is still there
+    others = {f.name: f.status for f in run.files if f.name not in (resent.name, SOURCE)}
+    assert len(others) == 11 and set(others.values()) == {"accepted"}
+    assert run.exit_code == 1 and run.report["rows"] == 68  # 指導室's one row is wrong in both files
+    report = json.loads(run.report_path.read_text(encoding="utf-8"))
+    entry = next(f for f in report["files"] if f["name"] == resent.name)
+    assert "feedback-not-written" in [i["code"] for i in entry["issues"]]

@@ -1,9 +1,10 @@
-"""Write the 差し戻し copy: the department's own workbook with every issue marked on it.
+"""Make the 差し戻し copy: the department's own workbook with every issue marked on it.
 
-One job: given the original bytes of a returned workbook and its Issues, write an annotated
+One job: given the original bytes of a returned workbook and its Issues, return an annotated
 copy (issue cells filled red/yellow with a Japanese comment, plus a first sheet 「エラー一覧」
-listing every issue with a link to its cell). The original file is never touched: we only
-get its bytes, and the copy is written atomically next to nothing but itself.
+listing every issue with a link to its cell). It runs in the contained worker
+(pipeline.reader.contained), since openpyxl parses the department's bytes; the caller writes the
+copy atomically (pipeline.runner.write_copy). The original file is never touched.
 
 What survives the openpyxl round trip (measured in tests/test_feedback.py, openpyxl 3.1.5):
   kept    cell values, fills, fonts, number formats, wrap; column widths; merged cells; freeze
@@ -64,8 +65,6 @@ from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import fromstring, tostring
 
 from pipeline import celltext, printing
-from pipeline.atomic import write_bytes_atomically
-from pipeline.errors import OutputError
 from pipeline.report import ERROR, Issue
 
 FEEDBACK_SHEET = "エラー一覧"
@@ -101,38 +100,27 @@ _EXT_DV = "{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}"  # x14:dataValidations
 _EXT_CF = "{78C0D931-6437-407d-A8EE-F0AAD7539E65}"  # x14:conditionalFormattings
 
 
-def write_feedback(data: bytes, name: str, issues: list[Issue], out_path: Path) -> Path:
-    """Write the annotated copy of `data` (a workbook called `name`) and return its path.
+class Copy(NamedTuple):
+    """An annotated copy's bytes. `full` is False for the list-only copy of a workbook openpyxl
+    could not load or write back (a new workbook: no macros, whatever the original's type)."""
 
-    The path is `out_path`, except: (1) when openpyxl could not load the workbook and
-    `out_path` ends in .xlsm, the list-only copy is written as .xlsx (Excel refuses a
-    macro-free workbook named .xlsm); (2) when `out_path` stays locked (the previous copy is
-    open in Excel), pipeline.atomic writes a timestamped sibling. Raises OutputError when the
-    copy cannot be written at all (folder missing, disk full).
-    """
-    out_path = Path(out_path)
+    data: bytes
+    full: bool
+
+
+def feedback_copy(data: bytes, name: str, issues: list[Issue]) -> Copy:
+    """The annotated copy of `data` (a workbook called `name`). Runs in the contained worker
+    (pipeline.reader.contained): the caller writes the bytes where they go."""
     keep_vba = Path(name).suffix.lower() in (".xlsm", ".xltm")
     wb = _load(data, keep_vba)
-    copy = None
     if wb is not None:
         try:
-            copy = _annotated_copy(wb, data, name, issues, keep_vba)
+            return Copy(_annotated_copy(wb, data, name, issues, keep_vba), full=True)
         except Exception:  # openpyxl loaded it but cannot write it back: send the list alone
-            copy = None
-    if copy is None:
-        wb = Workbook()
-        _build_summary(wb, FEEDBACK_SHEET, name, issues, placed={}, restore={}, notes=[], removed=[], fallback=True)
-        copy = _save(wb)
-        if out_path.suffix.lower() in (".xlsm", ".xltm"):
-            out_path = out_path.with_suffix(".xlsx")
-    try:
-        # pipeline.atomic: a timestamped sibling when the target stays locked (open in Excel)
-        return write_bytes_atomically(out_path, copy)
-    except OSError as exc:
-        raise OutputError(
-            f"差し戻し用のファイル {out_path} を書き込めません({exc.strerror or exc})。"
-            "フォルダーがあるか、ディスクに空きがあるか確認してください。"
-        ) from exc
+            pass
+    wb = Workbook()
+    _build_summary(wb, FEEDBACK_SHEET, name, issues, placed={}, restore={}, notes=[], removed=[], fallback=True)
+    return Copy(_save(wb), full=False)
 
 
 def _annotated_copy(wb: Workbook, data: bytes, name: str, issues: list[Issue], keep_vba: bool) -> bytes:

@@ -46,6 +46,7 @@ import olefile
 from pipeline.report import Issue, make_issue
 
 __all__ = [
+    "ENVELOPE_SUFFIXES",
     "WORKBOOK_SUFFIXES",
     "Attachment",
     "Envelope",
@@ -57,8 +58,8 @@ __all__ = [
 ]
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
-# Containers we open when found inside another container (attached mail, nested ZIP).
-_CONTAINER_SUFFIXES = (".zip", ".eml", ".msg")
+# Containers we open, in the inbox and inside another container (attached mail, nested ZIP).
+ENVELOPE_SUFFIXES = (".eml", ".msg", ".zip")
 # Shown between a container and a member in names: "回答.zip › 評価表.xlsx".
 SEP = " › "
 
@@ -239,7 +240,7 @@ class _Context:
         if suffix in WORKBOOK_SUFFIXES:
             self.env.attachments.append(Attachment(_safe(name), data))
             return
-        if suffix not in _CONTAINER_SUFFIXES:
+        if suffix not in ENVELOPE_SUFFIXES:
             self.skipped.append(base)
             return
         kind = _sniff(data)
@@ -822,7 +823,7 @@ def _eml_part(part: Message, index: int) -> tuple[str | None, bytes | None]:
             return None, None  # a body part, or an unnamed non-workbook
         name = f"添付ファイル{index}{suffix}"
     name = _basename(_clean(name)) or f"添付ファイル{index}"
-    if _suffix(name) not in WORKBOOK_SUFFIXES + _CONTAINER_SUFFIXES:
+    if _suffix(name) not in WORKBOOK_SUFFIXES + ENVELOPE_SUFFIXES:
         return name, b""  # only its name is needed (to say what was attached)
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
@@ -878,7 +879,7 @@ def _zip_members(data: bytes, label: str, ctx: _Context, depth: int, prefix: str
             base = _basename(member)
             if member.startswith("__MACOSX/") or _is_junk(base):
                 continue
-            if _suffix(base) not in WORKBOOK_SUFFIXES + _CONTAINER_SUFFIXES:
+            if _suffix(base) not in WORKBOOK_SUFFIXES + ENVELOPE_SUFFIXES:
                 ctx.skipped.append(base)
                 continue
             if info.flag_bits & 0x1:
@@ -1107,7 +1108,7 @@ class _MsgReader:
             name = _basename(name)
             if not name:
                 continue
-            if _suffix(name) not in WORKBOOK_SUFFIXES + _CONTAINER_SUFFIXES:
+            if _suffix(name) not in WORKBOOK_SUFFIXES + ENVELOPE_SUFFIXES:
                 self.ctx.skipped.append(name)
                 continue
             data = self._stream(base + f"__substg1.0_3701{PT_BINARY}")

@@ -91,7 +91,7 @@ def _limit_memory(memory_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _answer(fn: Callable[..., Any], args: tuple) -> bytes:
+def answer(fn: Callable[..., Any], args: tuple) -> bytes:
     """Run one call and pickle its outcome: ("ok", result) | ("raise", exc) | ("memory"/"crash", detail)."""
     try:
         msg: tuple[str, Any] = ("ok", fn(*args))
@@ -152,7 +152,7 @@ def _serve(conn: Any, errpath: str | None, memory_bytes: int, fn: Callable[..., 
             return
         if args is None:  # the parent is done (a forked child also holds the parent's end: no EOF)
             return
-        conn.send_bytes(_answer(fn, args))
+        conn.send_bytes(answer(fn, args))
 
 
 def _stderr_since(path: str | None, offset: int) -> bytes:
