@@ -44,7 +44,7 @@ def test_issue_code_table_is_generated_from_the_registry():
 
 def test_the_long_reference_tables_live_in_docs_and_are_linked():
     for doc in ("issue-codes.md", "hostile-inputs.md", "plan-catalog.md", "benchmarks.md", "new-year.md",
-                "comparison.md", "yearly-commands.md", "printing.md"):
+                "comparison.md", "yearly-commands.md", "printing.md", "architecture.md"):
         assert (ROOT / "docs" / doc).is_file(), doc
         assert f"(docs/{doc})" in README, doc
     hostile = (ROOT / "docs" / "hostile-inputs.md").read_text(encoding="utf-8")
