@@ -10,6 +10,7 @@ of our template filled with realistic Japanese text, written with xlsxwriter as 
 
   ours         python -m pipeline --settings <work>/pipeline.toml merge --inbox … --outbox …  (fresh outbox)
   rerun        the same merge again on the same outbox, nothing new in the inbox
+  nightly      the realistic night: the merge on that outbox with 1 % of the returns sent again, corrected
   baseline     the catalog through PyYAML (CSafeLoader when libyaml is there), pd.read_excel per file
                (pandas' default reader), one pass of our pandera schema over all rows, to_excel (default writer)
   clerk_plain  pd.read_excel of each return, pd.concat, to_excel: pandas' defaults throughout
@@ -46,7 +47,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / "work"
-GENERATOR_VERSION = "3"  # bump when the corpus or its manifest changes: cached corpora are keyed by it too
+GENERATOR_VERSION = "4"  # bump when the corpus or its manifest changes: cached corpora are keyed by it too
 # (3: the manifest counts the faulty rows; the same rng draws, so the same returns as 2)
 TEMPLATE_SHEET = "記入シート"  # = pipeline.templates.TEMPLATE_SHEET (checked at generation)
 META_SHEET = "_meta"
@@ -67,13 +68,14 @@ RESULT_CHARS, OUTLOOK_CHARS = (300, 80), (250, 70)  # mean, sd of the two free-t
 
 # The goals, each a ratio measured side by side in the same run (or a bound at N = 2,000).
 TARGETS = {
-    "ours_vs_clerk_max": 0.5,  # ours <= half the calamine clerk's time
-    "ours_vs_floor_max": 2.0,  # ours <= 2x the floor
+    "nightly_vs_clerk_max": 0.3,  # the realistic night (1 % of returns new or changed) <= 0.3x the clerk
+    "ours_vs_clerk_max": 1.0,  # cold, the first night of a year: ours <= the calamine clerk's time
     "peak_rss_mib": 1024.0,  # at 2,000 and at 6,000 returns
     "rerun_vs_ours_max": 0.25,
-    "real_returns_s": 1.0,
+    "real_returns_s": 0.5,
     "help_s": 0.2,
 }
+NIGHTLY_CHANGED_SHARE = 0.01  # the realistic night: this share of the returns arrives new or changed
 
 
 # ==============================================================================================
@@ -573,6 +575,25 @@ def ensure_corpus(n: int, seed: int, log: Any) -> dict[str, Any]:
         rows += len(values)
         if (i + 1) % 500 == 0:
             log(f"[N={n}] {i + 1}/{n} returns written")
+    # The realistic night: yesterday's inbox with 1 % of the returns sent again, corrected (new answers,
+    # saved later). The others are hard links to the same bytes, so the validation cache knows them.
+    night = work / "inbox-night"
+    night.mkdir()
+    clean = [i for i in range(n) if i not in error_files]
+    changed = set(rng.sample(clean, max(1, round(n * NIGHTLY_CHANGED_SHARE))))
+    for i, office in enumerate(view.offices):
+        name = templates.template_name(view, office)  # type: ignore[arg-type]
+        if i in changed:
+            values = view.by_office[office]
+            write_return(night / name, view, office, values, [tuple(a) for a in _answers(rng, bank, len(values))],
+                         guide, guide_office, "2025-05-20T09:00:00+09:00")
+            when = base + 60 * (n + i)
+            os.utime(night / name, (when, when))
+        else:
+            try:
+                os.link(inbox / name, night / name)
+            except OSError:
+                shutil.copy2(inbox / name, night / name)
     if catalog is not None:
         faulty_by_office: dict[str, int] = {}
         for i, _r in faulty_rows:
@@ -593,6 +614,7 @@ def ensure_corpus(n: int, seed: int, log: Any) -> dict[str, Any]:
         "faults": faults,
         "faulty_rows": len(faulty_rows),
         "value_faulty_rows": len(value_faulty_rows),
+        "nightly_changed": len(changed),
         "inbox_mib": round(size / 2**20, 1),
         "catalog_mib": round((schemas / "plan-r6.yaml").stat().st_size / 2**20, 2),
         "catalog_version": view.version,
@@ -1014,7 +1036,8 @@ def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
     }
     skip_baseline = args.skip_baseline or (n > 2000 and not args.force_baseline)
     order = [k for k in SCENARIOS if not (k == "baseline" and skip_baseline)]
-    results: dict[str, list[dict[str, Any]]] = {k: [] for k in ("ours", "rerun", *SCENARIOS[1:])}
+    results: dict[str, list[dict[str, Any]]] = {k: [] for k in ("ours", "rerun", "nightly", *SCENARIOS[1:])}
+    nightly_command = [*commands["ours"][:-4], "--inbox", str(work / "inbox-night"), "--outbox", str(out_ours)]
     notes: list[str] = []
     if skip_baseline:
         notes.append("baseline skipped" + ("" if args.skip_baseline else " above 2,000 files (it takes minutes); --force-baseline runs it"))
@@ -1037,6 +1060,10 @@ def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
                 r = measure(commands["ours"], cwd=ROOT, timeout=args.timeout)  # nothing new: the rerun
                 results["rerun"].append(r)
                 log(f"[N={n}] run {rep + 1}/{runs} rerun: {r['wall_s']} s, peak {r['peak_rss_mib']} MiB")
+                # the realistic night: on ours' outbox, 1 % of the returns new or changed
+                night_run = measure(nightly_command, cwd=ROOT, timeout=args.timeout)
+                results["nightly"].append(night_run)
+                log(f"[N={n}] run {rep + 1}/{runs} nightly: {night_run['wall_s']} s, peak {night_run['peak_rss_mib']} MiB")
         rep += 1
         slow = results["ours"][-1]
         if rep < runs and (slow["timed_out"] or slow["wall_s"] > args.budget):
@@ -1082,6 +1109,8 @@ def bench_one(n: int, args: argparse.Namespace, log: Any) -> dict[str, Any]:
         "rows": rows,
         "ours_s": ours_s,
         "rerun_s": med("rerun"),
+        "nightly_s": med("nightly"),
+        "nightly_vs_clerk": paired("nightly", "clerk"),
         "baseline_s": med("baseline"),
         "clerk_plain_s": med("clerk_plain"),
         "clerk_s": med("clerk"),
@@ -1124,15 +1153,15 @@ def check_targets(results: list[dict[str, Any]], session: dict[str, Any]) -> dic
     out: dict[str, Any] = {}
     at = next((r for r in results if r["files"] == 2000), None)
     if at:
-        out["ours_le_0.5x_clerk"] = le(at.get("ours_vs_clerk"), TARGETS["ours_vs_clerk_max"])
-        out["ours_le_2x_floor"] = le(at.get("ours_vs_floor"), TARGETS["ours_vs_floor_max"])
+        out["nightly_le_0.3x_clerk"] = le(at.get("nightly_vs_clerk"), TARGETS["nightly_vs_clerk_max"])
+        out["ours_le_1x_clerk"] = le(at.get("ours_vs_clerk"), TARGETS["ours_vs_clerk_max"])
         rerun = at["rerun_s"] / at["ours_s"] if at.get("rerun_s") and at.get("ours_s") else None
         out["rerun_le_0.25x_ours"] = le(rerun, TARGETS["rerun_vs_ours_max"])
     for r in results:
         if r["files"] in (2000, 6000):
             out[f"peak_{r['files']}_le_1GiB"] = le(r.get("peak_rss_mib"), TARGETS["peak_rss_mib"])
     if session.get("real_returns", {}).get("wall_s") is not None:
-        out["real_returns_le_1s"] = session["real_returns"]["wall_s"] <= TARGETS["real_returns_s"]
+        out["real_returns_le_0.5s"] = session["real_returns"]["wall_s"] <= TARGETS["real_returns_s"]
     if session.get("help", {}).get("help_s") is not None:
         out["help_le_0.2s"] = session["help"]["help_s"] <= TARGETS["help_s"]
     return out
@@ -1147,17 +1176,18 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 
 def render_table(results: list[dict[str, Any]], session: dict[str, Any]) -> str:
-    head = ("| N files | rows | ours s | rerun s | baseline s | clerk_plain s | clerk s | floor s | ours/baseline "
-            "| ours/clerk_plain | ours/clerk | ours/floor | ms/file | rows/s | runs |")
+    head = ("| N files | rows | ours s | rerun s | nightly s | baseline s | clerk_plain s | clerk s | floor s | ours/baseline "
+            "| ours/clerk_plain | ours/clerk | nightly/clerk | ours/floor | ms/file | rows/s | runs |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         lines.append(
-            f"| {r['files']:,} | {_fmt(r['rows'])} | {_fmt(r['ours_s'])} | {_fmt(r['rerun_s'])} | {_fmt(r['baseline_s'])} "
-            f"| {_fmt(r['clerk_plain_s'])} | {_fmt(r['clerk_s'])} | {_fmt(r['floor_s'])} | {_fmt(r['ours_vs_baseline'])} "
-            f"| {_fmt(r['ours_vs_clerk_plain'])} | {_fmt(r['ours_vs_clerk'])} | {_fmt(r['ours_vs_floor'])} "
+            f"| {r['files']:,} | {_fmt(r['rows'])} | {_fmt(r['ours_s'])} | {_fmt(r['rerun_s'])} | {_fmt(r['nightly_s'])} "
+            f"| {_fmt(r['baseline_s'])} | {_fmt(r['clerk_plain_s'])} | {_fmt(r['clerk_s'])} | {_fmt(r['floor_s'])} "
+            f"| {_fmt(r['ours_vs_baseline'])} | {_fmt(r['ours_vs_clerk_plain'])} | {_fmt(r['ours_vs_clerk'])} "
+            f"| {_fmt(r['nightly_vs_clerk'])} | {_fmt(r['ours_vs_floor'])} "
             f"| {_fmt(r['per_file_ms'], 1)} | {_fmt(r['rows_per_s'], 0)} | {r['runs']} |"
         )
-    names = ("ours", "rerun", *SCENARIOS[1:])
+    names = ("ours", "rerun", "nightly", *SCENARIOS[1:])
     head = "| N files | " + " | ".join(f"{k} MiB" for k in names) + " | ours tree MiB |"
     lines += ["", "peak RSS per scenario (largest single process of its own tree):", "", head,
               "|" + "---|" * (head.count("|") - 1)]

@@ -22,6 +22,8 @@ KEYS = {
     # the clerk's scripts, and ratios measured side by side in the same run
     "clerk_s", "clerk_plain_s", "ours_vs_clerk", "ours_vs_clerk_plain", "ours_vs_floor", "ours_vs_baseline",
     "per_file_ms", "rows_per_s", "ratio_baseline", "ratio_floor", "peak", "rows_by_scenario", "outputs", "machine",
+    # the realistic night: 1 % of the returns new or changed, on the cold run's outbox
+    "nightly_s", "nightly_vs_clerk",
 }
 SCENARIOS = ("ours", "rerun", "baseline", "clerk_plain", "clerk", "floor")
 # The benchmark's parent holds this much while it measures. A child of a big parent inherits the
@@ -54,7 +56,7 @@ def test_reports_every_key(result: dict) -> None:
 
 
 def test_values_are_sane(result: dict) -> None:
-    for key in ("ours_s", "rerun_s", "baseline_s", "clerk_plain_s", "clerk_s", "floor_s", "per_file_ms", "rows_per_s",
+    for key in ("ours_s", "rerun_s", "nightly_s", "nightly_vs_clerk", "baseline_s", "clerk_plain_s", "clerk_s", "floor_s", "per_file_ms", "rows_per_s",
                 "peak_rss_mib", "ours_vs_baseline", "ours_vs_clerk_plain", "ours_vs_clerk", "ours_vs_floor"):
         assert isinstance(result[key], (int, float)) and result[key] > 0, (key, result[key])
     # one repetition: the paired ratio is the ratio of that repetition's times
@@ -63,6 +65,8 @@ def test_values_are_sane(result: dict) -> None:
     assert result["ratio_floor"] == result["ours_vs_floor"] and result["ratio_baseline"] == result["ours_vs_baseline"]
     assert result["per_file_ms"] == pytest.approx(1000 * result["ours_s"] / 15, rel=1e-2)
     assert result["exit"]["ours"] == [1]  # 5 % of the returns have errors
+    assert result["exit"]["nightly"] == [1]  # the corrected returns replace clean ones; the errors stay
+    assert result["corpus"]["nightly_changed"] == 1  # 1 % of 15, at least one
     assert all(result["exit"][k] == [0] for k in ("baseline", "clerk_plain", "clerk", "floor")), result["exit"]
 
 
