@@ -492,11 +492,15 @@ def render_merge(run: Any) -> str:
     for goal in run.catalog.goals:
         c = r["goals"][str(goal.number)]
         lines.append(f"  基本目標{goal.number} {goal.name}: A {c['A']}  B {c['B']}  C {c['C']}  D {c['D']}")
-    outstanding = [o for o in r["offices"] if o["status"] != "受理"]
+    outstanding = [o for o in run.outcome.offices if o.owes]
     if outstanding:
-        lines.append("未完了の担当課: " + "、".join(f"{o['office']}({o['status']}、残り {o['missing']})" for o in outstanding))
+        lines.append("未完了の担当課: " + "、".join(f"{o.office}({o.shown()}、残り {o.missing})" for o in outstanding))
     else:
         lines.append("全ての担当課の評価がそろいました。")
+    later = [o for o in run.outcome.offices if o.later_errors]
+    if later:
+        lines.append("受理済みで後の提出にエラーがある担当課(督促は不要、内容の確認を): "
+                     + "、".join(f"{o.office}({o.reason})" for o in later))
     if r["unattributed"]:
         shown = "、".join(r["unattributed"][:5]) + (f" ほか {len(r['unattributed']) - 5} 件" if len(r["unattributed"]) > 5 else "")
         lines.append(f"差出課不明のファイル {len(r['unattributed'])} 件: {shown}")

@@ -1139,6 +1139,9 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
     for status, (bg, fg) in STATUS_COLOURS.items():
         ws.conditional_format(1, 4, last, 4, {"type": "cell", "criteria": "==", "value": f'"{status}"',
                                               "format": wb.add_format({"bg_color": bg, "font_color": fg})})
+    ws.conditional_format(1, 4, last, 4, {"type": "text", "criteria": "begins with", "value": f"{STATUS_ACCEPTED}(",
+                                          "format": wb.add_format({"bg_color": STATUS_COLOURS[STATUS_ACCEPTED][0],
+                                                                   "font_color": "#833C0C"})})
     if overdue:
         ws.conditional_format(1, 4, last, 4, {"type": "text", "criteria": "begins with", "value": STATUS_OVERDUE,
                                               "format": wb.add_format({"bg_color": "#FF0000", "font_color": "#FFFFFF",
@@ -1155,8 +1158,7 @@ def _status_office_row(ws: Worksheet, st: _Styles, r: int, o: Any, *, overdue: b
     st.put(ws, r, 0, o.office, "wrap")
     for c, n in ((1, o.assignments), (2, o.valid), (3, o.missing)):
         ws.write_number(r, c, n, st.fmt["int"])
-    late = overdue and o.status != STATUS_ACCEPTED  # still owes answers after the deadline
-    st.put(ws, r, 4, f"{STATUS_OVERDUE}({o.status})" if late else o.status, "center")
+    st.put(ws, r, 4, o.shown(overdue), "center")
     ws.write_number(r, 5, o.received, st.fmt["int"])
     st.put(ws, r, 6, o.last_file, "wrap")
     st.put_time(ws, r, 7, o.last_time)

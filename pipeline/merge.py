@@ -18,7 +18,6 @@ each evaluation that disappeared is listed (`row-dropped`) with the file it last
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
@@ -173,10 +172,9 @@ def office_statuses(
     catalog: Catalog, files: list[FileVerdict], chosen: Mapping[tuple[str, str], Evaluation]
 ) -> list[OfficeStatus]:
     """提出状況: per office, what it owes, what it sent (a rejected file counts as sent when its office
-    is known by its sender or name) and what is still missing."""
-    office_of = {a.key: a.office for a in catalog.assignments}
-    expected = Counter(office_of.values())
-    valid = Counter(office_of[key] for key in chosen)
+    is known by its sender or name) and what is still missing. The one decision of who still owes
+    what: an office whose every assignment has a valid row is 受理, whatever later files say (a
+    later file with errors is shown beside it); any other office owes exactly its missing ones."""
     by_office: dict[str, list[FileVerdict]] = {}
     for f in files:
         if f.status != "ignored":
@@ -184,36 +182,47 @@ def office_statuses(
                 by_office.setdefault(office, []).append(f)
     out: list[OfficeStatus] = []
     for office in catalog.offices:
-        if not expected[office]:
+        mine_assigned = [a for a in sorted(catalog.assignments_for_office(office), key=lambda a: a.order)]
+        if not mine_assigned:
             continue
         mine = by_office.get(office, [])
         latest = max(mine, key=order_key, default=None)
-        missing = expected[office] - valid[office]
-        with_errors = [f for f in newest_first(mine) if f.errors]
-        if not mine:
-            status = STATUS_MISSING
-        elif missing == 0:
+        missing = tuple(a.key for a in mine_assigned if a.key not in chosen)
+        standing = standing_errors(mine)
+        if not missing:
             status = STATUS_ACCEPTED
-        elif with_errors:
+        elif not mine:
+            status = STATUS_MISSING
+        elif standing:
             status = STATUS_ERRORS
         else:
             status = STATUS_PARTIAL
         reason = ""
-        if status == STATUS_ERRORS:
-            f = with_errors[0]
+        if standing:
+            f = standing[0]
             reason = f"{f.name}: {CODES[f.errors[0].code].title}" + (f" ほか {len(f.errors) - 1} 件" if len(f.errors) > 1 else "")
         out.append(
             OfficeStatus(
                 office=office,
-                assignments=expected[office],
+                assignments=len(mine_assigned),
                 received=len(mine),
-                valid=valid[office],
-                missing=missing,
+                valid=len(mine_assigned) - len(missing),
+                missing=len(missing),
                 status=status,
                 last_file=latest.name if latest else "",
                 last_time=latest.received if latest else "",
                 senders=tuple(sorted({f.sender for f in mine if f.sender})),
                 reason=reason,
+                missing_keys=missing,
+                error_files=tuple(f.name for f in standing),
             )
         )
     return out
+
+
+def standing_errors(mine: list[FileVerdict]) -> list[FileVerdict]:
+    """An office's files with errors that still stand, newest first: rejected or partial, and not
+    followed by a return of it accepted whole (an older failed try a good return replaced is over)."""
+    clean = max((order_key(f) for f in mine if f.status == "accepted"), default=None)
+    return [f for f in newest_first(mine)
+            if f.status in ("rejected", "partial") and f.errors and (clean is None or order_key(f) > clean)]

@@ -446,6 +446,13 @@ CODES: dict[str, Code] = {
         "事業No.{project}・担当課「{value}」の行がテンプレートにありません(行が削除された可能性があります)。"
         "この評価は未提出の扱いです。配布したテンプレートの行を削除せずに記入して送ってください。",
     ),
+    "row-from-earlier": Code(
+        WARNING,
+        "前回の提出の評価を使用",
+        "事業No.{project}・担当課「{value}」の行はこのファイルにはありません。前回の提出({older})の評価を使います。"
+        "直す評価だけを送った場合は、対応は不要です。",
+        level="note",
+    ),
     "row-moved": Code(
         WARNING,
         "テンプレートの行が移動している",
@@ -660,6 +667,9 @@ class FileVerdict:
     office_source: str = "none"  # one of OFFICE_SOURCES
     offices: frozenset[str] = frozenset()  # offices whose assignments its rows (valid or not) answer
     excluded: tuple[ExcludedRow, ...] = ()
+    # The office's assignments our template return has no row for (each a row-missing, or
+    # row-from-earlier when an earlier file holds a valid row for it), in plan order.
+    absent: tuple[tuple[str, str], ...] = ()
     saved: str = ""  # docProps/core.xml dcterms:modified (UTC), "" when the workbook has none
     reason: str = ""  # why an ignored file was not read (Japanese)
     from_cache: bool = False  # validated on an earlier night (same bytes): see pipeline.cache
@@ -685,6 +695,14 @@ class FileVerdict:
     @classmethod
     def ignored(cls, source: Provenance, reason: str, issues: Iterable[Issue] = (), **fields: Any) -> FileVerdict:
         return cls(source=source, status="ignored", issues=tuple(issues), reason=reason, **fields)
+
+    def with_issues(self, issues: Iterable[Issue]) -> FileVerdict:
+        """This verdict with its issues replaced, its status following from them as in `judged`."""
+        if self.status not in ("accepted", "partial"):
+            return dataclasses.replace(self, issues=tuple(issues))
+        return FileVerdict.judged(self.source, issues, self.rows, **{
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+            if f.name not in ("source", "status", "issues", "rows")})
 
     def failed(self, issue: Issue) -> FileVerdict:
         """This verdict with one more file-level error: rejected, no rows (e.g. internal-error)."""
@@ -808,11 +826,15 @@ STATUS_ACCEPTED = "受理"
 UNATTRIBUTED = "差出課不明"
 # Shown before the status of an office that still owes answers after the deadline: 期限超過(未提出).
 STATUS_OVERDUE = "期限超過"
+# Shown beside 受理 when a file of the office with errors came after the returns in use: staff look
+# at it, the office owes nothing (受理(後の提出にエラーあり)).
+LATER_ERRORS = "後の提出にエラーあり"
 
 
 @dataclass(frozen=True)
 class OfficeStatus:
-    """One row of 提出状況."""
+    """One row of 提出状況: the one decision of what an office still owes, read by the master's
+    提出状況, `status`, `remind` and the merge's console summary (through the run report)."""
 
     office: str
     assignments: int
@@ -823,7 +845,48 @@ class OfficeStatus:
     last_file: str = ""
     last_time: str = ""
     senders: tuple[str, ...] = ()
-    reason: str = ""  # why エラーあり: the newest error of the office's files
+    reason: str = ""  # the newest error of the office's files with errors that still stand
+    missing_keys: tuple[tuple[str, str], ...] = ()  # (事業, 担当課) of each assignment with no valid row
+    error_files: tuple[str, ...] = ()  # its files with errors not followed by a return accepted whole
+
+    @property
+    def owes(self) -> bool:
+        """Still owes answers: some assignment has no valid row. Only such an office is reminded."""
+        return self.status != STATUS_ACCEPTED
+
+    @property
+    def later_errors(self) -> bool:
+        """受理, and a file with errors came after: shown beside 受理 for staff, never a reminder."""
+        return self.status == STATUS_ACCEPTED and bool(self.error_files)
+
+    def shown(self, overdue: bool = False) -> str:
+        return office_label(self.status, self.later_errors, overdue)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "office": self.office,
+            "assignments": self.assignments,
+            "received": self.received,
+            "valid": self.valid,
+            "missing": self.missing,
+            "status": self.status,
+            "shown": self.shown(),
+            "owes": self.owes,
+            "reason": self.reason,
+            "last_file": self.last_file,
+            "last_time": self.last_time,
+            "senders": list(self.senders),
+            "missing_assignments": [{"project": p, "department": d} for p, d in self.missing_keys],
+            "error_files": list(self.error_files),
+        }
+
+
+def office_label(status: str, later_errors: bool, overdue: bool) -> str:
+    """An office's status as every output shows it: 受理, 受理(後の提出にエラーあり), 一部受理, …, and
+    期限超過(…) for an office that still owes answers after the deadline."""
+    if status == STATUS_ACCEPTED:
+        return f"{status}({LATER_ERRORS})" if later_errors else status
+    return f"{STATUS_OVERDUE}({status})" if overdue else status
 
 
 @dataclass(frozen=True)
@@ -927,21 +990,7 @@ class RunReport:
             "errors": counts["errors"],
             "warnings": counts["warnings"],
             "previous_rows": self.outcome.previous_rows,
-            "offices": [
-                {
-                    "office": o.office,
-                    "assignments": o.assignments,
-                    "received": o.received,
-                    "valid": o.valid,
-                    "missing": o.missing,
-                    "status": o.status,
-                    "reason": o.reason,
-                    "last_file": o.last_file,
-                    "last_time": o.last_time,
-                    "senders": list(o.senders),
-                }
-                for o in self.outcome.offices
-            ],
+            "offices": [o.to_dict() for o in self.outcome.offices],
             "unattributed": list(self.outcome.unattributed),
             "dropped": [dataclasses.asdict(d) for d in self.outcome.dropped],
             "notices": list(self.notices),

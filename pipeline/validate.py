@@ -30,6 +30,7 @@ from pipeline.cache import ResultCache
 from pipeline.catalog import Assignment, Catalog
 from pipeline.celltext import utf16_len
 from pipeline.ingest import Source
+from pipeline.merge import USABLE, order_key
 from pipeline.normalize import (
     fiscal_years,
     parse_measure,
@@ -365,6 +366,7 @@ class Content:
     issues: tuple[Issue, ...] = ()
     rows: tuple[Evaluation, ...] = ()
     excluded: tuple[ExcludedRow, ...] = ()
+    absent: tuple[tuple[str, str], ...] = ()  # the office's assignments a template return has no row for
     saved: str = ""
     ignore: str = ""  # why it is not read (one of our own outputs)
 
@@ -498,16 +500,20 @@ def _finish(catalog: Catalog, d: _Draft) -> Content:
                                c.value[RATING] or "", c.value[OUTLOOK] or "", name, c.sheet, c.row,
                                d.source.received, (c.cells.get(RESULT, ""), c.cells.get(OUTLOOK, ""))))
     office, source = d.office, d.office_source
+    absent: tuple[tuple[str, str], ...] = ()
     if template and verified:
         issues.extend(dataclasses.replace(i, file=name)
                       for i in _template_order(catalog, verified, placed, layout.TEMPLATE_SHEET))
+        have = {key for key, _ in placed}
+        absent = tuple(a.key for a in catalog.assignments_for_office(verified) if a.key not in have)
     if source not in VERIFIED_SOURCES:
         if len(offices) == 1:
             office, source = next(iter(offices)), "rows"
         if offices:
             issues.append(make_issue("office-unverified", file=name))
     return Content(kind=d.kind, office=office, office_source=source, offices=frozenset(offices | ({office} - {""})),
-                   issues=tuple(issues), rows=tuple(rows), excluded=tuple(excluded), saved=d.saved)
+                   issues=tuple(issues), rows=tuple(rows), excluded=tuple(excluded), absent=absent,
+                   saved=d.saved)
 
 
 def _sender_issues(catalog: Catalog, source: Provenance, office: str) -> list[Issue]:
@@ -537,7 +543,37 @@ def _verdict(catalog: Catalog, d: _Draft, content: Content, from_cache: bool) ->
                               "saved": content.saved, "from_cache": from_cache}
     if content.ignore:
         return FileVerdict.ignored(prov, content.ignore, issues, **fields)
-    return FileVerdict.judged(prov, issues, rows, offices=content.offices, excluded=content.excluded, **fields)
+    return FileVerdict.judged(prov, issues, rows, offices=content.offices, excluded=content.excluded,
+                              absent=content.absent, **fields)
+
+
+def _absent_rows(catalog: Catalog, verdicts: list[FileVerdict]) -> list[FileVerdict]:
+    """A template return without a row for one of its office's assignments: row-missing when no
+    earlier file holds a valid row for it; otherwise a partial correction, and the assignment keeps
+    the earlier file's value (row-from-earlier names that file)."""
+    usable = [(order_key(v), v) for v in verdicts if v.status in USABLE]
+    out = []
+    for v in verdicts:
+        if not v.absent or v.status not in USABLE:
+            out.append(v)
+            continue
+        rank = order_key(v)
+        missing = iter(v.absent)
+        issues = []
+        for i in v.issues:
+            if i.code != "row-missing":
+                issues.append(i)
+                continue
+            key = next(missing)
+            earlier = max(((k, e) for k, e in usable if k < rank and any(r.key == key for r in e.rows)),
+                          key=lambda pair: pair[0], default=None)
+            if earlier is None:
+                issues.append(i)
+            else:
+                issues.append(make_issue("row-from-earlier", file=v.name, sheet=i.sheet, value=key[1],
+                                         project=catalog.projects[key[0]].label, older=earlier[1].name))
+        out.append(v.with_issues(issues))
+    return out
 
 
 def _attributed(catalog: Catalog, verdict: FileVerdict) -> FileVerdict:
@@ -658,7 +694,7 @@ def validate_sources(
         if content is None:
             content = finished[id(slot)]
         out.append(_verdict(catalog, slot, content, from_cache))
-    return out
+    return _absent_rows(catalog, out)
 
 
 def validate_paths(

@@ -33,7 +33,7 @@ from typing import Any
 
 from pipeline.catalog import Assignment, Catalog, load_catalog, year_label
 from pipeline.errors import InputError, OutputError, PipelineError
-from pipeline.report import CODES, STATUS_ACCEPTED, STATUS_OVERDUE, UNATTRIBUTED, FileVerdict, Issue
+from pipeline.report import CODES, STATUS_ACCEPTED, UNATTRIBUTED, FileVerdict, Issue, office_label
 from pipeline.settings import Settings
 
 REPORT_NAME = "run-report.json"  # as pipeline.runner (not imported: it pulls in the merge)
@@ -371,18 +371,24 @@ class SubmissionStatus:
 
     @property
     def outstanding(self) -> list[dict[str, Any]]:
-        """Offices that still owe answers (status other than 受理)."""
-        return [o for o in self.offices if o.get("status") != STATUS_ACCEPTED]
+        """Offices that still owe answers, as the merge decided (merge.office_statuses)."""
+        return [o for o in self.offices if owes(o)]
 
     def status_of(self, office: dict[str, Any]) -> str:
-        """The office's status as the master shows it: 期限超過(未提出) once the deadline has passed."""
-        status = str(office.get("status", ""))
-        return f"{STATUS_OVERDUE}({status})" if self.overdue and status != STATUS_ACCEPTED else status
+        """The office's status as the master shows it: 受理(後の提出にエラーあり), 期限超過(未提出) once
+        the deadline has passed."""
+        return office_label(str(office.get("status", "")), bool(office.get("error_files")) and not owes(office),
+                            self.overdue)
 
     @property
     def exit_code(self) -> int:
         """0 every office's answers are in, 1 some office still owes answers."""
         return 1 if self.outstanding else 0
+
+
+def owes(office: dict[str, Any]) -> bool:
+    """A run report's office entry still owes answers (the merge's decision, `OfficeStatus.owes`)."""
+    return bool(office["owes"]) if "owes" in office else office.get("status") != STATUS_ACCEPTED
 
 
 def submission_status(settings: Settings, year: str | None = None, today: date | None = None) -> SubmissionStatus:
@@ -437,6 +443,10 @@ def render_status(s: SubmissionStatus) -> str:
         lines.append("督促メールの下書きは python -m pipeline remind で outbox/reminders/ に作れます。")
     else:
         lines.append("全ての担当課の評価がそろいました。")
+    later = [o for o in s.offices if o.get("error_files") and not owes(o)]
+    if later:
+        names = "、".join(str(o.get("office", "")) for o in later)
+        lines.append(f"受理済みで後の提出にエラーがある課: {names}(督促は不要です。理由の欄のファイルを確認してください)")
     return "\n".join(lines)
 
 
@@ -471,23 +481,27 @@ MAX_ERRORS_PER_FILE = 50  # the rest are in the attached copy's エラー一覧
 
 def plan_reminders(settings: Settings, year: str | None = None, today: date | None = None) -> list[Reminder]:
     """One Reminder per office that owes answers, from the latest run report of `year` (default
-    `[plan] year`) and the catalog: an office owes answers when assignments of it are missing from
-    the master, or when its newest returns (none accepted since) were rejected or had errors."""
+    `[plan] year`) and the catalog. Who owes what is the merge's decision (`OfficeStatus`, in the
+    report's offices): an office 受理 is never reminded, whatever later files say; any other office
+    is told exactly the assignments it still owes, and the errors of its files that still stand."""
     year = year or settings.year
     today = today or date.today()
     _, data = latest_report(settings.outbox, year)
     catalog = load_catalog(year, settings.schemas)
     have = {(e.get("project"), e.get("department")) for e in data.get("evaluations", []) if isinstance(e, dict)}
-    files = [f for f in data.get("files", []) if isinstance(f, dict)]
+    files = {str(f.get("name", "")): f for f in data.get("files", []) if isinstance(f, dict)}
     deadline = _deadline_for(settings, year)
     out = []
-    for office in (o.get("office", "") for o in data.get("offices", []) if isinstance(o, dict)):
-        if office not in catalog.offices:
-            continue  # the catalog changed since the run: nothing we can say about it
-        missing = tuple(a for a in catalog.assignments_for_office(office) if a.key not in have)
-        current = _current_error_files([f for f in files if f.get("office") == office])
-        if not missing and not current:
-            continue
+    for o in (o for o in data.get("offices", []) if isinstance(o, dict)):
+        office = o.get("office", "")
+        if office not in catalog.offices or not owes(o):
+            continue  # answered, or the catalog changed since the run: nothing we can say about it
+        if "missing_assignments" in o:
+            keys = {(m.get("project"), m.get("department")) for m in o["missing_assignments"]}
+            missing = tuple(a for a in catalog.assignments_for_office(office) if a.key in keys)
+        else:
+            missing = tuple(a for a in catalog.assignments_for_office(office) if a.key not in have)
+        current = [files[n] for n in o.get("error_files", []) if n in files]
         errors = tuple(
             FileError(str(f.get("name", "")), str(i.get("sheet", "")), str(i.get("cell", "")), str(i.get("message", "")))
             for f in current for i in _error_issues(f)
@@ -503,23 +517,10 @@ def plan_reminders(settings: Settings, year: str | None = None, today: date | No
     return out
 
 
-def _current_error_files(mine: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The office's returns with errors that still stand: rejected or partial, and not followed by
-    a return accepted whole (an older failed try that a good return replaced is not owed)."""
-    clean = max((str(f.get("received", "")) for f in mine if f.get("status") == "accepted"), default="")
-    return [
-        f for f in mine
-        if f.get("status") in ("rejected", "partial") and _error_issues(f) and str(f.get("received", "")) >= clean
-    ]
-
-
 def _body(catalog: Catalog, office: str, missing: Sequence[Assignment], files: list[dict[str, Any]],
           attachments: Sequence[Path], contact: str, deadline: date | None, today: date, generated: str) -> str:
     late = deadline_passed(deadline, today)
-    situation = (
-        f"{office}の評価がまだそろっていません。" if missing
-        else f"{office}から返送いただいたファイルに誤りがありました(集約には前回受け付けた評価を使っています)。"
-    )
+    situation = f"{office}の評価がまだそろっていません。"
     lines = [
         f"{office} ご担当者様",
         "",

@@ -430,7 +430,8 @@ def test_status_sheet_one_row_per_office(full) -> None:
     assert ws.freeze_panes == "B2"
     rules = [cf for cf in ws.conditional_formatting]
     assert [str(cf.sqref) for cf in rules] == [f"E2:E{len(result.offices) + 1}"]
-    assert {r.formula[0] for r in rules[0].rules} == {'"受理"', '"一部受理"', '"エラーあり"', '"未提出"', '"差出課不明"'}
+    assert {r.formula[0] for r in rules[0].rules} == {'"受理"', '"一部受理"', '"エラーあり"', '"未提出"', '"差出課不明"',
+                                                       'LEFT(E2,3)="受理("'}
     head = find_row(ws, 1, "受信ファイル一覧") + 1
     assert ws.cell(row=head, column=1).value == "ファイル"
     for i, f in enumerate(files, start=head + 1):
