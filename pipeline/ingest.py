@@ -58,6 +58,8 @@ class Source:
     sender: str = ""
     subject: str = ""
     notes: list[Issue] = field(default_factory=list)  # warnings about the envelope it came in
+    mtime: str = ""  # ISO 8601, local time: the inbox file's modification time
+    email_date: str = ""  # ISO 8601: the e-mail's Date header it came in, "" when none
 
     @cached_property
     def sha256(self) -> str:
@@ -65,7 +67,8 @@ class Source:
 
     @property
     def provenance(self) -> Provenance:
-        return Provenance(self.name, str(self.path), self.sha256, self.received, self.sender, self.subject)
+        return Provenance(self.name, str(self.path), self.sha256, self.received, self.sender, self.subject,
+                          mtime=self.mtime or self.received, email_date=self.email_date)
 
 
 def local_time(timestamp: float | datetime) -> str:
@@ -163,7 +166,7 @@ def open_inputs(files: Iterable[Listed], limits: LimitSettings) -> Iterator[Sour
             try:
                 st = path.stat()
                 received = local_time(st.st_mtime)
-                where = Provenance(name, str(path), received=received)
+                where = Provenance(name, str(path), received=received, mtime=received)
                 if st.st_size > limits.max_file_mib * 2**20:
                     issue = make_issue("file-too-large", file=name, value=f"{st.st_size / 2**20:.1f} MiB",
                                        detail=f"{st.st_size / 2**20:.1f} MiB、上限 {limits.max_file_mib} MiB")
@@ -174,7 +177,7 @@ def open_inputs(files: Iterable[Listed], limits: LimitSettings) -> Iterator[Sour
                 yield FileVerdict.judged(where, [make_issue("file-vanished", file=name, detail=type(exc).__name__)])
                 continue
             if suffix in WORKBOOK_SUFFIXES:
-                yield Source(name, path, data, received)
+                yield Source(name, path, data, received, mtime=received)
             else:
                 yield from _unwrap(unwrapper, path, name, data, received, limits)
 
@@ -203,13 +206,15 @@ def _unwrap(
         else:
             detail = f"{type(exc).__name__}: {str(exc)[:160]}"
         code = "zip-unreadable" if path.suffix.lower() == ".zip" else "email-unreadable"
-        where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), received)
+        where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), received, mtime=received)
         yield FileVerdict.judged(where, [make_issue(code, file=name, value=path.name, detail=detail)])
         return
-    when = local_time(message.received) if message.received else received
+    dated = local_time(message.received) if message.received else ""
+    when = dated or received
     errors = [i for i in message.issues if i.is_error]
     if not message.attachments or errors:
-        where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), when, message.sender, message.subject)
+        where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), when, message.sender, message.subject,
+                           mtime=received, email_date=dated)
         issues = errors or list(message.issues)
         yield FileVerdict.judged(where, [_renamed(i, name) for i in issues])
     warnings = [_renamed(i, name) for i in message.issues if not i.is_error]
@@ -221,7 +226,8 @@ def _unwrap(
             n += 1
             inner = f"{name} › {att.name} ({n})"
         used.add(inner)
-        yield Source(inner, path, att.data, when, message.sender, message.subject, notes=warnings)
+        yield Source(inner, path, att.data, when, message.sender, message.subject, notes=warnings, mtime=received,
+                     email_date=dated)
 
 
 def _renamed(issue: Issue, name: str) -> Issue:

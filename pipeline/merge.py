@@ -9,7 +9,9 @@ Which row wins, for each (事業, 担当課):
 2. Then the newest: by the time the workbook itself was last saved (docProps/core.xml, rewritten
    by Excel and LibreOffice on every save), then the time it was received (the e-mail's Date,
    else the file's modification time), then the name. A draft copied into the inbox after the
-   correction has the older saved time and loses; `order-conflict` says so.
+   correction has the older saved time and loses; `order-conflict` says so. A saved time or Date
+   more than a day after the run's clock is not believed (`evidence`, time-in-future), and equal
+   deciding times are a tie (`order-tie`), never "newer".
 
 A newer invalid row never replaces an older valid one, because invalid rows never reach a
 verdict's rows (`row-kept-older` tells the department). Compared with the previous run's master,
@@ -19,7 +21,7 @@ each evaluation that disappeared is listed (`row-dropped`) with the file it last
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pipeline.catalog import Catalog
 from pipeline.report import (
@@ -40,12 +42,56 @@ from pipeline.report import (
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 USABLE = ("accepted", "partial")
+# A time later than the run's clock by more than this is not believed (a PC whose clock is wrong).
+FUTURE_SLACK = timedelta(days=1)
+EVIDENCE_JA = {"saved": "ブックの保存日時", "email-date": "メールの送信日時", "mtime": "ファイルの更新日時",
+               "name": "ファイル名"}
+
+
+def evidence(f: FileVerdict, now: datetime | None = None) -> tuple[tuple[tuple[str, str], ...], list[tuple[str, str]]]:
+    """The believed evidence that orders a file, as (source, ISO time) pairs, deciding first, and
+    the times not believed because they lie more than a day after `now`. Saved time, then the
+    e-mail's Date, then the file's modification time; a file with none is ordered by its name."""
+    p = f.source
+    mtime = p.mtime or (p.received if p.received != p.email_date else "")
+    believed: list[tuple[str, str]] = []
+    future: list[tuple[str, str]] = []
+    for source, iso in (("saved", f.saved), ("email-date", p.email_date), ("mtime", mtime)):
+        when = moment(iso)
+        if when is None:
+            continue
+        if now is not None and source != "mtime" and when > now + FUTURE_SLACK:
+            future.append((source, iso))
+        else:
+            believed.append((source, iso))
+    return tuple(believed), future
+
+
+def _believed(f: FileVerdict) -> tuple[tuple[str, str], ...]:
+    return f.order_times if f.order_source else evidence(f)[0]
+
+
+def order_source(f: FileVerdict) -> str:
+    """`saved`, `email-date`, `mtime` or `name`: what decides where the file stands."""
+    times = _believed(f)
+    return times[0][0] if times else "name"
 
 
 def order_key(f: FileVerdict) -> tuple[bool, datetime, datetime, str]:
-    """Rank of a file's rows: verified office first, then saved, received, name (larger wins)."""
-    received = moment(f.received) or _EPOCH
-    return (f.verified, moment(f.saved) or received, received, f.name)
+    """Rank of a file's rows: verified office first, then its deciding time, its next evidence,
+    its name (larger wins)."""
+    times = [moment(iso) for _, iso in _believed(f)]
+    first = times[0] if times else None
+    second = times[1] if len(times) > 1 else first
+    return (f.verified, first or _EPOCH, second or _EPOCH, f.name)
+
+
+def _tie_breaker(winner: FileVerdict, loser: FileVerdict) -> str:
+    """How two files whose deciding times are equal were told apart."""
+    times = _believed(winner)
+    if order_key(winner)[2] != order_key(loser)[2] and len(times) > 1:
+        return f"{EVIDENCE_JA[times[1][0]]}が新しい方"
+    return "ファイル名の順(後ろの方)"
 
 
 def newest_first(files: Iterable[FileVerdict]) -> list[FileVerdict]:
@@ -61,6 +107,7 @@ def merge(
     chosen: dict[tuple[str, str], Evaluation] = {}
     source: dict[tuple[str, str], FileVerdict] = {}
     notes: list[Issue] = []
+    tied: set[tuple[str, str]] = set()
     for f in newest_first(x for x in files if x.status in USABLE):
         for row in f.rows:
             winner = source.get(row.key)
@@ -68,7 +115,15 @@ def merge(
                 chosen[row.key] = row
                 source[row.key] = f
                 continue
-            why = "より新しい提出" if winner.verified == f.verified else "提出した課が確認できたファイルを優先"
+            if winner.verified != f.verified:
+                why = "提出した課が確認できたファイルを優先"
+            elif order_key(winner)[1] == order_key(f)[1]:
+                why = f"{EVIDENCE_JA[order_source(winner)]}が同じため、{_tie_breaker(winner, f)}を採用"
+                if (winner.name, f.name) not in tied:
+                    tied.add((winner.name, f.name))
+                    notes.append(_order_tie(winner, f))
+            else:
+                why = "より新しい提出"
             notes.append(
                 make_issue("row-superseded", file=f.name, sheet=row.sheet, cell=f"A{row.row}" if row.row else "",
                            value=row.department, project=catalog.projects[row.project].label,
@@ -113,6 +168,16 @@ def merge(
     )
 
 
+def _order_tie(winner: FileVerdict, loser: FileVerdict) -> Issue:
+    """Two files whose deciding times are equal: the winner is not newer, only chosen."""
+    when = order_key(winner)[1]
+    shown = shown_moment(when) if when != _EPOCH else "日時なし"
+    source = order_source(winner)
+    return make_issue("order-tie", file=loser.name, value=loser.name, other=winner.name, winner=winner.name,
+                      office=winner.office or loser.office or "提出元不明", what=EVIDENCE_JA[source],
+                      time=shown, breaker=_tie_breaker(winner, loser))
+
+
 def _order_conflicts(files: list[FileVerdict]) -> list[Issue]:
     """A file of an office received after the one whose rows win, but saved before it: an old draft
     put in the inbox late. Its rows lose (saved order); say so, naming both."""
@@ -128,13 +193,15 @@ def _order_conflicts(files: list[FileVerdict]) -> list[Issue]:
             saved, received = moment(f.saved), moment(f.received)
             if f is winner or not (saved and received and w_saved and w_received):
                 continue
+            if order_source(f) != "saved" or order_source(winner) != "saved":
+                continue  # a saved time not believed (time-in-future) orders nothing
             if received > w_received and saved < w_saved:
                 notes.append(make_issue("order-conflict", file=f.name, value=f.name, office=office, other=winner.name,
-                                        saved=_shown(saved), other_saved=_shown(w_saved)))
+                                        saved=shown_moment(saved), other_saved=shown_moment(w_saved)))
     return notes
 
 
-def _shown(when: datetime) -> str:
+def shown_moment(when: datetime) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M")
 
 

@@ -410,6 +410,20 @@ CODES: dict[str, Code] = {
         "古い下書きが後から受付フォルダに置かれていないか確認してください。",
         level="note",
     ),
+    "time-in-future": Code(
+        WARNING,
+        "未来の日時",
+        "{what}「{value}」が集約した時刻より1日以上先のため、この日時は信用せず、{fallback}で提出の新旧を判断しました。"
+        "送った人のパソコンの日付・時刻の設定を確認してもらい、正しい時刻で保存し直して送ってもらってください。",
+        level="note",
+    ),
+    "order-tie": Code(
+        WARNING,
+        "提出の新旧を決められない",
+        "{office} のファイル「{value}」と「{other}」は{what}が同じ({time})で、どちらが新しいか分かりません。"
+        "{breaker}で「{winner}」の内容を使っています。違う場合は、古い方を受付フォルダから移してください。",
+        level="note",
+    ),
     "row-dropped": Code(
         WARNING,
         "前回あった評価が消えた",
@@ -620,6 +634,10 @@ class Evaluation:
         return (self.project, self.department)
 
 
+# The evidence that orders a file among others, strongest first: the workbook's saved time
+# (docProps/core.xml), the e-mail's Date, the file's modification time, else its name alone.
+ORDER_SOURCES = ("saved", "email-date", "mtime", "name")
+
 # How a file's office was decided, strongest first. The first three verify the office: a file with
 # a verified office may change only that office's assignments, and its rows win over rows from a
 # file whose office could not be verified ("rows": every row names one office; "none": several).
@@ -637,6 +655,8 @@ class Provenance:
     received: str = ""  # ISO 8601: the e-mail's Date header, else the file's modification time
     sender: str = ""
     subject: str = ""
+    mtime: str = ""  # ISO 8601: the inbox file's modification time
+    email_date: str = ""  # ISO 8601: the Date header of the e-mail it came in, "" when none
 
 
 @dataclass(frozen=True)
@@ -672,6 +692,10 @@ class FileVerdict:
     absent: tuple[tuple[str, str], ...] = ()
     saved: str = ""  # docProps/core.xml dcterms:modified (UTC), "" when the workbook has none
     reason: str = ""  # why an ignored file was not read (Japanese)
+    # Which evidence orders it among the office's files (one of ORDER_SOURCES) and the believed
+    # times, deciding first: set by validation against the run's clock (see merge.evidence).
+    order_source: str = ""
+    order_times: tuple[tuple[str, str], ...] = ()
     from_cache: bool = False  # validated on an earlier night (same bytes): see pipeline.cache
 
     @classmethod
@@ -755,6 +779,7 @@ class FileVerdict:
             "office_source": self.office_source,
             "saved": self.saved,
             "received": s.received,
+            "order_source": self.order_source,
             "sha256": s.sha256,
             "sender": s.sender,
             "subject": s.subject,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from pipeline.cache import ResultCache
 from pipeline.catalog import Assignment, Catalog
 from pipeline.celltext import utf16_len
 from pipeline.ingest import Source
-from pipeline.merge import USABLE, order_key
+from pipeline.merge import EVIDENCE_JA, USABLE, evidence, order_key, shown_moment
 from pipeline.normalize import (
     fiscal_years,
     parse_measure,
@@ -47,6 +48,7 @@ from pipeline.report import (
     ValidationReport,
     internal_error,
     make_issue,
+    moment,
 )
 from pipeline.settings import LimitSettings
 
@@ -547,6 +549,23 @@ def _verdict(catalog: Catalog, d: _Draft, content: Content, from_cache: bool) ->
                               absent=content.absent, **fields)
 
 
+def _dated(verdicts: list[FileVerdict], now: datetime) -> list[FileVerdict]:
+    """Each file's ordering evidence against the run's clock: a saved time or an e-mail Date more
+    than a day ahead is not believed (time-in-future) and the next evidence orders the file."""
+    out = []
+    for v in verdicts:
+        if v.status == "ignored":
+            out.append(v)
+            continue
+        believed, future = evidence(v, now)
+        source = believed[0][0] if believed else "name"
+        issues = [make_issue("time-in-future", file=v.name, value=shown_moment(when), what=EVIDENCE_JA[what],
+                             fallback=EVIDENCE_JA[source])
+                  for what, iso in future if (when := moment(iso)) is not None]
+        out.append(dataclasses.replace(v, order_source=source, order_times=believed, issues=(*v.issues, *issues)))
+    return out
+
+
 def _absent_rows(catalog: Catalog, verdicts: list[FileVerdict]) -> list[FileVerdict]:
     """A template return without a row for one of its office's assignments: row-missing when no
     earlier file holds a valid row for it; otherwise a partial correction, and the assignment keeps
@@ -600,6 +619,7 @@ def validate_sources(
     *,
     fiscal_year: str | None = None,
     read_own_outputs: bool = False,
+    now: datetime | None = None,
 ) -> list[FileVerdict]:
     """One verdict per item, in order; verdicts passed in (ignored, unreadable) are kept.
 
@@ -609,7 +629,8 @@ def validate_sources(
     `fiscal_year` is the year the files must name (default: the catalog's): a workbook naming another
     is year-mismatch. `import-published` reads last year's table against this year's catalog with
     `fiscal_year="R5"`. `read_own_outputs` reads a workbook this tool wrote (a 公表用ブック, say)
-    instead of ignoring it as own-output.
+    instead of ignoring it as own-output. `now` is the run's clock (default: the time now): a
+    saved time or e-mail Date more than a day after it is not believed (time-in-future).
     """
     options = _Options(fiscal_year or catalog.year, read_own_outputs)
     suffix = options.key(catalog)
@@ -694,7 +715,7 @@ def validate_sources(
         if content is None:
             content = finished[id(slot)]
         out.append(_verdict(catalog, slot, content, from_cache))
-    return _absent_rows(catalog, out)
+    return _absent_rows(catalog, _dated(out, now or datetime.now(UTC)))
 
 
 def validate_paths(

@@ -55,16 +55,16 @@ def test_the_long_reference_tables_live_in_docs_and_are_linked():
 
 
 def test_every_code_in_the_readme_is_a_registered_code():
-    """A kebab-case word in backticks is an issue code, a command, an office source or a make
-    target; anything else is a code that does not exist (a typo, or one renamed)."""
-    from pipeline.report import OFFICE_SOURCES
+    """A kebab-case word in backticks is an issue code, a command, an office or order source or a
+    make target; anything else is a code that does not exist (a typo, or one renamed)."""
+    from pipeline.report import OFFICE_SOURCES, ORDER_SOURCES
 
     commands = {n for n, c in cli.commands.items()} | {
         n for c in cli.commands.values() if isinstance(c, click.Group) for n in c.commands
     }
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.M))
-    known = set(CODES) | commands | set(OFFICE_SOURCES) | targets
+    known = set(CODES) | commands | set(OFFICE_SOURCES) | set(ORDER_SOURCES) | targets
     for word in set(re.findall(r"`([a-z]+(?:-[a-z0-9]+)+)`", README)):
         assert word in known, word
 

@@ -157,7 +157,7 @@ def test_a_file_of_no_known_office_never_overrides_an_offices_own_return(inbox: 
     (inbox / HEALTH).unlink()
     path = write_book(inbox / "取りまとめ.xlsx", office_sheet(
         ["健康課", "指導室"], answers={GUIDANCE_KEY: {"rating": "D"}}))
-    set_saved(path, later(inbox / GUIDANCE, 48))
+    set_saved(path, later(inbox / GUIDANCE, 20))
     run = run_merge(settings(inbox, outbox))
     f = verdict(run, "取りまとめ.xlsx")
     assert (f.office, f.office_source, f.status) == ("", "none", "accepted")
@@ -389,7 +389,7 @@ def test_archive_and_hidden_folders_are_listed_but_not_read(inbox: Path, outbox:
     folders and the folders of [paths] exclude are listed with the reason and not read."""
     for folder in ("old", ".trash", "処理済み"):
         stale = edit_return(inbox / WELFARE, inbox / folder / WELFARE, {("41", "地域福祉課"): {"rating": "D"}},
-                            saved=later(inbox / WELFARE, 48))
+                            saved=later(inbox / WELFARE, 20))
         assert stale.exists()
     (inbox / f"~${WELFARE}").write_bytes(b"owner")
     (inbox / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -17,7 +17,7 @@ import pytest
 import yaml
 from builders import RESULTS
 from plan_schemas import SCHEMAS_DIR
-from returns import saved_time, set_saved
+from returns import edit_return, saved_time, set_saved
 
 from pipeline.catalog import load_catalog
 from pipeline.master import master_name
@@ -246,3 +246,100 @@ def test_report_keys_of_the_office_decision(inbox: Path, outbox: Path) -> None:
     assert health["owes"] is True and health["shown"] == "未提出"
     assert health["missing_assignments"] == [{"project": "7", "department": "健康課"}]
     assert all(o["owes"] is False and o["missing_assignments"] == [] for o in data["offices"] if o["office"] != "健康課")
+
+
+# --- times that can be believed -------------------------------------------------------------------
+
+RECEIVED = datetime(2025, 5, 20, 10, 0, tzinfo=JST)
+
+
+def dated(path: Path, saved: datetime, received: datetime) -> Path:
+    """A return as it lies in the inbox: saved (core.xml) by the office's PC, received (mtime) here."""
+    set_saved(path, saved)
+    os.utime(path, (received.timestamp(), received.timestamp()))
+    return path
+
+
+def test_a_draft_saved_in_2099_does_not_beat_the_final(inbox: Path, outbox: Path) -> None:
+    """Before: a draft whose PC clock said 2099 beat every later correction, with only an
+    order-conflict warning. Now: its saved time is not believed (time-in-future), it is ordered by
+    when it arrived, and the final wins."""
+    key = ("41", "地域福祉課")
+    final = edit_return(inbox / WELFARE, inbox / "地域福祉課_最終版.xlsx", {key: {"rating": "C"}})
+    draft = edit_return(inbox / WELFARE, inbox / "地域福祉課_下書き.xlsx", {key: {"rating": "D"}})
+    (inbox / WELFARE).unlink()
+    dated(draft, datetime(2099, 1, 1, 9, tzinfo=UTC), RECEIVED)
+    dated(final, RECEIVED + timedelta(hours=2), RECEIVED + timedelta(hours=2, minutes=5))
+    _, run = night(inbox, outbox)
+    assert master_cells(outbox)[key] == ("C", final.name)
+    d, f = file_entry(run, draft.name), file_entry(run, final.name)
+    assert (d["order_source"], f["order_source"]) == ("mtime", "saved")
+    [future] = [i for i in d["issues"] if i["code"] == "time-in-future"]
+    assert future["severity"] == "warning"
+    assert "ブックの保存日時「2099-01-01 " in future["message"] and "ファイルの更新日時で提出の新旧を判断" in future["message"]
+    assert d["status"] == "superseded"
+    assert "order-conflict" not in [i["code"] for i in d["issues"]]
+    assert run.report["exit_code"] == 0
+
+
+def message_with(workbook: bytes, name: str, when: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "地域福祉課 <fukushi@city.example.lg.jp>"
+    msg["To"] = "chiiki-fukushi@city.example.lg.jp"
+    msg["Subject"] = "評価表"
+    msg["Date"] = when
+    msg.set_content("評価表を送付します。", charset="iso-2022-jp")
+    msg.add_attachment(workbook, maintype="application",
+                       subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet", filename=name)
+    return msg.as_bytes()
+
+
+def test_an_email_dated_in_the_future_is_ordered_by_its_file_time(inbox: Path, outbox: Path) -> None:
+    """A mail whose Date says 2099 and whose workbook was saved by the same wrong clock: neither
+    time is believed, the file time orders it, and the report says which evidence did."""
+    key = ("41", "地域福祉課")
+    final = edit_return(inbox / WELFARE, inbox / "地域福祉課_最終版.xlsx", {key: {"rating": "C"}})
+    draft = edit_return(inbox / WELFARE, inbox / "下書き.xlsx", {key: {"rating": "D"}})
+    set_saved(draft, datetime(2099, 3, 1, tzinfo=UTC))
+    eml = inbox / "地域福祉課_送付.eml"
+    eml.write_bytes(message_with(draft.read_bytes(), "評価表.xlsx", "Sun, 01 Mar 2099 10:00:00 +0900"))
+    draft.unlink()
+    (inbox / WELFARE).unlink()
+    os.utime(eml, (RECEIVED.timestamp(), RECEIVED.timestamp()))
+    dated(final, RECEIVED + timedelta(hours=1), RECEIVED + timedelta(hours=1))
+    _, run = night(inbox, outbox)
+    name = "地域福祉課_送付.eml › 評価表.xlsx"
+    e = file_entry(run, name)
+    assert e["order_source"] == "mtime"
+    messages = [i["message"] for i in e["issues"] if i["code"] == "time-in-future"]
+    assert len(messages) == 2
+    assert sorted(m[:m.index("「")] for m in messages) == ["ブックの保存日時", "メールの送信日時"]
+    assert all("「2099-03-0" in m and "ファイルの更新日時で提出の新旧を判断" in m for m in messages)
+    assert master_cells(outbox)[key] == ("C", final.name)
+
+
+def test_identical_saved_times_are_a_tie_never_newer(inbox: Path, outbox: Path) -> None:
+    """Two copies saved at the same second: before, the one chosen by file name was 「より新しい提出」.
+    Now: order-tie names both files and what broke the tie."""
+    key = ("41", "地域福祉課")
+    same = RECEIVED - timedelta(hours=1)
+    first = edit_return(inbox / WELFARE, inbox / "地域福祉課_A.xlsx", {key: {"rating": "C"}})
+    second = edit_return(inbox / WELFARE, inbox / "地域福祉課_B.xlsx", {key: {"rating": "D"}})
+    (inbox / WELFARE).unlink()
+    dated(first, same, RECEIVED + timedelta(minutes=10))  # arrived later
+    dated(second, same, RECEIVED)
+    _, run = night(inbox, outbox)
+    assert master_cells(outbox)[key] == ("C", first.name)
+    loser = file_entry(run, second.name)
+    [tie] = [i for i in loser["issues"] if i["code"] == "order-tie"]
+    assert first.name in tie["message"] and second.name in tie["message"]
+    assert "ブックの保存日時が同じ" in tie["message"] and "ファイルの更新日時が新しい方" in tie["message"]
+    superseded = [i["message"] for i in loser["issues"] if i["code"] == "row-superseded"]
+    assert superseded and not any("より新しい提出" in m for m in superseded)
+    # no time at all on either side: the name decides, and says so
+    third = edit_return(inbox / first.name, inbox / "地域福祉課_C.xlsx", {key: {"rating": "B"}})
+    dated(third, same, RECEIVED + timedelta(minutes=10))
+    _, run = night(inbox, outbox)
+    [tie] = [i for i in file_entry(run, first.name)["issues"] if i["code"] == "order-tie"]
+    assert "ファイル名の順" in tie["message"] and third.name in tie["message"]
+    assert master_cells(outbox)[key] == ("B", third.name)
