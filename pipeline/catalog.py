@@ -131,6 +131,15 @@ class Catalog:
     # Look-ups -------------------------------------------------------------------------
 
     @functools.cached_property
+    def reading_version(self) -> str:
+        """What reading a return depends on: the plan (`version`) and the names the registry knows
+        (aliases, routes), which `version` leaves out so templates already sent stay valid. An
+        alias added for a renamed section must reach the next night's cached verdicts."""
+        names = [(n, list(o.aliases)) for n, o in self.offices.items()], sorted(self.routes.items())
+        blob = json.dumps(names, ensure_ascii=False, sort_keys=True)
+        return f"{self.version}:{hashlib.sha256(blob.encode('utf-8')).hexdigest()[:12]}"
+
+    @functools.cached_property
     def assignment_keys(self) -> frozenset[tuple[str, str]]:
         """Every (project, 担当課) key of the plan, built once per run."""
         return frozenset(a.key for a in self.assignments)

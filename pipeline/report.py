@@ -70,6 +70,21 @@ CODES: dict[str, Code] = {
         "担当課名が登録にない",
         "担当課「{value}」は課の一覧にありません。{hint}",
     ),
+    "row-continuation": Code(
+        WARNING,
+        "続きの文章だけの行",
+        "{cell} の「{value}」は、上の行(事業No.{project})の「{column}」の続きのようですが、別の行に書かれているため"
+        "読み込んでいません。上の行の同じ列のセルに移し(セルの中の改行は Alt+Enter)、この行は削除してください。",
+    ),
+    "department-alias-missing": Code(
+        WARNING,
+        "課の名前が変わった可能性",
+        "このファイルは {office} の提出ですが、全ての行の担当課が「{value}」で、課の一覧にありません。"
+        "組織改正などで課の名前が変わった場合は、schemas/departments.yaml の {office} の行を"
+        "「{line}」に直すと、次の集約から読み込めます。名前が変わっていない場合は、担当課を {office} に直して"
+        "送ってもらってください。",
+        level="note",
+    ),
     "duplicate-row": Code(
         ERROR,
         "同じ事業・担当課の行が重複",
@@ -149,6 +164,14 @@ CODES: dict[str, Code] = {
         "「{value}」をメールとして読めません({detail})。メールソフトから .eml または .msg 形式で"
         "保存し直すか、添付の Excel ファイルだけを受付フォルダに置いてください。",
         level="file",
+    ),
+    "email-date-unparsed": Code(
+        WARNING,
+        "メールの送信日時の形式が読めない",
+        "メールの Date ヘッダー「{value}」を日時として読めません(メールの標準の形式ではありません)。代わりにファイルの"
+        "更新日時を受信日時として使います。同じ課から複数の提出がある場合は、どれが最新か確認してください。"
+        "メールソフトから .eml または .msg 形式で保存し直すと、正しい送信日時が入ることがあります。",
+        level="note",
     ),
     "email-date-missing": Code(
         WARNING,

@@ -378,7 +378,7 @@ def _merge_locked(
     past = load_previous_year(settings, catalog, previous)
     atomic.sweep_all([outbox, *(outbox / d for d in (HISTORY_DIR, FEEDBACK_DIR, CACHE_DIR, TEMPLATES_DIR))])
     files = ingest.walk(settings.inbox, settings.exclude)
-    cache = ResultCache(outbox / CACHE_DIR, catalog.version, settings.limits)
+    cache = ResultCache(outbox / CACHE_DIR, catalog.reading_version, settings.limits)
     verdicts = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits, cache)
     verdicts = _preflight(catalog, verdicts)
     outcome = merge(catalog, verdicts, previous_run(outbox, catalog))

@@ -452,14 +452,21 @@ def test_date_header_is_timezone_aware(date: str, expected: datetime) -> None:
 
 
 @pytest.mark.parametrize(
-    "date_header", [None, "Date: 令和6年5月14日".encode("cp932"), b"Date: ", b"Date: 32/13/2024"]
+    ("date_header", "code", "quoted"),
+    [
+        (None, "email-date-missing", ""),
+        (b"Date: ", "email-date-missing", ""),
+        ("Date: 令和6年5月14日".encode("cp932"), "email-date-unparsed", "「令和6年5月14日」"),
+        (b"Date: 32/13/2024", "email-date-unparsed", "「32/13/2024」"),
+    ],
 )
-def test_missing_or_unreadable_date_is_a_warning(date_header: bytes | None) -> None:
+def test_missing_or_unreadable_date_is_a_warning(date_header: bytes | None, code: str, quoted: str) -> None:
     headers: list[str | bytes] = ["From: a@b.lg.jp", "Subject: x"] + ([date_header] if date_header else [])
     env = read_eml(simple_mail("attachment; filename=a.xlsx", extra=headers), "m.eml")
     assert env.received is None
-    assert codes(env) == ["email-date-missing"]
+    assert codes(env) == [code]
     issue = env.issues[0]
+    assert quoted in issue.message
     assert issue.severity == WARNING and CODES[issue.code].level == "note"
     assert "ファイルの更新日時" in issue.message
     assert env.attachments == [Attachment("a.xlsx", XLSX_A)]

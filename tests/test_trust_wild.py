@@ -15,7 +15,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 import yaml
-from builders import RESULTS
+from builders import RESULTS, office_sheet, write_book
 from plan_schemas import SCHEMAS_DIR
 from returns import edit_return, saved_time, set_saved
 
@@ -33,6 +33,7 @@ WELFARE = "R6_地域福祉計画評価_地域福祉課.xlsx"
 HEALTH = "R6_地域福祉計画評価_健康課.xlsx"
 HEALTH_KEY = ("7", "健康課")
 HEALTH_SENDER = "kenko@city.example.lg.jp"
+CARE = "R6_地域福祉計画評価_介護福祉課.xlsx"
 
 
 @pytest.fixture
@@ -343,3 +344,69 @@ def test_identical_saved_times_are_a_tie_never_newer(inbox: Path, outbox: Path) 
     [tie] = [i for i in file_entry(run, first.name)["issues"] if i["code"] == "order-tie"]
     assert "ファイル名の順" in tie["message"] and third.name in tie["message"]
     assert master_cells(outbox)[key] == ("B", third.name)
+
+
+# --- messages that say how to fix -----------------------------------------------------------------
+
+
+def test_continuation_text_in_a_row_of_its_own_is_one_hint(inbox: Path, outbox: Path) -> None:
+    """An Enter pressed where Alt+Enter was meant: the rest of 事業実績・評価理由 in a row of its own.
+    Before: three required-missing. Now: one row-continuation naming the cell and the row above."""
+    sheets = office_sheet(["介護福祉課"])
+    rows = sheets["評価表"]
+    first = rows[3]
+    rows.insert(4, [None, None, None, None, None, "あわせて、地域包括支援センターとの連絡会を年4回開催した。", None, None])
+    (inbox / CARE).unlink()
+    write_book(inbox / "介護福祉課_評価.xlsx", sheets)
+    _, run = night(inbox, outbox)
+    e = file_entry(run, "介護福祉課_評価.xlsx")
+    codes = [i["code"] for i in e["issues"]]
+    assert "required-missing" not in codes and codes.count("row-continuation") == 1
+    [hint] = [i for i in e["issues"] if i["code"] == "row-continuation"]
+    assert (hint["sheet"], hint["cell"], hint["severity"]) == ("評価表", "F5", "warning")
+    assert f"上の行(事業No.{first[1]})の「事業実績・評価理由」の続き" in hint["message"]
+    assert "あわせて、地域包括支援センターとの連絡会" in hint["message"] and "Alt+Enter" in hint["message"]
+    assert e["status"] == "accepted"
+    assert status_sheet(outbox)["介護福祉課"][4] == "受理"
+
+
+def test_a_renamed_section_is_told_the_alias_to_add(inbox: Path, outbox: Path, tmp_path: Path) -> None:
+    """組織改正: 健康課 is now 保健センター and returns its own copy under the new name. Before:
+    department-unknown on every row and no word of the fix. Now: one hint with the YAML line; with
+    that line added, the next night reads the return."""
+    (inbox / HEALTH).unlink()
+    write_book(inbox / "健康課" / "R6評価.xlsx", office_sheet(["健康課"], misspell={HEALTH_KEY: "保健センター"}))
+    _, run = night(inbox, outbox)
+    e = file_entry(run, "健康課/R6評価.xlsx")
+    [hint] = [i for i in e["issues"] if i["code"] == "department-alias-missing"]
+    assert "aliases: [福祉保健部健康課, 保健センター]" in hint["message"] and "schemas/departments.yaml" in hint["message"]
+    assert [i["code"] for i in e["issues"]].count("department-unknown") == 1
+    assert status_sheet(outbox)["健康課"][4] == "エラーあり"
+    # the fix, as the message says
+    schemas = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS_DIR, schemas, ignore=shutil.ignore_patterns("*.py", "__pycache__", ".compiled"))
+    yml = schemas / "departments.yaml"
+    text = yml.read_text(encoding="utf-8")
+    old = "  - name: 健康課\n    aliases: [福祉保健部健康課]\n"
+    assert old in text
+    yml.write_text(text.replace(old, "  - name: 健康課\n    aliases: [福祉保健部健康課, 保健センター]\n"), encoding="utf-8")
+    night(inbox, outbox, schemas)
+    assert master_cells(outbox)[HEALTH_KEY] == (RESULTS[HEALTH_KEY]["rating"], "健康課/R6評価.xlsx")
+
+
+def test_a_date_header_that_cannot_be_parsed_is_quoted_once(inbox: Path, outbox: Path) -> None:
+    """`Date: 2025年5月20日 10:00`: before, 「Date ヘッダーがありません」 twice for one file. Now: one
+    email-date-unparsed quoting it."""
+    data = (inbox / HEALTH).read_bytes()
+    (inbox / HEALTH).unlink()
+    raw = message_with(data, HEALTH, "")  # the header as a Japanese client wrote it, raw UTF-8
+    assert b"\nDate:\n" in raw
+    (inbox / "健康課_回答.eml").write_bytes(raw.replace(b"\nDate:\n", "\nDate: 2025年5月20日 10:00\n".encode()))
+    _, run = night(inbox, outbox)
+    issues = [(f["name"], i) for f in run.report["files"] for i in f["issues"]]
+    dates = [(n, i) for n, i in issues if i["code"].startswith("email-date")]
+    assert len(dates) == 1
+    name, issue = dates[0]
+    assert name == f"健康課_回答.eml › {HEALTH}" and issue["code"] == "email-date-unparsed"
+    assert "「2025年5月20日 10:00」" in issue["message"] and "ヘッダーがありません" not in issue["message"]
+    assert master_cells(outbox)[HEALTH_KEY] == (RESULTS[HEALTH_KEY]["rating"], f"健康課_回答.eml › {HEALTH}")

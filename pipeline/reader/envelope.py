@@ -750,10 +750,9 @@ def _eml_date(value: str | None, ctx: _Context) -> datetime | None:
     when = _parse_date(value)
     if when is None:
         if value is None or not value.strip():
-            detail = "Date ヘッダーがありません"
+            ctx.issue("email-date-missing", value="", detail="Date ヘッダーがありません")
         else:
-            detail = f"Date ヘッダー「{_decode_header_text(value)}」を日時として読めません"
-        ctx.issue("email-date-missing", value=_decode_header_text(value or ""), detail=detail)
+            ctx.issue("email-date-unparsed", value=_decode_header_text(value).strip())
     return when
 
 

@@ -186,6 +186,13 @@ def candidates(file_index: int, name: str, sheets: list[RawSheet], issues: list[
                 continue
             n = r + 1
             cells = {col: f"{letters[i]}{n}" for col, i in columns.items()}
+            # Text run on into a row of its own (an Enter where Alt+Enter was meant): one hint to
+            # move it up, not a row of blank required cells.
+            if previous is not None and set(filled) <= {RESULT, OUTLOOK} and not raw[PROJECT].strip():
+                col = filled[0]
+                issues.append(make_issue("row-continuation", file=name, sheet=sheet.name, cell=cells[col], column=col,
+                                         value=raw[col].strip(), row=n, project=previous.raw.get(PROJECT, "").strip()))
+                continue
             c = Candidate(file_index, sheet.name, r + 1, cells, raw, {})
             # Continuation rows: 施策No., 事業No., name and 内容 repeat the row above when blank
             # (as printed in the published table, or a merged cell).
