@@ -47,6 +47,7 @@ META_KEYS = (
     "rows",
     "header_row",
     "first_data_row",
+    "answer_sheet",  # the sheet the answers are read from, wherever it stands (default TEMPLATE_SHEET)
 )
 
 # --- last year beside this year ------------------------------------------------------------------

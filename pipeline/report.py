@@ -88,7 +88,7 @@ CODES: dict[str, Code] = {
     "duplicate-row": Code(
         ERROR,
         "同じ事業・担当課の行が重複",
-        "事業No.{project}・担当課「{value}」の行がこのファイルに2回以上あります({first} 行目と重複)。"
+        "事業No.{project}・担当課「{value}」の行がこのファイルに2回以上あります({first}と重複)。"
         "1行にまとめてください。",
     ),
     "catalog-cell-changed": Code(
@@ -109,6 +109,21 @@ CODES: dict[str, Code] = {
         "見出し行が見つからない",
         "どのシートにも評価表の見出し(施策No.・事業No.・担当課・事業評価 など)が見つかりません。"
         "配布したテンプレートに記入して送ってください。",
+        level="file",
+    ),
+    "extra-sheet": Code(
+        WARNING,
+        "読み込まないシート",
+        "シート「{sheet}」{state}にも評価表がありますが、{why}ため読み込んでいません{year}。"
+        "このシートの評価を使う場合は{fix}に書き写して送り直し、不要なシートなら削除してください。",
+        level="note",
+    ),
+    "sheets-ambiguous": Code(
+        ERROR,
+        "どのシートの評価か決められない",
+        "評価表のあるシートが複数あり({sheets})、どれが{year}の評価か決められないため、このファイルは読み込んで"
+        "いません。{year}の評価を書いたシートだけを残し(ほかのシートは削除するか別のファイルに移して)、送り直して"
+        "ください。",
         level="file",
     ),
     "column-missing": Code(

@@ -546,6 +546,7 @@ def _fill_meta(
         "rows": str(len(values)),
         "header_row": str(HEADER_ROW),
         "first_data_row": str(FIRST_DATA_ROW),
+        "answer_sheet": TEMPLATE_SHEET,
     }
     for row, key in enumerate(META_KEYS, start=1):
         set_text(ws.cell(row, 1), key)

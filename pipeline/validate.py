@@ -37,7 +37,7 @@ from pipeline.normalize import (
     parse_measure,
 )
 from pipeline.reader import contained, gate, sandbox
-from pipeline.reader.rows import CONTENT, NAME, Candidate, Parsed, warn_normalised
+from pipeline.reader.rows import CONTENT, NAME, Candidate, Parsed, Table, warn_normalised
 from pipeline.report import (
     VERIFIED_SOURCES,
     Evaluation,
@@ -195,7 +195,7 @@ def _schema_issues(catalog: Catalog, candidates: list[Candidate]) -> list[tuple[
 
 
 def _plan_issues(
-    catalog: Catalog, c: Candidate, office: str | None, seen: dict[tuple[str, str], int]
+    catalog: Catalog, c: Candidate, office: str | None, seen: dict[tuple[str, str], tuple[str, int]]
 ) -> Assignment | None:
     """Measure, assignment, office and duplicate checks. Returns the row's assignment when known.
 
@@ -241,10 +241,15 @@ def _plan_issues(
     if key in seen:
         c.issues.append(make_issue("duplicate-row", sheet=c.sheet, cell=cell, column=DEPARTMENT,
                                    value=assignment.department, row=c.row, project=project.label,
-                                   first=seen[key]))
+                                   first=_place_of(seen[key], c.sheet)))
     else:
-        seen[key] = c.row
+        seen[key] = (c.sheet, c.row)
     return assignment
+
+
+def _place_of(first: tuple[str, int], sheet: str) -> str:
+    """Where a row first stood, as a message names it: its row, and its sheet when another."""
+    return f"{first[1]} 行目" if first[0] == sheet else f"シート「{first[0]}」の {first[1]} 行目"
 
 
 def _diff(expected: str, found: str) -> str:
@@ -429,12 +434,20 @@ def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed
     d.office, d.office_source = _office_from(template_office, d.hints)
     if not parsed.read or _rejected(d.issues):
         return
+    tables, chosen = _answer_tables(parsed, name, options.year)
+    d.issues.extend(chosen)
+    if _rejected(chosen):
+        return
     if d.kind != "template":  # a template's year is its metadata's (template-mismatch)
-        year = _year_decision(parsed.years, d.hints, name, options.year)
+        year = _year_decision([p for t in tables for p in t.years], d.hints, name, options.year)
         if year is not None:
             d.issues.append(year)
             return
-    d.candidates = parsed.candidates
+    for t in tables:
+        d.issues.extend(t.issues)
+    d.candidates = [c for t in tables for c in t.candidates]
+    if not d.candidates:  # no-rows rejects the file: only when no table read gave a row
+        d.issues.extend(make_issue("no-rows", file=name, sheet=t.sheet) for t in tables if t.complete)
     projects = catalog.projects
     for c in d.candidates:  # the printed name and 内容 as the catalog holds them: one copy, not one a file
         p = projects.get(c.value.get(PROJECT) or "")
@@ -443,8 +456,68 @@ def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed
                 c.raw[NAME] = p.name
             if c.raw.get(CONTENT) == p.content:
                 c.raw[CONTENT] = p.content
-    d.issues.extend(parsed.candidate_issues)
     _uncalculated(checked, d.candidates, name, d.issues)
+
+
+def _answer_tables(parsed: Parsed, name: str, year: str) -> tuple[list[Table], list[Issue]]:
+    """The tables a workbook's answers are read from, and what is said of the others.
+
+    Our template: the sheet its metadata names, wherever it stands and whether hidden or not.
+    Another workbook: every table when they are the parts of one (the published layout, one sheet
+    per 基本目標: each names the same year, or none, and no row is in two of them); when they are
+    copies of one another (two years, a draft and a final), the tables naming the run's year when
+    exactly one year's are; else nothing is read (sheets-ambiguous). A table not read is
+    extra-sheet, naming it, so a draft or last year's sheet is never read, nor ignored, silently."""
+    tables = parsed.tables
+    if not tables:
+        return [], [make_issue("header-not-found", file=name)]
+    if parsed.own is not None:  # ours, read on purpose: a master's 評価一覧 comes first, its goal sheets repeat it
+        return (tables[:1] if _overlap(tables) else tables), []
+    answer = (parsed.meta.get("answer_sheet") or layout.TEMPLATE_SHEET) if parsed.meta is not None else ""
+    chosen = [t for t in tables if t.sheet == answer]
+    if not chosen:
+        chosen = tables
+        named = {t.sheet: _named_year(t) for t in tables}
+        years = set(named.values()) - {""}
+        if len(tables) > 1 and (len(years) > 1 or _overlap(tables)):
+            chosen = [t for t in tables if named[t.sheet] == year]
+            if len(years) > 1 and not any(chosen) and "" not in named.values():
+                chosen = tables  # every table another year's: the year check rejects the file
+            elif not chosen or _overlap(chosen):
+                sheets = "、".join(f"「{t.sheet}」" for t in tables)
+                return [], [make_issue("sheets-ambiguous", file=name, value=sheets, sheets=sheets,
+                                       year=_year_label(year))]
+    issues = []
+    for t in tables:
+        if t in chosen:
+            continue
+        other = _named_year(t)
+        note = f"(この表は{_year_label(other)}のものです)" if other and other != year else ""
+        if answer:
+            why, fix = f"配布したテンプレートの回答欄(シート「{answer}」)ではない", f"シート「{answer}」"
+        elif other and other != year:
+            why, fix = f"{_year_label(year)}の評価表ではない", f"{_year_label(year)}の表"
+        else:
+            why, fix = f"年度が書かれておらず、{_year_label(year)}の表と同じ事業の行がある", f"{_year_label(year)}の表"
+        issues.append(make_issue("extra-sheet", file=name, sheet=t.sheet, value=t.sheet, why=why, year=note, fix=fix,
+                                 state="(非表示)" if t.state != "visible" else ""))
+    return chosen, issues
+
+
+def _named_year(table: Table) -> str:
+    """The fiscal year a table names (its header label, else its title), "" when none."""
+    return table.years[0][0][0] if table.years else ""
+
+
+def _overlap(tables: list[Table]) -> bool:
+    """Do two tables hold a row for the same (事業No., 担当課)? Then they are copies, not parts."""
+    seen: dict[tuple[str, str], str] = {}
+    for t in tables:
+        for c in t.candidates:
+            key = (str(c.value.get(PROJECT) or ""), str(c.value.get(DEPARTMENT) or ""))
+            if seen.setdefault(key, t.sheet) != t.sheet:
+                return True
+    return False
 
 
 def _read_outcome(catalog: Catalog, d: _Draft, parts: list[Any], outcome: Any, options: _Options) -> None:
@@ -481,7 +554,7 @@ def _finish(catalog: Catalog, d: _Draft) -> Content:
     excluded: list[ExcludedRow] = []
     offices: set[str] = set()
     placed: list[tuple[tuple[str, str], int]] = []
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str], tuple[str, int]] = {}
     template = d.kind == "template"
     if template and verified:
         _restore_overwritten_departments(catalog, verified, d.candidates)

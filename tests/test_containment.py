@@ -65,14 +65,14 @@ def test_a_bug_of_ours_while_checking_one_file_is_internal_error_on_that_file(
     if sandbox.start_method() != "fork":  # the rows are read in the reader's workers
         pytest.skip("the patched checker reaches the reader's workers only when they are forked")
     resend(inbox, {("8", "指導室"): {"rating": "B"}})
-    real = rows.candidates
+    real = rows.tables
 
-    def candidates(file_index, name, sheets, issues):
+    def tables(file_index, name, sheets):
         if name == "指導室_再提出.xlsx":
             raise KeyError("an unforeseen value")
-        return real(file_index, name, sheets, issues)
+        return real(file_index, name, sheets)
 
-    monkeypatch.setattr(rows, "candidates", candidates)
+    monkeypatch.setattr(rows, "tables", tables)
     run = run_merge(Settings(inbox=inbox, outbox=outbox))
     f = next(f for f in run.files if f.name == "指導室_再提出.xlsx")
     assert (f.status, [i.code for i in f.errors]) == ("rejected", ["internal-error"])
@@ -81,7 +81,7 @@ def test_a_bug_of_ours_while_checking_one_file_is_internal_error_on_that_file(
     assert run.exit_code == 1 and len(evaluations(run.master)) == 69
     assert evaluations(run.master)[("8", "指導室")] == ("A", GUIDANCE)
     # an internal error is not remembered: the next night reads the file again
-    monkeypatch.setattr(rows, "candidates", real)
+    monkeypatch.setattr(rows, "tables", real)
     again = run_merge(Settings(inbox=inbox, outbox=outbox))
     assert evaluations(again.master)[("8", "指導室")] == ("B", "指導室_再提出.xlsx")
 

@@ -199,6 +199,7 @@ def test_meta_identifies_the_template(template_dir: Path, office: str) -> None:
         "rows",
         "header_row",
         "first_data_row",
+        "answer_sheet",
     ]
     meta = meta_of(wb)
     assert all(isinstance(v, str) for v in meta.values())
@@ -213,6 +214,7 @@ def test_meta_identifies_the_template(template_dir: Path, office: str) -> None:
         "rows": str(len(CATALOG.assignments_for_office(office))),
         "header_row": "3",
         "first_data_row": "4",
+        "answer_sheet": "記入シート",
     }
     assert datetime.fromisoformat(meta["generated"]) == GENERATED
 

@@ -410,3 +410,89 @@ def test_a_date_header_that_cannot_be_parsed_is_quoted_once(inbox: Path, outbox:
     assert name == f"健康課_回答.eml › {HEALTH}" and issue["code"] == "email-date-unparsed"
     assert "「2025年5月20日 10:00」" in issue["message"] and "ヘッダーがありません" not in issue["message"]
     assert master_cells(outbox)[HEALTH_KEY] == (RESULTS[HEALTH_KEY]["rating"], f"健康課_回答.eml › {HEALTH}")
+
+
+# --- the answer sheet -----------------------------------------------------------------------------
+
+DRAFT_KEY = ("41", "地域福祉課")
+
+
+def with_sheet_in_front(original: Path, target: Path, title: str, *, hidden: bool = False,
+                        label_year: str | None = None) -> Path:
+    """A department keeps a copy of 記入シート as the first sheet (last year's for reference, or an
+    old draft) and fills the real 記入シート behind it: the copy holds other ratings."""
+    wb = openpyxl.load_workbook(original)
+    real = wb[TEMPLATE_SHEET]
+    copy = wb.copy_worksheet(real)
+    copy.title = title
+    wb.move_sheet(copy, offset=-wb.index(copy))
+    for r in range(FIRST_DATA_ROW, copy.max_row + 1):
+        if copy[f"G{r}"].value:
+            copy[f"G{r}"].value = "D"
+    if label_year:
+        for cell in copy[FIRST_DATA_ROW - 1]:
+            if isinstance(cell.value, str) and "令和6年度" in cell.value:
+                cell.value = cell.value.replace("令和6年度", label_year)
+    if hidden:
+        copy.sheet_state = "hidden"
+    wb.active = wb.index(real)
+    wb.save(target)
+    return target
+
+
+@pytest.mark.parametrize(("title", "hidden", "label_year", "shown"), [
+    ("前年度(R5)参考", False, "令和5年度", "(この表は令和5年度のものです)"),
+    ("旧", True, None, "(非表示)"),
+])
+def test_a_template_return_is_read_from_its_answer_sheet(inbox: Path, outbox: Path, title: str, hidden: bool,
+                                                         label_year: str | None, shown: str) -> None:
+    """Before: the first sheet's values went into the master and the real answers were duplicate-row,
+    提出状況 受理. Now: 記入シート is read wherever it stands; the other sheet is extra-sheet."""
+    path = with_sheet_in_front(inbox / WELFARE, inbox / WELFARE, title, hidden=hidden, label_year=label_year)
+    assert openpyxl.load_workbook(path).sheetnames[0] == title
+    _, run = night(inbox, outbox)
+    catalog = load_catalog("R6")
+    cells = master_cells(outbox)
+    for a in catalog.assignments_for_office("地域福祉課"):
+        assert cells[(catalog.projects[a.project].label, a.department)] == (RESULTS[a.key]["rating"], WELFARE)
+    e = file_entry(run, WELFARE)
+    assert e["status"] == "accepted"
+    codes = [i["code"] for i in e["issues"]]
+    assert "duplicate-row" not in codes
+    [extra] = [i for i in e["issues"] if i["code"] == "extra-sheet"]
+    assert extra["sheet"] == title and f"シート「{title}」" in extra["message"] and shown in extra["message"]
+    assert "記入シート" in extra["message"]
+    assert status_sheet(outbox)["地域福祉課"][4] == "受理"
+
+
+def test_a_departments_own_workbook_with_two_years_sheets(inbox: Path, outbox: Path) -> None:
+    """健康課 keeps last year's table in front of this year's in its own workbook: this year's is read."""
+    sheets = {"R5": office_sheet(["健康課"], year_label="令和5年度", answers={HEALTH_KEY: {"rating": "D"}})["評価表"],
+              "R6": office_sheet(["健康課"])["評価表"]}
+    (inbox / HEALTH).unlink()
+    write_book(inbox / "健康課_評価表.xlsx", sheets)
+    _, run = night(inbox, outbox)
+    assert master_cells(outbox)[HEALTH_KEY] == (RESULTS[HEALTH_KEY]["rating"], "健康課_評価表.xlsx")
+    e = file_entry(run, "健康課_評価表.xlsx")
+    assert e["status"] == "accepted"
+    [extra] = [i for i in e["issues"] if i["code"] == "extra-sheet"]
+    assert extra["sheet"] == "R5" and "令和5年度" in extra["message"]
+
+
+def test_two_undated_copies_of_one_table_are_ambiguous(inbox: Path, outbox: Path) -> None:
+    """Two sheets holding the same rows, neither naming a year: nothing is guessed."""
+    first = office_sheet(["健康課"], answers={HEALTH_KEY: {"rating": "D"}}, title="評価表")["評価表"]
+    second = office_sheet(["健康課"], title="評価表")["評価表"]
+    for rows in (first, second):
+        rows[2][5] = "事業実績・評価理由"  # no year in the label either
+    (inbox / HEALTH).unlink()
+    write_book(inbox / "健康課_評価表.xlsx", {"下書き": first, "Sheet1": second})
+    s, run = night(inbox, outbox)
+    e = file_entry(run, "健康課_評価表.xlsx")
+    assert e["status"] == "rejected"
+    [issue] = [i for i in e["issues"] if i["code"] == "sheets-ambiguous"]
+    assert "「下書き」、「Sheet1」" in issue["message"] and issue["severity"] == "error"
+    assert HEALTH_KEY not in master_cells(outbox)
+    assert status_sheet(outbox)["健康課"][4] == "エラーあり"
+    [reminder] = plan_reminders(s, today=TODAY)
+    assert reminder.office == "健康課" and [e.file for e in reminder.errors] == ["健康課_評価表.xlsx"]

@@ -100,8 +100,7 @@ def read_return(data: bytes, name: str, limits: gate.Limits, read_own: bool = Fa
         if out.own is not None and not read_own:
             return out
         out.meta = rows.read_meta(sheets)
-        out.years = rows.year_places(sheets)
-        out.candidates = rows.candidates(0, name, sheets, out.candidate_issues)
+        out.tables = rows.tables(0, name, sheets)
     except Exception as exc:
         out.failed = internal_error(name, exc)
     return out

@@ -142,82 +142,92 @@ def warn_normalised(c: Candidate, col: str, raw: str, normalised: str) -> None:
         )
 
 
-def candidates(file_index: int, name: str, sheets: list[RawSheet], issues: list[Issue]) -> list[Candidate]:
-    out: list[Candidate] = []
-    empty: list[str] = []  # data sheets that gave no row
-    data_sheets = 0
+@dataclass
+class Table:
+    """One sheet holding an evaluation table, as read: its rows and what it says of itself."""
+
+    sheet: str
+    state: str  # visible, hidden, veryHidden
+    candidates: list[Candidate]
+    issues: list[Issue]  # column-missing, column-extra, row-continuation: reported when it is read
+    years: list[tuple[list[str], str]]  # where it names a fiscal year: header labels, else title rows
+    complete: bool = True  # has every required column
+
+
+def tables(file_index: int, name: str, sheets: list[RawSheet]) -> list[Table]:
+    """Every sheet of the workbook holding an evaluation table (a header row of its labels), each
+    with its candidate rows; which of them are the answers is validate's decision."""
+    out: list[Table] = []
     for sheet in sheets:
         if sheet.name == layout.META_SHEET:
             continue
         header = find_header(sheet)
         if header is None:
             continue
-        data_sheets += 1
-        columns = _header_columns(sheet.rows[header])
-        missing = [c for c in REQUIRED if c not in columns]
-        for col in missing:
-            issues.append(make_issue("column-missing", file=name, sheet=sheet.name, column=col))
-        if missing:
+        issues: list[Issue] = []
+        found = _sheet_rows(file_index, name, sheet, header, issues)
+        out.append(Table(sheet.name, sheet.state, found, issues, _year_places(sheet, header),
+                         complete=not any(i.code == "column-missing" for i in issues)))
+    return out
+
+
+def _sheet_rows(file_index: int, name: str, sheet: RawSheet, header: int, issues: list[Issue]) -> list[Candidate]:
+    out: list[Candidate] = []
+    columns = _header_columns(sheet.rows[header])
+    missing = [c for c in REQUIRED if c not in columns]
+    for col in missing:
+        issues.append(make_issue("column-missing", file=name, sheet=sheet.name, column=col))
+    if missing:
+        return out
+    for i, value in enumerate(sheet.rows[header]):
+        text = as_text(value).strip()
+        # Last year's reference columns of our template are ours: never read, never reported.
+        if text and i not in columns.values() and not layout.is_reference_label(text):
+            issues.append(
+                make_issue("column-extra", file=name, sheet=sheet.name,
+                           cell=f"{column_letter(i + 1)}{header + 1}", value=text)
+            )
+    previous: Candidate | None = None
+    letters = _letters(max(columns.values()) + 1)
+    for r in range(header + 1, len(sheet.rows)):
+        row = sheet.rows[r]
+        if _is_header(row):  # a header repeated after a page break
             continue
-        for i, value in enumerate(sheet.rows[header]):
-            text = as_text(value).strip()
-            # Last year's reference columns of our template are ours: never read, never reported.
-            if text and i not in columns.values() and not layout.is_reference_label(text):
-                issues.append(
-                    make_issue("column-extra", file=name, sheet=sheet.name,
-                               cell=f"{column_letter(i + 1)}{header + 1}", value=text)
-                )
-        previous: Candidate | None = None
-        letters = _letters(max(columns.values()) + 1)
-        for r in range(header + 1, len(sheet.rows)):
-            row = sheet.rows[r]
-            if _is_header(row):  # a header repeated after a page break
-                continue
-            raw = {col: as_text(row[i]) if i < len(row) else "" for col, i in columns.items()}
-            filled = [col for col in (PROJECT, DEPARTMENT, RESULT, RATING, OUTLOOK) if raw[col].strip()]
-            if not filled:
-                continue  # blank rows, and notes written under the table in 施策No./name/内容
-            if len(filled) == 1 and raw[filled[0]].lstrip().startswith(("※", "注")):
-                continue
-            # Title rows between the tables of a one-sheet copy of the published table
-            # (基本目標 / 施策の方向性 / 施策 blocks): their names sit in the 事業No. column, which holds
-            # no project number, and nothing else a row of the table has is filled in.
-            if filled == [PROJECT] and parse_project(row[columns[PROJECT]]) is None:
-                continue
-            n = r + 1
-            cells = {col: f"{letters[i]}{n}" for col, i in columns.items()}
-            # Text run on into a row of its own (an Enter where Alt+Enter was meant): one hint to
-            # move it up, not a row of blank required cells.
-            if previous is not None and set(filled) <= {RESULT, OUTLOOK} and not raw[PROJECT].strip():
-                col = filled[0]
-                issues.append(make_issue("row-continuation", file=name, sheet=sheet.name, cell=cells[col], column=col,
-                                         value=raw[col].strip(), row=n, project=previous.raw.get(PROJECT, "").strip()))
-                continue
-            c = Candidate(file_index, sheet.name, r + 1, cells, raw, {})
-            # Continuation rows: 施策No., 事業No., name and 内容 repeat the row above when blank
-            # (as printed in the published table, or a merged cell).
-            if not raw[PROJECT].strip() and previous is not None:
-                for col in (MEASURE, PROJECT, NAME, CONTENT):
-                    if col in columns and not raw.get(col, "").strip():
-                        c.raw[col] = previous.raw.get(col, "")
-                        c.cells[col] = previous.cells.get(col, c.cells.get(col, ""))
-                c.value[MEASURE] = previous.value.get(MEASURE)
-                c.value[PROJECT] = previous.value.get(PROJECT)
-                c.carried = True
-            _normalise(c, row, columns)
-            _cell_facts(c, sheet)
-            out.append(c)
-            previous = c
-        if not any(c.sheet == sheet.name for c in out):
-            empty.append(sheet.name)
-    # no-rows rejects the file, so it is raised only when no data sheet gave a row: an extra sheet
-    # left with just its header (e.g. 基本目標3 with nothing to report) must not reject the rows of
-    # the others.
-    if not out:
-        for sheet_name in empty:
-            issues.append(make_issue("no-rows", file=name, sheet=sheet_name))
-    if not data_sheets:
-        issues.append(make_issue("header-not-found", file=name))
+        raw = {col: as_text(row[i]) if i < len(row) else "" for col, i in columns.items()}
+        filled = [col for col in (PROJECT, DEPARTMENT, RESULT, RATING, OUTLOOK) if raw[col].strip()]
+        if not filled:
+            continue  # blank rows, and notes written under the table in 施策No./name/内容
+        if len(filled) == 1 and raw[filled[0]].lstrip().startswith(("※", "注")):
+            continue
+        # Title rows between the tables of a one-sheet copy of the published table
+        # (基本目標 / 施策の方向性 / 施策 blocks): their names sit in the 事業No. column, which holds
+        # no project number, and nothing else a row of the table has is filled in.
+        if filled == [PROJECT] and parse_project(row[columns[PROJECT]]) is None:
+            continue
+        n = r + 1
+        cells = {col: f"{letters[i]}{n}" for col, i in columns.items()}
+        # Text run on into a row of its own (an Enter where Alt+Enter was meant): one hint to
+        # move it up, not a row of blank required cells.
+        if previous is not None and set(filled) <= {RESULT, OUTLOOK} and not raw[PROJECT].strip():
+            col = filled[0]
+            issues.append(make_issue("row-continuation", file=name, sheet=sheet.name, cell=cells[col], column=col,
+                                     value=raw[col].strip(), row=n, project=previous.raw.get(PROJECT, "").strip()))
+            continue
+        c = Candidate(file_index, sheet.name, r + 1, cells, raw, {})
+        # Continuation rows: 施策No., 事業No., name and 内容 repeat the row above when blank
+        # (as printed in the published table, or a merged cell).
+        if not raw[PROJECT].strip() and previous is not None:
+            for col in (MEASURE, PROJECT, NAME, CONTENT):
+                if col in columns and not raw.get(col, "").strip():
+                    c.raw[col] = previous.raw.get(col, "")
+                    c.cells[col] = previous.cells.get(col, c.cells.get(col, ""))
+            c.value[MEASURE] = previous.value.get(MEASURE)
+            c.value[PROJECT] = previous.value.get(PROJECT)
+            c.carried = True
+        _normalise(c, row, columns)
+        _cell_facts(c, sheet)
+        out.append(c)
+        previous = c
     return out
 
 
@@ -306,32 +316,23 @@ def _row_of(cell: str) -> int:
     return int(cell.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ$").replace("$", "") or 0)
 
 
-def year_places(sheets: list[RawSheet]) -> list[tuple[list[str], str]]:
-    """Where the sheets name a fiscal year: the header labels, else the title rows above them."""
-    headers = []
-    for sheet in sheets:
-        if sheet.name == layout.META_SHEET:
-            continue
-        header = find_header(sheet)
-        if header is not None:
-            headers.append((sheet, header))
+def _year_places(sheet: RawSheet, header: int) -> list[tuple[list[str], str]]:
+    """Where a sheet names a fiscal year: its header labels, else the title rows above them."""
 
-    def cells(sheet: RawSheet, rows: Iterable[int]) -> Iterable[tuple[str, str]]:
+    def cells(rows: Iterable[int]) -> Iterable[tuple[str, str]]:
         for r in rows:
             for i, value in enumerate(sheet.rows[r]):
                 if isinstance(value, str) and 0 < len(value) <= 200:
                     yield f"{column_letter(i + 1)}{r + 1}", value
 
     places: list[tuple[list[str], str]] = []
-    for sheet, header in headers:
-        for cell, text in cells(sheet, [header]):
-            if (years := fiscal_years(text)) and not layout.is_reference_label(text):  # last year's, by design
-                places.append((years, f"シート「{sheet.name}」{cell} の見出し「{text.strip()}」"))
+    for cell, text in cells([header]):
+        if (years := fiscal_years(text)) and not layout.is_reference_label(text):  # last year's, by design
+            places.append((years, f"シート「{sheet.name}」{cell} の見出し「{text.strip()}」"))
     if not places:
-        for sheet, header in headers:
-            for cell, text in cells(sheet, range(header)):
-                if years := fiscal_years(text):
-                    places.append((years, f"シート「{sheet.name}」{cell} の表題「{text.strip()[:60]}」"))
+        for cell, text in cells(range(header)):
+            if years := fiscal_years(text):
+                places.append((years, f"シート「{sheet.name}」{cell} の表題「{text.strip()[:60]}」"))
     return places
 
 
@@ -359,8 +360,6 @@ class Parsed:
     read: bool = False  # the sheets were read (the gate passed and the parser returned)
     own: str | None = None  # one of our own outputs: its kind label
     meta: dict[str, str] | None = None
-    years: list[tuple[list[str], str]] = field(default_factory=list)
-    candidates: list[Candidate] = field(default_factory=list)
-    candidate_issues: list[Issue] = field(default_factory=list)  # file-level issues of the rows
+    tables: list[Table] = field(default_factory=list)  # the sheets holding an evaluation table
     failed: Issue | None = None  # a fault of ours while reading the rows (internal-error)
 
