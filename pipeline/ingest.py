@@ -19,6 +19,7 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
+from pipeline.normalize import nfc
 from pipeline.reader import contained, envelope, sandbox
 from pipeline.report import FileVerdict, Issue, Provenance, make_issue
 from pipeline.settings import LimitSettings
@@ -92,7 +93,7 @@ def walk(root: Path, exclude: Iterable[str] = ()) -> list[Listed]:
     listed with the reason they are not read; a folder that cannot be listed is listed with its
     error. Nothing found is left out.
     """
-    patterns = [p.strip("/\\") for p in exclude if p.strip("/\\")]
+    patterns = [nfc(p.strip("/\\")) for p in exclude if p.strip("/\\")]
     found: list[Listed] = []
 
     def visit(folder: Path, prefix: str) -> None:
@@ -114,7 +115,7 @@ def walk(root: Path, exclude: Iterable[str] = ()) -> list[Listed]:
             if is_dir:
                 if hidden:
                     found.append(Listed(path, name + "/", skip=REASON_HIDDEN))
-                elif any(fnmatch.fnmatch(entry.name, p) or fnmatch.fnmatch(name, p) for p in patterns):
+                elif any(fnmatch.fnmatch(nfc(entry.name), p) or fnmatch.fnmatch(nfc(name), p) for p in patterns):
                     found.append(Listed(path, name + "/", skip=REASON_EXCLUDED))
                 else:
                     visit(path, name + "/")
@@ -214,7 +215,7 @@ def _unwrap(
     errors = [i for i in message.issues if i.is_error]
     if not message.attachments or errors:
         where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), when, message.sender, message.subject,
-                           mtime=received, email_date=dated)
+                           mtime=received, email_date=dated, members=tuple(message.unread))
         issues = errors or list(message.issues)
         yield FileVerdict.judged(where, [_renamed(i, name) for i in issues])
     warnings = [_renamed(i, name) for i in message.issues if not i.is_error]

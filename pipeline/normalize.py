@@ -9,6 +9,7 @@ characters. Pure functions; imports nothing from the package.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime
 
 import jaconv
@@ -87,9 +88,21 @@ def label_key(text: str) -> str:
     return key.replace("no.", "no").replace("no", "no.")
 
 
+def nfc(text: str) -> str:
+    """Canonical composition (NFC): a name saved on a Mac (NFD, が as か + ◌゙) as typed elsewhere.
+    Canonical only, never NFKC: widths and ①, ㈱ stay as they are."""
+    return unicodedata.normalize("NFC", text)
+
+
+def same_name(a: str, b: str) -> bool:
+    """Two file, folder or sheet names that are the same name, however their platform composed them."""
+    return nfc(a) == nfc(b)
+
+
 def department_key(text: str) -> str:
-    """Key for matching a 担当課 text: width folded, spaces removed, brackets unified."""
-    return squash(fold(text)).replace("〔", "(").replace("〕", ")")
+    """Key for matching a 担当課 text or an office in a name: composed (NFC), width folded, spaces
+    removed, brackets unified."""
+    return squash(fold(nfc(text))).replace("〔", "(").replace("〕", ")")
 
 
 def parse_measure(text: str) -> str | None:

@@ -241,7 +241,8 @@ CODES: dict[str, Code] = {
     "file-not-workbook": Code(
         ERROR,
         "Excel ブックではない",
-        "このファイルは Excel ブックではありません({detail})。ファイル名を .xlsx に変えるだけでは変換されません。"
+        "このファイルは Excel ブックではありません({detail})。評価は配布したテンプレート(.xlsx)に記入し、その Excel "
+        "ファイルを送ってください。ファイル名を .xlsx に変えるだけでは変換されません。Excel で作った別の形式のファイルなら、"
         "Excel で開き、「名前を付けて保存」で「Excel ブック (*.xlsx)」を選んで保存し直してください。",
         level="file",
     ),
@@ -695,6 +696,7 @@ class Provenance:
     subject: str = ""
     mtime: str = ""  # ISO 8601: the inbox file's modification time
     email_date: str = ""  # ISO 8601: the Date header of the e-mail it came in, "" when none
+    members: tuple[str, ...] = ()  # names inside a container that could not be read (encrypted, not workbooks)
 
 
 @dataclass(frozen=True)

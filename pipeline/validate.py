@@ -34,7 +34,9 @@ from pipeline.ingest import Source
 from pipeline.merge import EVIDENCE_JA, USABLE, evidence, order_key, shown_moment
 from pipeline.normalize import (
     fiscal_years,
+    nfc,
     parse_measure,
+    same_name,
 )
 from pipeline.reader import contained, gate, sandbox
 from pipeline.reader.rows import CONTENT, NAME, Candidate, Parsed, Table, warn_normalised
@@ -115,7 +117,7 @@ def _name_pieces(name: str) -> tuple[list[str], list[str]]:
 
 
 def hints_for(catalog: Catalog, name: str, sender: str = "") -> Hints:
-    files, folders = _name_pieces(name)
+    files, folders = _name_pieces(nfc(name))  # a Mac writes names decomposed (NFD)
     office = next((o for o in map(catalog.office_in_name, files + folders) if o), None) or ""
     years: tuple[str, ...] = ()
     where = ""
@@ -474,7 +476,7 @@ def _answer_tables(parsed: Parsed, name: str, year: str) -> tuple[list[Table], l
     if parsed.own is not None:  # ours, read on purpose: a master's 評価一覧 comes first, its goal sheets repeat it
         return (tables[:1] if _overlap(tables) else tables), []
     answer = (parsed.meta.get("answer_sheet") or layout.TEMPLATE_SHEET) if parsed.meta is not None else ""
-    chosen = [t for t in tables if t.sheet == answer]
+    chosen = [t for t in tables if same_name(t.sheet, answer)]
     if not chosen:
         chosen = tables
         named = {t.sheet: _named_year(t) for t in tables}
@@ -684,17 +686,40 @@ def _absent_rows(catalog: Catalog, verdicts: list[FileVerdict]) -> list[FileVerd
     return out
 
 
+# What a file that is not a workbook, a mail or a zip most likely is, by its suffix: said in the
+# file-not-workbook message so the office knows what it sent (its bytes are never opened).
+_NOT_WORKBOOK_KINDS = {
+    ".csv": "CSV ファイル", ".tsv": "テキストファイル", ".txt": "テキストファイル", ".pdf": "PDF ファイル",
+    ".jpg": "画像(写真)", ".jpeg": "画像(写真)", ".png": "画像", ".heic": "画像(写真)", ".gif": "画像",
+    ".bmp": "画像", ".tif": "画像", ".tiff": "画像", ".numbers": "Numbers の書類(.numbers)",
+    ".doc": "Word 文書", ".docx": "Word 文書", ".rtf": "RTF 文書", ".ppt": "PowerPoint 文書",
+    ".pptx": "PowerPoint 文書", ".odt": "文書(.odt)", ".jtd": "一太郎の文書", ".html": "HTML ファイル",
+    ".htm": "HTML ファイル", ".xml": "XML ファイル", ".7z": "7z 圧縮ファイル", ".lzh": "LZH 圧縮ファイル",
+    ".rar": "RAR 圧縮ファイル",
+}
+
+
 def _attributed(catalog: Catalog, verdict: FileVerdict) -> FileVerdict:
-    """A file not read (rejected before parsing, unreadable, an e-mail without a workbook) still
-    counts for its office when its sender or name tells which one it is."""
-    if verdict.status == "ignored" or verdict.office:
+    """A file not read (rejected before parsing, unreadable, an e-mail without a workbook, a file
+    of another type) still counts for its office when its sender, its name or the name of what it
+    held tells which one it is: a return that cannot be read is still that office's return."""
+    if verdict.office or (verdict.status == "ignored" and verdict.reason != ingest.REASON_NOT_RETURN):
         return verdict
     office, source = _office_from("", hints_for(catalog, verdict.name, verdict.sender))
+    if not office and verdict.source.members:
+        inner = {o for m in verdict.source.members if (o := hints_for(catalog, f"{verdict.name} › {m}").name_office)}
+        office, source = (next(iter(inner)), "file-name") if len(inner) == 1 else ("", "none")
     if not office:
         return verdict
+    issues = verdict.issues
+    if verdict.status == "ignored":  # not a workbook, a mail or a zip, but named for an office
+        suffix = Path(verdict.name.rsplit(" › ", 1)[-1]).suffix.lower()
+        kind = _NOT_WORKBOOK_KINDS.get(suffix, f"「{suffix}」ファイル" if suffix else "拡張子のないファイル")
+        verdict = FileVerdict.judged(verdict.source, [make_issue("file-not-workbook", file=verdict.name, detail=kind)])
+        issues = verdict.issues
     extra = _sender_issues(catalog, verdict.source, office)
     return dataclasses.replace(verdict, office=office, office_source=source, offices=frozenset({office}),
-                               issues=(*verdict.issues, *extra))
+                               issues=(*issues, *extra))
 
 
 # --- The entry points -------------------------------------------------------------------------

@@ -4,9 +4,13 @@ the master's cells, 提出状況, the `status` output and the `remind` drafts.""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import struct
+import unicodedata
+import zipfile
 from datetime import UTC, date, datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -496,3 +500,127 @@ def test_two_undated_copies_of_one_table_are_ambiguous(inbox: Path, outbox: Path
     assert status_sheet(outbox)["健康課"][4] == "エラーあり"
     [reminder] = plan_reminders(s, today=TODAY)
     assert reminder.office == "健康課" and [e.file for e in reminder.errors] == ["健康課_評価表.xlsx"]
+
+
+# --- names as people type them --------------------------------------------------------------------
+
+CHILD = "子ども家庭センター"
+
+
+def nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+def test_an_nfd_named_correction_is_its_offices(inbox: Path, outbox: Path) -> None:
+    """A correction saved on a Mac: its name decomposed (ど as と + ◌゙). Before: office-unverified, and
+    the older copy's values stayed. Now: the name is read as 子ども家庭センター's; shown as found."""
+    catalog = load_catalog("R6")
+    [key, *_] = [a.key for a in catalog.assignments_for_office(CHILD)]
+    rating = "C" if RESULTS[key]["rating"] != "C" else "B"
+    name = nfd(f"R6_{CHILD}_修正版.xlsx")
+    assert name != unicodedata.normalize("NFC", name)
+    path = write_book(inbox / name, office_sheet([CHILD], answers={key: {"rating": rating}}))
+    later = saved_time(inbox / f"R6_地域福祉計画評価_{CHILD}.xlsx") + timedelta(hours=1)  # after the original
+    dated(path, later, later)
+    _, run = night(inbox, outbox)
+    e = file_entry(run, name)
+    assert (e["office"], e["office_source"], e["status"]) == (CHILD, "file-name", "accepted")
+    assert "office-unverified" not in [i["code"] for i in e["issues"]]
+    label = (catalog.projects[key[0]].label, key[1])
+    assert master_cells(outbox)[label] == (rating, name)
+
+
+def test_an_nfd_folder_names_the_office(inbox: Path, outbox: Path) -> None:
+    """Staff keep one folder per office; a folder made on a Mac has a decomposed name."""
+    catalog = load_catalog("R6")
+    [key, *_] = [a.key for a in catalog.assignments_for_office(CHILD)]
+    (inbox / f"R6_地域福祉計画評価_{CHILD}.xlsx").unlink()
+    write_book(inbox / nfd(CHILD) / "評価表.xlsx", office_sheet([CHILD]))
+    _, run = night(inbox, outbox)
+    e = file_entry(run, f"{nfd(CHILD)}/評価表.xlsx")
+    assert (e["office"], e["office_source"], e["status"]) == (CHILD, "file-name", "accepted")
+    label = (catalog.projects[key[0]].label, key[1])
+    assert master_cells(outbox)[label] == (RESULTS[key]["rating"], f"{nfd(CHILD)}/評価表.xlsx")
+    assert status_sheet(outbox)[CHILD][4] == "受理"
+
+
+# --- a return that cannot be read is still that office's return ---------------------------------
+
+GUIDANCE = "R6_地域福祉計画評価_指導室.xlsx"
+SAFETY = "R6_地域福祉計画評価_地域安全課.xlsx"
+
+
+def test_csv_pdf_and_photo_returns_count_as_received(inbox: Path, outbox: Path, schemas: Path) -> None:
+    """Before: a CSV, a PDF or a photo of the sheet named for an office was 対象外, the office 未提出
+    and the reminder said nothing was received. Now: received, エラーあり, file-not-workbook saying
+    what to send instead; a neutral name stays 対象外."""
+    (inbox / HEALTH).unlink()
+    (inbox / GUIDANCE).unlink()
+    (inbox / SAFETY).unlink()
+    (inbox / "健康課_評価表.csv").write_bytes("事業No.,担当課,事業評価\r\n7,健康課,A\r\n".encode("cp932"))
+    (inbox / "R6_地域福祉計画評価_指導室.pdf").write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n%%EOF\n")
+    (inbox / "地域安全課").mkdir()
+    (inbox / "地域安全課" / "IMG_0412.JPG").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(200) + b"\xff\xd9")
+    (inbox / "scan.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(200) + b"\xff\xd9")
+    s, run = night(inbox, outbox, schemas)
+    for name, office, kind in (("健康課_評価表.csv", "健康課", "CSV ファイル"),
+                               ("R6_地域福祉計画評価_指導室.pdf", "指導室", "PDF ファイル"),
+                               ("地域安全課/IMG_0412.JPG", "地域安全課", "画像(写真)")):
+        e = file_entry(run, name)
+        assert (e["status"], e["office"]) == ("rejected", office), name
+        [issue] = e["issues"]
+        assert issue["code"] == "file-not-workbook" and f"({kind})" in issue["message"]
+        assert "配布したテンプレート(.xlsx)に記入し" in issue["message"]
+        row = status_sheet(outbox)[office]
+        assert (row[4], row[5]) == ("エラーあり", 1), office
+        assert status_line(render_status(submission_status(s, today=TODAY)), office)[1] == "エラーあり"
+    assert file_entry(run, "scan.jpg")["status"] == "ignored"
+    assert "scan.jpg" not in run.report["unattributed"]
+    drafts = {r.office: r for r in plan_reminders(s, today=TODAY)}
+    assert set(drafts) == {"健康課", "指導室", "地域安全課"}
+    health = drafts["健康課"]
+    assert [a.key for a in health.missing] == [HEALTH_KEY] and [e.file for e in health.errors] == ["健康課_評価表.csv"]
+    assert "Excel ブックではありません(CSV ファイル)" in health.body
+
+
+def encrypted_zip(member: str, data: bytes) -> bytes:
+    """A zip with a password (PPAP), as 7-Zip or Windows writes it: the member names stay readable."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(member, data)
+    raw = bytearray(buf.getvalue())
+    for sig, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        pos = bytes(raw).index(sig)
+        struct.pack_into("<H", raw, pos + flag_at, struct.unpack_from("<H", raw, pos + flag_at)[0] | 0x1)
+    return bytes(raw)
+
+
+def test_an_encrypted_zip_with_a_neutral_name_is_its_members_office(inbox: Path, outbox: Path,
+                                                                   schemas: Path) -> None:
+    """送付ファイル.zip (password set) holding R6_…_子ども家庭センター.xlsx. Before: 差出課不明, and
+    the office 未提出. Now: the member's name tells the office: エラーあり with zip-encrypted."""
+    original = inbox / f"R6_地域福祉計画評価_{CHILD}.xlsx"
+    (inbox / "送付ファイル.zip").write_bytes(encrypted_zip(original.name, original.read_bytes()))
+    original.unlink()
+    s, run = night(inbox, outbox, schemas)
+    e = file_entry(run, "送付ファイル.zip")
+    assert (e["status"], e["office"], e["office_source"]) == ("rejected", CHILD, "file-name")
+    assert [i["code"] for i in e["issues"]] == ["zip-encrypted"]
+    assert "送付ファイル.zip" not in run.report["unattributed"]
+    assert status_sheet(outbox)[CHILD][4] == "エラーあり"
+    [reminder] = plan_reminders(s, today=TODAY)
+    assert reminder.office == CHILD and [e.file for e in reminder.errors] == ["送付ファイル.zip"]
+    assert "パスワード" in reminder.body
+
+
+def test_an_encrypted_workbook_named_for_an_office(inbox: Path, outbox: Path) -> None:
+    """A workbook saved with a password to open (Excel's 暗号化): file-encrypted, still the office's."""
+    from hostile import cfb
+
+    (inbox / HEALTH).write_bytes(cfb({"EncryptionInfo": b"\x04\x00\x04\x00\x40\x00\x00\x00",
+                                      "EncryptedPackage": (inbox / HEALTH).read_bytes()}))
+    _, run = night(inbox, outbox)
+    e = file_entry(run, HEALTH)
+    assert (e["status"], e["office"]) == ("rejected", "健康課")
+    assert [i["code"] for i in e["issues"]] == ["file-encrypted"]
+    assert status_sheet(outbox)["健康課"][4] == "エラーあり"

@@ -114,6 +114,9 @@ class Envelope:
     received: datetime | None = None  # from the Date header (aware); None for zip / missing
     attachments: list[Attachment] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
+    # Names of what it held but could not be read (attachments that are not workbooks, encrypted
+    # members): they may still tell whose return it is.
+    unread: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,6 +230,7 @@ class _Context:
         self.in_zip = in_zip  # collecting a ZIP's members: unsafety propagates to the outer ZIP
         self.budget = limits.max_total_bytes
         self.skipped: list[str] = []  # non-workbook attachments, named in "no attachment" issues
+        self.locked: list[str] = []  # encrypted members
 
     def issue(self, code: str, value: str = "", detail: str = "") -> None:
         self.env.issues.append(make_issue(code, file=self.name, value=_safe(value), detail=_safe(detail)))
@@ -277,9 +281,11 @@ class _Context:
         self.env.attachments.extend(inner.attachments)
         self.env.issues.extend(inner.issues)
         self.skipped.extend(sub.skipped)
+        self.locked.extend(sub.locked)
 
     def finish(self, empty_code: str) -> None:
         """Say so when nothing usable was found (unless a worse problem already explains it)."""
+        self.env.unread = list(dict.fromkeys([*self.skipped, *self.locked]))
         if self.env.attachments or any(i.is_error for i in self.env.issues):
             return
         detail = ""
@@ -853,6 +859,7 @@ def _collect_zip(data: bytes, name: str, ctx: _Context, depth: int, prefix: str)
     ctx.env.attachments.extend(found.attachments)
     ctx.env.issues.extend(found.issues)
     ctx.skipped.extend(sub.skipped)
+    ctx.locked.extend(sub.locked)
 
 
 def _zip_members(data: bytes, label: str, ctx: _Context, depth: int, prefix: str) -> None:
@@ -893,6 +900,7 @@ def _zip_members(data: bytes, label: str, ctx: _Context, depth: int, prefix: str
                 continue
             ctx.found(prefix + member, content, depth)
     if encrypted:
+        ctx.locked.extend(_basename(m) for m in encrypted)
         ctx.issue("zip-encrypted", value=label, detail="、".join(encrypted))
 
 
