@@ -483,7 +483,7 @@ def _answer_tables(parsed: Parsed, name: str, year: str) -> tuple[list[Table], l
         years = set(named.values()) - {""}
         if len(tables) > 1 and (len(years) > 1 or _overlap(tables)):
             chosen = [t for t in tables if named[t.sheet] == year]
-            if len(years) > 1 and not any(chosen) and "" not in named.values():
+            if len(years) > 1 and not chosen and "" not in named.values():
                 chosen = tables  # every table another year's: the year check rejects the file
             elif not chosen or _overlap(chosen):
                 sheets = "、".join(f"「{t.sheet}」" for t in tables)

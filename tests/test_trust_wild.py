@@ -24,6 +24,7 @@ from plan_schemas import SCHEMAS_DIR
 from returns import edit_return, saved_time, set_saved
 
 from pipeline.catalog import load_catalog
+from pipeline.cli import render_merge
 from pipeline.master import master_name
 from pipeline.runner import run_merge, run_validate
 from pipeline.settings import Settings
@@ -126,6 +127,10 @@ def test_a_valid_return_followed_by_a_damaged_copy(inbox: Path, outbox: Path, sc
     assert status_line(text, "健康課")[1:5] == ["受理(後の提出にエラーあり)", "1", "1", "0"]
     assert "全ての担当課の評価がそろいました。" in text
     assert "受理済みで後の提出にエラーがある課: 健康課" in text
+    console = render_merge(run).splitlines()  # the merge's one-screen summary reads the same decision
+    assert "全ての担当課の評価がそろいました。" in console
+    assert not any(line.startswith("未完了の担当課") for line in console)
+    assert any(line.startswith("受理済みで後の提出にエラーがある担当課") and "健康課" in line for line in console)
     assert plan_reminders(s, today=TODAY) == []
     assert write_reminders(s, today=TODAY) == []
 
@@ -153,7 +158,7 @@ def test_a_damaged_first_return_still_owes_and_is_reminded_of_exactly_what(inbox
     damaged = inbox / "R6_地域福祉計画評価_健康課_再送.xlsx"
     damaged.write_bytes(good.read_bytes()[:2500])
     good.unlink()
-    s, _ = night(inbox, outbox, schemas)
+    s, run = night(inbox, outbox, schemas)
     assert HEALTH_KEY not in master_cells(outbox)
     assert status_sheet(outbox)["健康課"][1:5] == (1, 0, 1, "エラーあり")
     assert status_line(render_status(submission_status(s, today=TODAY)), "健康課")[1] == "エラーあり"
@@ -161,6 +166,7 @@ def test_a_damaged_first_return_still_owes_and_is_reminded_of_exactly_what(inbox
     assert reminder.office == "健康課" and [a.key for a in reminder.missing] == [HEALTH_KEY]
     assert [e.file for e in reminder.errors] == [damaged.name]
     assert "健康課の評価がまだそろっていません。" in reminder.body
+    assert "未完了の担当課: 健康課(エラーあり、残り 1)" in render_merge(run).splitlines()
 
 
 # --- partial corrections --------------------------------------------------------------------------
