@@ -256,6 +256,9 @@ def office_statuses(
         latest = max(mine, key=order_key, default=None)
         missing = tuple(a.key for a in mine_assigned if a.key not in chosen)
         standing = standing_errors(mine)
+        if not missing:  # 受理: only a file after the ones in use is news (受理(後の提出にエラーあり))
+            used = {chosen[a.key].file for a in mine_assigned}
+            standing = [f for f in standing if f.name not in used]
         if not missing:
             status = STATUS_ACCEPTED
         elif not mine:

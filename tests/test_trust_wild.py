@@ -630,3 +630,15 @@ def test_an_encrypted_workbook_named_for_an_office(inbox: Path, outbox: Path) ->
     assert (e["status"], e["office"]) == ("rejected", "健康課")
     assert [i["code"] for i in e["issues"]] == ["file-encrypted"]
     assert status_sheet(outbox)["健康課"][4] == "エラーあり"
+
+
+def test_an_error_in_the_file_in_use_is_not_a_later_one(inbox: Path, outbox: Path) -> None:
+    """健康課 sends its own table with 指導室's row copied in: that row is office-mismatch, its own row
+    is used. 受理 as it is: the error is in the file in use, not a later submission."""
+    (inbox / HEALTH).unlink()
+    write_book(inbox / "健康課_評価表.xlsx", office_sheet(["健康課", "指導室"]))
+    _, run = night(inbox, outbox)
+    e = file_entry(run, "健康課_評価表.xlsx")
+    assert e["status"] == "partial" and "office-mismatch" in [i["code"] for i in e["issues"]]
+    assert master_cells(outbox)[HEALTH_KEY] == (RESULTS[HEALTH_KEY]["rating"], "健康課_評価表.xlsx")
+    assert status_sheet(outbox)["健康課"][4] == "受理"
