@@ -942,7 +942,8 @@ class _CountSheet:
         for band, charts in self.chart_rows:
             for title, rows, width, j in charts:
                 first, last = row_of[id(rows[0])], row_of[id(rows[-1])]
-                chart = _stacked_chart(self.wb, ws.name, first, last, title, len(rows), width=width)
+                chart = _stacked_chart(self.wb, ws.name, first, last, title, len(rows), width=width,
+                                       scale=self.scale)
                 ws.insert_chart(row_of[id(band)], 0, chart, {"x_offset": 4 + j * (width + _CHART_GAP),
                                                               "y_offset": 4, "object_position": 1})
         if rating_rows:
@@ -1032,11 +1033,42 @@ def _rows_for_height(pixels: int) -> int:
     return math.ceil(pixels / (_COUNTS_ROW_PT * 4 / 3)) + 1
 
 
+# The smallest chart text on paper (labels, legend) and the chart title, in points.
+CHART_TEXT_PT = 9
+CHART_TITLE_PT = 11
+
+
+def chart_font(size: float, scale: int = 100, **style: Any) -> dict[str, Any]:
+    """A chart text's font: the UD font at `size` points on paper, for a sheet printed at
+    `scale` % (a chart shrinks with its sheet), in whole points as Excel's font box has them."""
+    return {"name": FONT, "size": math.ceil(size * 100 / scale), "charset": printing.FONT_CHARSET, **style}
+
+
+def new_chart(wb: xlsxwriter.Workbook, options: dict[str, Any]) -> Any:
+    """wb.add_chart, whose text names the UD font for East Asian and complex script text too.
+
+    xlsxwriter writes a chart font as <a:latin> only; Excel and LibreOffice then set Japanese
+    characters in the theme's or the system's East Asian font (Noto Sans CJK on Linux, 游ゴシック
+    in Excel), not in the font named. The chart's own writer is given <a:ea> and <a:cs> beside
+    <a:latin>, in the schema's order (latin, ea, cs)."""
+    chart = wb.add_chart(options)
+    write_latin = chart._write_a_latin
+
+    def write_fonts(attributes: list[tuple[str, Any]]) -> None:
+        write_latin(attributes)
+        chart._xml_empty_tag("a:ea", attributes)
+        chart._xml_empty_tag("a:cs", attributes)
+
+    chart._write_a_latin = write_fonts
+    return chart
+
+
 def _stacked_chart(wb: xlsxwriter.Workbook, sheet: str, first: int, last: int, title: str,
-                   categories: int, *, width: int = _CHART_WIDTH) -> Any:
-    """A stacked bar chart of the A–D count columns of rows first..last, categories from 名称."""
-    chart = wb.add_chart({"type": "bar", "subtype": "stacked"})
-    font = {"name": FONT, "size": 9}
+                   categories: int, *, width: int = _CHART_WIDTH, scale: int = 100) -> Any:
+    """A stacked bar chart of the A–D count columns of rows first..last, categories from 名称;
+    its text at least CHART_TEXT_PT on paper on a sheet printed at `scale` %."""
+    chart = new_chart(wb, {"type": "bar", "subtype": "stacked"})
+    font = chart_font(CHART_TEXT_PT, scale)
     for c, letter in enumerate(RATINGS, start=2):
         chart.add_series(
             {
@@ -1051,7 +1083,7 @@ def _stacked_chart(wb: xlsxwriter.Workbook, sheet: str, first: int, last: int, t
                                 "font": {**font, "color": "#FFFFFF", "bold": True}},
             }
         )
-    chart.set_title({"name": title, "name_font": {"name": FONT, "size": 11, "bold": True}})
+    chart.set_title({"name": title, "name_font": chart_font(CHART_TITLE_PT, scale, bold=True)})
     # Reverse so the first category is on top, reading order as in the table.
     chart.set_y_axis({"reverse": True, "num_font": font})
     chart.set_x_axis({"num_font": font, "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
@@ -1484,8 +1516,8 @@ def _write_comparison_summary(wb: xlsxwriter.Workbook, st: _Styles, catalog: Cat
 def _clustered_chart(wb: xlsxwriter.Workbook, sheet: str, head: int, first: int, last: int, title: str,
                      height: int) -> Any:
     """Columns of last year (grey) and this year (blue) side by side, one group per rating."""
-    chart = wb.add_chart({"type": "column"})  # clustered is xlsxwriter's default column subtype
-    font = {"name": FONT, "size": 9}
+    chart = new_chart(wb, {"type": "column"})  # clustered is xlsxwriter's default column subtype
+    font = chart_font(CHART_TEXT_PT)  # the sheet prints one page wide: at 100 % (chart and columns fit A4)
     for col, colour in ((1, "#A6A6A6"), (2, "#5B9BD5")):
         chart.add_series(
             {
@@ -1498,7 +1530,7 @@ def _clustered_chart(wb: xlsxwriter.Workbook, sheet: str, head: int, first: int,
                 "data_labels": {"value": True, "num_format": "0;;;", "font": font},
             }
         )
-    chart.set_title({"name": title, "name_font": {"name": FONT, "size": 11, "bold": True}})
+    chart.set_title({"name": title, "name_font": chart_font(CHART_TITLE_PT, bold=True)})
     chart.set_x_axis({"num_font": font})
     chart.set_y_axis({"num_font": font, "min": 0, "num_format": "0",
                       "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})

@@ -498,14 +498,14 @@ def _write_comparison(wb: Any, st: Any, catalog: Catalog, tally: Any, past: hist
     master._write_layout(ws, layout, write)
     row_of = {id(p.line): p.row for p in layout.placed if not p.repeated}
     first, last = row_of[id(goal_rows[0])], row_of[id(goal_rows[-1])]
-    chart = wb.add_chart({"type": "bar"})
-    font = {"name": master.FONT, "size": 9}
+    chart = master.new_chart(wb, {"type": "bar"})
+    font = master.chart_font(master.CHART_TEXT_PT, scale)
     for col, name, colour in ((10, _short_year(past.year), "#A6A6A6"), (11, catalog.year_label, "#4E9A4E")):
         chart.add_series({"name": name, "categories": [ws.name, first, 1, last, 1],
                           "values": [ws.name, first, col, last, col], "fill": {"color": colour}, "gap": 80,
                           "data_labels": {"value": True, "num_format": "0.0%", "font": font}})
     # (no spaces around the Latin letters: LibreOffice draws such a space in a fallback font)
-    chart.set_title({"name": "基本目標別のA・B評価の割合", "name_font": {"name": master.FONT, "size": 11, "bold": True}})
+    chart.set_title({"name": "基本目標別のA・B評価の割合", "name_font": master.chart_font(master.CHART_TITLE_PT, scale, bold=True)})
     chart.set_y_axis({"reverse": True, "num_font": font})
     chart.set_x_axis({"num_font": font, "num_format": "0%", "min": 0, "max": 1,
                       "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})

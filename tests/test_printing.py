@@ -2,8 +2,9 @@
 `publish` command), and every workbook we write rendered to PDF by LibreOffice and read back.
 
 The rendering tests need LibreOffice (soffice), poppler (pdftotext, pdffonts) and the BIZ UD
-fonts (Debian: libreoffice-calc-nogui poppler-utils fonts-morisawa-bizud-gothic); elsewhere they
-are skipped with the reason shown. All five workbooks are converted in one soffice call.
+fonts (Debian: libreoffice-calc-nogui poppler-utils fonts-morisawa-bizud-gothic), and the font
+test Noto CJK beside them (fonts-noto-cjk) so that a fallback shows; elsewhere they are skipped
+with the reason shown. All five workbooks are converted in one soffice call.
 """
 
 from __future__ import annotations
@@ -372,7 +373,14 @@ def test_page_counts(rendered):
     assert counts == EXPECTED_PAGES
 
 
+# Another Japanese font for LibreOffice to fall back to: with BIZ UD the only one, text that does
+# not name the UD font for Japanese would still be set in it, and the test below could not fail.
+FALLBACK_FONT = "Noto Sans CJK JP"
+
+
 def test_every_font_in_every_pdf_is_a_ud_font(rendered):
+    if printing.font_installed(FALLBACK_FONT) is not True:
+        pytest.skip(f"{FALLBACK_FONT} is not installed, so a fallback could not show (apt-get install fonts-noto-cjk)")
     for name in EXPECTED_PAGES:
         fonts = subprocess.run(["pdffonts", str(rendered["dir"] / f"{name}.pdf")], capture_output=True, text=True,
                                check=True).stdout.splitlines()[2:]
@@ -462,3 +470,65 @@ def test_template_pages_show_header_and_page_number(rendered):
         assert "令和6年度 地域福祉計画の進捗状況及び評価表" in text, n
     # the data pages repeat the column headings
     assert all("事業No." in p["layout"] for p in pages[:-1])
+
+
+# --- chart text -------------------------------------------------------------------------------------
+
+_DML = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+
+
+def _charts_by_sheet(path: Path) -> dict[str, list[tuple[int, bytes]]]:
+    """Each sheet's charts (chart XML) with the sheet's print scale, read from the package's parts
+    and relationships."""
+    from xml.etree import ElementTree as ET
+
+    def rels(z: zipfile.ZipFile, part: str) -> dict[str, str]:
+        folder, name = part.rsplit("/", 1)
+        rel_part = f"{folder}/_rels/{name}.rels"
+        if rel_part not in z.namelist():
+            return {}
+        out = {}
+        for r in ET.fromstring(z.read(rel_part)):
+            target = r.get("Target", "")
+            parts = folder.split("/")
+            for step in target.split("/"):
+                parts = parts[:-1] if step == ".." else [*parts, step]
+            out[r.get("Id", "")] = "/".join(parts)
+        return out
+
+    found: dict[str, list[tuple[int, bytes]]] = {}
+    with zipfile.ZipFile(path) as z:
+        book = ET.fromstring(z.read("xl/workbook.xml"))
+        book_rels = rels(z, "xl/workbook.xml")
+        for sheet in book.iter("{http://schemas.openxmlformats.org/spreadsheetml/2006/main}sheet"):
+            part = book_rels[sheet.get("{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id", "")]
+            setup = re.search(rb"<pageSetup[^>]*>", z.read(part))
+            scale = re.search(rb'scale="(\d+)"', setup[0]) if setup else None
+            for drawing in rels(z, part).values():
+                for chart in rels(z, drawing).values():
+                    found.setdefault(sheet.get("name", ""), []).append(
+                        (int(scale[1]) if scale else 100, z.read(chart)))
+    return found
+
+
+@pytest.mark.parametrize("doc", ["master", "summary", "publish"])
+def test_every_chart_text_is_in_the_ud_font_and_at_least_9_pt_on_paper(merged, published, doc):
+    """Every run of chart text (title, axes, legend, data labels) names the UD font for Latin and
+    East Asian text alike (a font named for Latin only leaves Japanese to the system's fallback),
+    and is at least 9 pt once the sheet's print scale shrinks it."""
+    from xml.etree import ElementTree as ET
+
+    path = {"master": merged["outbox"] / master_name(R6), "summary": merged["outbox"] / summary_name(R6),
+            "publish": published["result"].xlsx}[doc]
+    charts = _charts_by_sheet(path)
+    assert sum(len(c) for c in charts.values()) >= len(R6.goals)
+    for sheet, items in charts.items():
+        for scale, xml in items:
+            props = [e for tag in ("rPr", "defRPr") for e in ET.fromstring(xml).iter(f"{_DML}{tag}")]
+            assert props, sheet
+            for p in props:
+                faces = {kind: p.find(f"{_DML}{kind}") for kind in ("latin", "ea", "cs")}
+                assert all(f is not None and f.get("typeface") == printing.TEXT_FONT for f in faces.values()), (
+                    sheet, ET.tostring(p))
+                size = int(p.get("sz", "0")) / 100 * scale / 100
+                assert size >= 9, (sheet, size)
