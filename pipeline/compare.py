@@ -17,7 +17,7 @@ rating (A > B > C > D): "↑" is better than last year, "↓" worse, "→" the s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from pipeline.catalog import Catalog
@@ -29,7 +29,8 @@ RANK = {letter: i for i, letter in enumerate(RATINGS)}  # A 0 (best) … D 3
 UP, DOWN, SAME = "↑", "↓", "→"
 NONE = "—"  # no rating to show or compare
 NEW = "新規"  # not in last year's plan
-NOT_RETURNED = "未提出"  # no valid evaluation this year (yet)
+NOT_RETURNED = "未提出"  # nothing received from the office this year (yet)
+NOT_REFLECTED = "未反映"  # received, but kept out of the master by an error
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Change:
     current: str = ""  # A–D, "" when not returned (yet)
     new: bool = False  # not in last year's plan (known only when last year's plan is at hand)
     result: str = ""  # this year's 事業実績・評価理由
+    unreflected: bool = False  # no rating this year although the office sent a return (an error kept it out)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -67,7 +69,7 @@ class Change:
 
     @property
     def current_text(self) -> str:
-        return self.current or NOT_RETURNED
+        return self.current or (NOT_REFLECTED if self.unreflected else NOT_RETURNED)
 
     @property
     def change_text(self) -> str:
@@ -89,7 +91,8 @@ class GoalComparison:
     current: dict[str, int] = field(default_factory=_zero)  # this year's A–D
     no_previous: int = 0  # assignments without last year's rating (新規 included)
     new: int = 0  # of which not in last year's plan
-    not_returned: int = 0  # assignments without this year's rating
+    not_returned: int = 0  # assignments without this year's rating, nothing received from the office
+    unreflected: int = 0  # assignments without this year's rating although the office sent a return
 
     @property
     def compared(self) -> int:
@@ -113,14 +116,17 @@ class YearComparison:
         return tuple(c for c in self.changes if c.fell)
 
 
-def compare_years(catalog: Catalog, rows: Iterable[Evaluation], previous: PastYear) -> YearComparison:
-    """This year's chosen rows against last year's evaluations, assignment by assignment."""
+def compare_years(catalog: Catalog, rows: Iterable[Evaluation], previous: PastYear,
+                  unreflected: Collection[tuple[str, str]] = ()) -> YearComparison:
+    """This year's chosen rows against last year's evaluations, assignment by assignment.
+    `unreflected`: the assignments without a row whose office did send a return (an error kept
+    the row out); they are told apart from those not returned."""
     by_key = {r.key: r for r in rows}
     goals = {
         g.number: GoalComparison(g.number, g.name, transitions={x: _zero() for x in RATINGS})
         for g in catalog.goals
     }
-    counters = {g: {"no_previous": 0, "new": 0, "not_returned": 0} for g in goals}
+    counters = {g: {"no_previous": 0, "new": 0, "not_returned": 0, "unreflected": 0} for g in goals}
     changes = []
     for a in sorted(catalog.assignments, key=lambda a: a.order):
         goal = catalog.goal_of(a.project)
@@ -128,7 +134,7 @@ def compare_years(catalog: Catalog, rows: Iterable[Evaluation], previous: PastYe
         row = by_key.get(a.key)
         new = past is None and previous.plan is not None and a.key not in previous.plan
         change = Change(a.project, a.department, goal, past.rating if past else "", row.rating if row else "",
-                        new, row.result if row else "")
+                        new, row.result if row else "", row is None and a.key in unreflected)
         changes.append(change)
         g = goals[goal]
         if change.previous:
@@ -139,7 +145,7 @@ def compare_years(catalog: Catalog, rows: Iterable[Evaluation], previous: PastYe
         if change.current:
             g.current[change.current] += 1
         else:
-            counters[goal]["not_returned"] += 1
+            counters[goal]["unreflected" if change.unreflected else "not_returned"] += 1
         if change.previous and change.current:
             g.transitions[change.previous][change.current] += 1
     done = tuple(

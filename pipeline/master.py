@@ -90,8 +90,14 @@ COMPARISON_SHEET = "前年度比較"  # master (after 集計) and summary (last)
 FONT = printing.TEXT_FONT  # every cell and chart
 UNIT_FONT = printing.UNIT_FONT  # the standard font: fixes the column-width unit (pipeline.printing)
 FONT_SIZE = 11
+# Why an assignment has no evaluation in the master, in the words the sheets print. 未提出 only
+# when nothing was received from the office: an office that sent a return whose row (or whole
+# file) was kept out by an error is waiting for a correction, not for a first answer.
 MISSING_MARK = "(未提出)"
-MISSING = "未提出"
+ERROR_MARK = "(エラーのため未反映)"
+UNREFLECTED_MARK = "(未反映)"  # received, no error of the office's: e.g. its rows came in another office's file
+MISSING = "未提出"  # the count columns: nothing received
+UNREFLECTED = "未反映"  # the count columns: received, not in the master (ERROR_MARK and UNREFLECTED_MARK)
 
 # The letter is always shown; the colour only helps. Light fills with dark text stay readable
 # in grayscale print and for colour-blind readers (UD).
@@ -245,15 +251,17 @@ def write_master(
     check_rows(catalog, result.rows)
     wb = _new_workbook(path, catalog, "評価集約", "master", generated)
     st = _Styles(wb)
-    tally = _Tally(catalog, result.rows)
+    absent = absences(catalog, result)
+    tally = _Tally(catalog, result.rows, absent)
     header = _page_header(catalog, generated)
     _write_list(wb, st, catalog, result.rows, header)
     if writes_goal_sheets(catalog, goal_sheets):
         for goal in catalog.goals:
-            _write_goal_sheet(wb, st, catalog, goal.number, tally, header)
+            _write_goal_sheet(wb, st, catalog, goal.number, tally, absent, header)
     _write_summary_sheet(wb, st, catalog, tally, result.rows, generated, header)
     if previous is not None:
-        _write_comparison(wb, st, catalog, compare_years(catalog, result.rows, previous), header)
+        _write_comparison(wb, st, catalog, compare_years(catalog, result.rows, previous, _unreflected(absent)),
+                          header)
     overdue = today is not None and deadline is not None and today > deadline
     _write_status(wb, st, result, files, header, overdue=overdue)
     _write_issues(wb, st, issues, header, result.acknowledged)
@@ -273,7 +281,8 @@ def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: s
     check_rows(catalog, result.rows)
     wb = _new_workbook(path, catalog, "評価集計", "summary", generated)
     st = _Styles(wb)
-    tally = _Tally(catalog, result.rows)
+    absent = absences(catalog, result)
+    tally = _Tally(catalog, result.rows, absent)
     header = _page_header(catalog, generated)
     by_goal: dict[int, list[Evaluation]] = {g.number: [] for g in catalog.goals}
     for r in result.rows:  # one pass over the rows, not one a goal
@@ -294,7 +303,8 @@ def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: s
         sheet.cd_table(catalog, by_goal[g])
         sheet.finish(header)
     if previous is not None:
-        _write_comparison_summary(wb, st, catalog, compare_years(catalog, result.rows, previous), header)
+        _write_comparison_summary(wb, st, catalog,
+                                  compare_years(catalog, result.rows, previous, _unreflected(absent)), header)
     wb.close()
 
 
@@ -346,10 +356,35 @@ class _Styles:
             self.put(ws, row, col, project.label, name)
 
 
-class _Tally:
-    """A/B/C/D/未提出 counts per goal, direction, measure and 担当課, from one pass over the plan."""
+def absences(catalog: Catalog, result: Outcome) -> dict[tuple[str, str], str]:
+    """Each assignment without a valid row, and why, as the sheets print it: MISSING_MARK when
+    nothing was received from its office, ERROR_MARK when the office's returns had errors (a
+    rejected file or an excluded row), UNREFLECTED_MARK otherwise."""
+    valid = {r.key for r in result.rows}
+    office = {o.office: o for o in result.offices}
+    out = {}
+    for a in catalog.assignments:
+        if a.key in valid:
+            continue
+        o = office.get(a.office)
+        if o is None or o.received == 0:
+            out[a.key] = MISSING_MARK
+        else:
+            out[a.key] = ERROR_MARK if o.status == STATUS_ERRORS else UNREFLECTED_MARK
+    return out
 
-    def __init__(self, catalog: Catalog, rows: Iterable[Evaluation]) -> None:
+
+def _unreflected(absent: dict[tuple[str, str], str]) -> set[tuple[str, str]]:
+    return {key for key, mark in absent.items() if mark != MISSING_MARK}
+
+
+class _Tally:
+    """A/B/C/D/未提出/未反映 counts per goal, direction, measure and 担当課, from one pass over the plan.
+    `absent` (from `absences`) tells 未反映 from 未提出; without it, every absent row is 未提出."""
+
+    def __init__(self, catalog: Catalog, rows: Iterable[Evaluation],
+                 absent: dict[tuple[str, str], str] | None = None) -> None:
+        absent = absent or {}
         self.by_key = {r.key: r for r in rows}
         self.goal: dict[int, dict[str, int]] = {g.number: _zero() for g in catalog.goals}
         self.direction = {(d.goal, d.number): _zero() for d in catalog.directions}
@@ -359,7 +394,8 @@ class _Tally:
         for a in catalog.assignments:
             p = catalog.projects[a.project]
             row = self.by_key.get(a.key)
-            bucket = row.rating if row is not None else MISSING
+            bucket = row.rating if row is not None else (
+                MISSING if absent.get(a.key, MISSING_MARK) == MISSING_MARK else UNREFLECTED)
             self.department.setdefault(a.department, _zero())
             self.office_of.setdefault(a.department, a.office)
             for counts in (
@@ -380,7 +416,7 @@ class _Tally:
 
 
 def _zero() -> dict[str, int]:
-    return {**dict.fromkeys(RATINGS, 0), MISSING: 0}
+    return {**dict.fromkeys(RATINGS, 0), MISSING: 0, UNREFLECTED: 0}
 
 
 def _new_workbook(path: Path, catalog: Catalog, kind: str, mark: str, generated: str) -> xlsxwriter.Workbook:
@@ -629,9 +665,9 @@ def goal_columns(catalog: Catalog) -> list[str]:
 
 
 def _write_goal_sheet(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, g: int,
-                      tally: _Tally, header: str) -> None:
+                      tally: _Tally, absent: dict[tuple[str, str], str], header: str) -> None:
     ws = wb.add_worksheet(goal_sheet_name(g))
-    write_goal_table(ws, st, catalog, g, tally.by_key, header=header, missing=MISSING_MARK)
+    write_goal_table(ws, st, catalog, g, tally.by_key, header=header, missing=absent)
 
 
 @dataclass(frozen=True)
@@ -649,7 +685,8 @@ CONTINUED = "(続き)"  # after the project's name on a page that begins inside 
 
 
 def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
-                     by_key: dict[tuple[str, str], Evaluation], *, header: str, missing: str,
+                     by_key: dict[tuple[str, str], Evaluation], *, header: str,
+                     missing: dict[tuple[str, str], str],
                      goal_line: bool = False, page: printing.Page = PAGE_A3) -> printing.Layout:
     """A goal's structure and table in the published layout, paginated for print.
 
@@ -657,7 +694,8 @@ def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
     is left of a page starts the next page, and one taller than a page is split between its rows.
     A page that begins inside a project shows its 施策No., 事業No. and name again (with
     "(続き)"), and the table's column headings repeat on every page (print titles), so each page
-    can be read on its own. `missing` is shown for an assignment without an evaluation.
+    can be read on its own. `missing` says what an assignment without an evaluation shows (from
+`absences`; none: an empty row).
     `goal_line` prints the goal as the first structure line (the published table) instead of
     a title. Shared with pipeline.publish.
     """
@@ -700,6 +738,8 @@ def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
         texts = [(a.department, widths[4])]
         if ev is not None:
             texts += [(ev.result, widths[5]), (ev.outlook, widths[7])]
+        else:
+            texts.append((missing.get(a.key, ""), widths[5]))
         # the project's name and 内容 stand in its first row only, so that row holds them whole;
         # a row that begins a page repeats the name (not the 内容)
         first = [(p.name, widths[2]), (p.content, widths[3])] if new_project else []
@@ -742,7 +782,8 @@ def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
     return layout
 
 
-def _goal_row(ws: Worksheet, st: _Styles, r: int, row: _GoalRow, placed: printing.Placed, missing: str) -> None:
+def _goal_row(ws: Worksheet, st: _Styles, r: int, row: _GoalRow, placed: printing.Placed,
+              missing: dict[tuple[str, str], str]) -> None:
     p, a, ev = row.project, row.assignment, row.evaluation
     cont = st.fmt["group_cont"]
     if row.new_measure or placed.top:
@@ -762,7 +803,7 @@ def _goal_row(ws: Worksheet, st: _Styles, r: int, row: _GoalRow, placed: printin
     st.put(ws, r, 4, a.department, "wrap")
     if ev is None:
         # Shown, not skipped, so the committee sees what is still missing.
-        st.put(ws, r, 5, missing, "missing")
+        st.put(ws, r, 5, missing.get(a.key, ""), "missing")
         ws.write_blank(r, 6, None, st.fmt["rating"])
         ws.write_blank(r, 7, None, st.fmt["wrap"])
     else:
@@ -789,10 +830,10 @@ def _struct_line(ws: Worksheet, st: _Styles, row: int, label: str, text: str, la
 
 # --- 集計 ------------------------------------------------------------------------------------
 
-COUNT_HEADERS = ("区分", "名称", *RATINGS, MISSING, "合計", *(f"{x}割合" for x in RATINGS))
-_COUNT_WIDTHS = (18, 40, *([9] * 6), *([10] * 4))  # a share "100.0%" needs 10 units in the UD font
+COUNT_HEADERS = ("区分", "名称", *RATINGS, MISSING, UNREFLECTED, "合計", *(f"{x}割合" for x in RATINGS))
+_COUNT_WIDTHS = (18, 40, *([9] * 7), *([10] * 4))  # a share "100.0%" needs 10 units in the UD font
 _CD_HEADERS = ("事業No.", "個別事業・取り組み", "事業評価", "担当課", "事業実績・評価理由")
-_CD_SPANS = ((0, 0), (1, 1), (2, 2), (3, 5), (6, 11))  # under the count tables' columns
+_CD_SPANS = ((0, 0), (1, 1), (2, 2), (3, 5), (6, 12))  # under the count tables' columns
 
 # Count sheets pin their default row height and set every row's height, so charts land where
 # planned and the page breaks fall where planned (pipeline.printing).
@@ -805,9 +846,11 @@ def _write_summary_sheet(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog,
     total = tally.total
     submitted = sum(total[x] for x in RATINGS)
     sheet.lines([("title", f"{catalog.title} {catalog.year_label} 集計"),
-                 ("note", f"最新受信 {_display_time(generated)}  評価対象 {submitted + total[MISSING]} 件"
-                          f"(提出 {submitted} 件・未提出 {total[MISSING]} 件)"),
-                 ("note", "割合は提出済みの評価に対する割合です(未提出を除く)。")])
+                 ("note", f"最新受信 {_display_time(generated)}  評価対象 "
+                          f"{submitted + total[MISSING] + total[UNREFLECTED]} 件(反映済み {submitted} 件・"
+                          f"未提出 {total[MISSING]} 件・未反映 {total[UNREFLECTED]} 件)"),
+                 ("note", "未提出は課から何も届いていない評価、未反映は届いたがエラーなどで反映されていない評価"
+                          "(提出状況・検証結果を参照)です。割合は反映済みの評価に対する割合です。")])
     goals = catalog.goals
     by_goal = sheet.count_table("基本目標別", [(f"基本目標{g.number}", g.name, tally.goal[g.number]) for g in goals],
                                 total=("合計", "", total))
@@ -837,8 +880,8 @@ class _CountSheet:
     def __init__(self, wb: xlsxwriter.Workbook, st: _Styles, ws: Worksheet, page: printing.Page,
                  *, missing: bool = True) -> None:
         self.wb, self.st, self.ws, self.page = wb, st, ws, page
-        self.missing = missing  # a 未提出 column (the master) or not (the published document)
-        self.widths = _COUNT_WIDTHS if missing else (*_COUNT_WIDTHS[:6], *_COUNT_WIDTHS[7:])
+        self.missing = missing  # 未提出 and 未反映 columns (the master) or not (the published document)
+        self.widths = _COUNT_WIDTHS if missing else (*_COUNT_WIDTHS[:6], *_COUNT_WIDTHS[8:])
         self.scale = printing.print_scale(self.widths, page)
         self.capacity = printing.capacity_pt(page, self.scale)
         self.blocks: list[printing.Block] = []
@@ -853,7 +896,7 @@ class _CountSheet:
 
     @property
     def headers(self) -> tuple[str, ...]:
-        return COUNT_HEADERS if self.missing else tuple(h for h in COUNT_HEADERS if h != MISSING)
+        return COUNT_HEADERS if self.missing else tuple(h for h in COUNT_HEADERS if h not in (MISSING, UNREFLECTED))
 
     def lines(self, items: Iterable[tuple[str, str]]) -> None:
         """Title and note lines, kept together, then a blank line."""
@@ -961,11 +1004,11 @@ def _count_row(ws: Worksheet, st: _Styles, r: int, code: str, name: str, counts:
     st.put(ws, r, 0, code, text)
     st.put(ws, r, 1, name, text)
     submitted = sum(counts[x] for x in RATINGS)
-    keys = (*RATINGS, MISSING) if missing else RATINGS
+    keys = (*RATINGS, MISSING, UNREFLECTED) if missing else RATINGS
     for c, key in enumerate(keys, start=2):
         ws.write_number(r, c, counts[key], st.fmt[num])
     total_col = 2 + len(keys)
-    ws.write_number(r, total_col, submitted + (counts[MISSING] if missing else 0), st.fmt[num])
+    ws.write_number(r, total_col, sum(counts[k] for k in keys), st.fmt[num])
     for c, key in enumerate(RATINGS, start=total_col + 1):
         if submitted:
             ws.write_number(r, c, counts[key] / submitted, st.fmt[pct])
@@ -1223,8 +1266,11 @@ def _status_file_row(ws: Worksheet, st: _Styles, r: int, f: FileVerdict, result:
     status = result.statuses.get(f.name, f.status)
     st.put(ws, r, 2, FILE_STATUS_LABELS.get(status, status), "center")
     ws.write_number(r, 3, len(f.rows), st.fmt["int"])
-    ws.write_number(r, 4, len(f.errors), st.fmt["int"])
-    ws.write_number(r, 5, len(f.warnings), st.fmt["int"])
+    # Every issue of the file, as 検証結果 and the run report list them: the verdict's own and the
+    # merge's notes on it (the text checks' warnings among them).
+    notes = result.notes_for(f.name)
+    ws.write_number(r, 4, len(f.errors) + sum(1 for n in notes if n.is_error), st.fmt["int"])
+    ws.write_number(r, 5, len(f.warnings) + sum(1 for n in notes if not n.is_error), st.fmt["int"])
     st.put_time(ws, r, 6, f.received)
     st.put(ws, r, 7, f.sender, "wrap")
     st.put(ws, r, 8, f.subject, "wrap")
@@ -1345,7 +1391,8 @@ def _comparison_notes(c: YearComparison) -> list[str]:
     return [
         f"前年度({c.previous_label})の評価: {source}。評価は A が最もよく、↑ 改善・↓ 低下・→ 変化なし。",
         "今年度の計画の事業・担当課について比べています。前年度の評価がないもの(新規を含む)と"
-        "今年度未提出のものは、推移の表に含みません。",
+        "今年度の評価がないもの(未提出: 課から届いていない、未反映: 届いたがエラーなどで反映されていない)は、"
+        "推移の表に含みません。",
     ]
 
 
@@ -1422,8 +1469,8 @@ def _transition_table(ws: Worksheet, st: _Styles, row: int, g: Any, c: YearCompa
     ws.write_number(r, lc + 1 + len(RATINGS), g.compared, st.fmt["total_int"])
     r += 1
     new = f"(うち新規 {g.new} 件)" if g.new else ""
-    st.put(ws, r, lc, f"表に含まないもの: 前年度の評価なし {g.no_previous} 件{new}・今年度未提出 {g.not_returned} 件",
-           "note")
+    st.put(ws, r, lc, f"表に含まないもの: 前年度の評価なし {g.no_previous} 件{new}・今年度未提出 {g.not_returned} 件"
+                      f"・未反映 {g.unreflected} 件", "note")
     return r + 1
 
 
@@ -1505,7 +1552,8 @@ def _write_comparison_summary(wb: xlsxwriter.Workbook, st: _Styles, catalog: Cat
         ws.write_number(total, 2, sum(g.current.values()), st.fmt["total_int"])
         ws.write_number(total, 3, sum(g.current.values()) - sum(g.previous.values()), st.fmt["total_int"])
         _rating_colours(st, ws, first, 0, last, 0)
-        st.put(ws, total + 1, 0, f"前年度の評価なし {g.no_previous} 件・今年度未提出 {g.not_returned} 件", "note")
+        st.put(ws, total + 1, 0, f"前年度の評価なし {g.no_previous} 件・今年度未提出 {g.not_returned} 件"
+                                 f"・未反映 {g.unreflected} 件", "note")
         chart = _clustered_chart(wb, ws.name, head, first, last, f"基本目標{g.goal} 評価別の件数", chart_height)
         ws.insert_chart(head, 5, chart, {"object_position": 1})
         row = head + max(total + 3 - head, _rows_for_height(chart_height)) + 1

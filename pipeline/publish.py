@@ -301,7 +301,7 @@ def write_publication(path: Path, catalog: Catalog, rows: Sequence[Evaluation], 
     _write_cover(wb, st, catalog, today)
     for goal in catalog.goals:
         ws = wb.add_worksheet(master.goal_sheet_name(goal.number))
-        master.write_goal_table(ws, st, catalog, goal.number, by_key, header=header, missing="", goal_line=True)
+        master.write_goal_table(ws, st, catalog, goal.number, by_key, header=header, missing={}, goal_line=True)
     tally = master._Tally(catalog, rows)
     _write_counts(wb, st, catalog, tally, header)
     if past is not None:

@@ -350,7 +350,7 @@ def test_transition_table_per_goal(r7: Catalog, r7_run, g: int) -> None:
     columns = [sum(expected.get((b, a), 0) for b in "ABCD") for a in "ABCD"]
     assert totals == ["合計", *columns, sum(expected.values())]
     missing = 1 if g == 1 else 0  # 指導室's 事業8
-    assert ws.cell(top + 7, 3).value == f"表に含まないもの: 前年度の評価なし 0 件・今年度未提出 {missing} 件"
+    assert ws.cell(top + 7, 3).value == f"表に含まないもの: 前年度の評価なし 0 件・今年度未提出 {missing} 件・未反映 0 件"
     # worse (upper right) and better (lower left) are told apart by colour, not only by place
     assert ws.cell(top + 2, 6).fill.fgColor.rgb.endswith("FCE4D6")
     assert ws.cell(top + 3, 4).fill.fgColor.rgb.endswith("E2EFDA")

@@ -21,6 +21,7 @@ from pipeline.atomic import write_atomically
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.master import (
     CONTINUED,
+    ERROR_MARK,
     FONT,
     MASTER_SHEETS,
     MISSING_MARK,
@@ -347,17 +348,17 @@ def find_row(ws, column: int, value) -> int:
 
 def test_summary_counts_per_goal_are_the_published_ones(full) -> None:
     ws = full[3]["集計"]
-    assert values(ws, find_row(ws, 1, "基本目標別") + 1, 12) == [
-        "区分", "名称", "A", "B", "C", "D", "未提出", "合計", "A割合", "B割合", "C割合", "D割合"]
+    assert values(ws, find_row(ws, 1, "基本目標別") + 1, 13) == [
+        "区分", "名称", "A", "B", "C", "D", "未提出", "未反映", "合計", "A割合", "B割合", "C割合", "D割合"]
     for g, (a, b, c, d) in PUBLISHED_COUNTS.items():
         r = find_row(ws, 1, f"基本目標{g}")
         total = a + b + c + d
-        assert values(ws, r, 8)[2:] == [a, b, c, d, 0, total]
-        shares = values(ws, r, 12)[8:]
+        assert values(ws, r, 9)[2:] == [a, b, c, d, 0, 0, total]
+        shares = values(ws, r, 13)[9:]
         assert shares == pytest.approx([a / total, b / total, c / total, d / total])
-        assert ws.cell(row=r, column=9).number_format == "0.0%"
+        assert ws.cell(row=r, column=10).number_format == "0.0%"
     total_row = find_row(ws, 1, "合計")
-    assert values(ws, total_row, 8)[2:] == [41, 24, 0, 4, 0, 69]
+    assert values(ws, total_row, 9)[2:] == [41, 24, 0, 4, 0, 0, 69]
 
 
 def test_summary_counts_per_direction_and_department_add_up(catalog: Catalog, full) -> None:
@@ -370,9 +371,9 @@ def test_summary_counts_per_direction_and_department_add_up(catalog: Catalog, fu
     departments = list(dict.fromkeys(x.department for x in catalog.assignments))
     got = [ws.cell(row=r, column=2).value for r in range(start, start + len(departments))]
     assert got == departments
-    assert sum(ws.cell(row=r, column=8).value for r in range(start, start + len(departments))) == 69
+    assert sum(ws.cell(row=r, column=9).value for r in range(start, start + len(departments))) == 69
     r = start + departments.index("地域福祉課(関係各課)")
-    assert values(ws, r, 8) == ["地域福祉課", "地域福祉課(関係各課)", 5, 5, 0, 2, 0, 12]
+    assert values(ws, r, 9) == ["地域福祉課", "地域福祉課(関係各課)", 5, 5, 0, 2, 0, 0, 12]
 
 
 def test_summary_lists_the_c_and_d_rows_with_reasons(catalog: Catalog, published: dict, full) -> None:
@@ -386,7 +387,7 @@ def test_summary_lists_the_c_and_d_rows_with_reasons(catalog: Catalog, published
         row = [ws.cell(row=i, column=c).value for c in (1, 2, 3, 4, 7)]
         assert row == [int(key), catalog.projects[key].name, "D", dept, published[(key, dept)]["result"]]
     assert ws.cell(row=head + 5, column=1).value is None
-    assert f"G{head + 1}:L{head + 1}" in {str(m) for m in ws.merged_cells.ranges}
+    assert f"G{head + 1}:M{head + 1}" in {str(m) for m in ws.merged_cells.ranges}
     assert any(str(cf.sqref) == f"C{head + 1}:C{head + 4}" for cf in ws.conditional_formatting)
 
 
@@ -507,9 +508,9 @@ def test_missing_office_is_shown_as_not_submitted(tmp_path: Path, catalog: Catal
         for a in catalog.assignments:
             if catalog.goal_of(a.project) == g and a.office not in missing:
                 counts[published[a.key]["rating"]] += 1
-        row = values(ws, find_row(ws, 1, f"基本目標{g}"), 9)
-        assert row[2:8] == [*counts.values(), len(missed), sum(counts.values()) + len(missed)]
-        assert row[8] == pytest.approx(counts["A"] / sum(counts.values()))
+        row = values(ws, find_row(ws, 1, f"基本目標{g}"), 10)
+        assert row[2:9] == [*counts.values(), len(missed), 0, sum(counts.values()) + len(missed)]
+        assert row[9] == pytest.approx(counts["A"] / sum(counts.values()))
 
     # 提出状況
     ws = wb["提出状況"]
@@ -518,6 +519,51 @@ def test_missing_office_is_shown_as_not_submitted(tmp_path: Path, catalog: Catal
         n = sum(1 for a in catalog.assignments if a.office == office)
         assert statuses[office] == [office, n, 0, n, "未提出", 0]
     assert statuses["地域福祉課"][4] == "受理"
+
+
+def test_an_office_whose_return_was_rejected_is_not_called_not_submitted(tmp_path: Path, catalog: Catalog,
+                                                                        published: dict) -> None:
+    """健康課 sent a return the error kept out, 交通対策課 sent nothing: the goal sheets, 集計 and
+    提出状況 tell the clerk which office to chase for a first answer and which for a correction."""
+    files = build_files(catalog, published, skip_offices=("健康課", "交通対策課"))
+    rejected = FileVerdict.judged(
+        Provenance("R6_地域福祉計画評価_健康課.xlsx", received=RECEIVED),
+        [make_issue("rating-invalid", file="R6_地域福祉計画評価_健康課.xlsx", sheet="評価表", cell="G7", value="Ｅ")],
+        office="健康課", office_source="template", offices=frozenset({"健康課"}), kind="template",
+    )
+    path, result = write(tmp_path, catalog, [*files, rejected])
+    wb = openpyxl.load_workbook(path)
+    marks = {}
+    for g in (1, 2, 3):
+        ws = wb[f"基本目標{g}"]
+        for r in range(find_row(ws, 1, "施策No.") + 1, ws.max_row + 1):
+            if ws.cell(r, 5).value in ("健康課", "交通対策課"):
+                marks.setdefault(ws.cell(r, 5).value, set()).add(ws.cell(r, 6).value)
+                assert ws.cell(r, 7).value is None and ws.cell(r, 6).font.italic
+    assert marks == {"健康課": {ERROR_MARK}, "交通対策課": {MISSING_MARK}}
+    ws = wb["集計"]
+    health = [a for a in catalog.assignments if a.office == "健康課"]
+    traffic = [a for a in catalog.assignments if a.office == "交通対策課"]
+    total = values(ws, find_row(ws, 1, "合計"), 9)
+    assert total[6:9] == [len(traffic), len(health), 69]
+    note = " ".join(str(ws.cell(r, 1).value) for r in range(1, 5))
+    assert f"未提出 {len(traffic)} 件・未反映 {len(health)} 件" in note
+    row = find_row(ws, 2, "健康課")
+    assert values(ws, row, 9)[6:] == [0, len(health), len(health)]
+
+
+def test_file_list_counts_the_merges_warnings_on_a_file(tmp_path: Path, catalog: Catalog, published: dict) -> None:
+    """提出状況's 警告 column counts every warning of the file, the text checks' notes among them."""
+    files = build_files(catalog, published)
+    result = merge(catalog, files)
+    name = files[0].name
+    warning = make_issue("reason-same-as-last-year", file=name, sheet="評価表", cell="F5", project="1")
+    result = result.with_notes([warning, warning])
+    path = tmp_path / "master.xlsx"
+    write_master(path, catalog, result, files, [], generated=GENERATED)
+    ws = openpyxl.load_workbook(path)["提出状況"]
+    row = find_row(ws, 1, name)
+    assert values(ws, row, 6)[4:] == [0, 2]
 
 
 # --- untrusted text -------------------------------------------------------------------------
@@ -694,9 +740,9 @@ def test_summary_sheet_counts(catalog: Catalog, published: dict, summary, g: int
             p = catalog.projects[a.project]
             if (p.goal, p.direction) == (g, d.number):
                 counts[published[a.key]["rating"]] += 1
-        row = values(ws, find_row(ws, 2, d.name), 12)
+        row = values(ws, find_row(ws, 2, d.name), 13)
         assert row[0] == f"({d.number})" and row[2:6] == list(counts.values())
-        assert sum(x for x in row[8:] if x is not None) == pytest.approx(1.0)
+        assert sum(x for x in row[9:] if x is not None) == pytest.approx(1.0)
     measures = [m for m in catalog.measures if m.goal == g]
     first = find_row(ws, 1, "施策別") + 2
     assert [ws.cell(row=first + i, column=1).value for i in range(len(measures))] == [m.code for m in measures]

@@ -132,7 +132,7 @@ def test_the_r7_merge_compares_with_r6(r7_master: openpyxl.Workbook) -> None:
     assert by_key[("5", "地域安全課")] == ("A", "D", "↓")
     assert by_key[("13", "地域福祉課")] == ("A", "A", "→")
     assert by_key[("7", "健康課")] == ("B", "未提出", "—")
-    assert by_key[("8", "指導室")] == ("A", "未提出", "—")  # its only row was excluded
+    assert by_key[("8", "指導室")] == ("A", "未反映", "—")  # its only row was excluded: not 未提出
     fell = next(i for i, r in enumerate(rows) if r[0] == "C・D に下がった事業・担当課")
     listed = [r[:6] for r in rows[fell + 2 : listing] if r[0] is not None]
     assert listed == [(5, "自主防災組織の育成", "地域安全課", "A", "D", "↓")]  # 21 rose to C: not listed
