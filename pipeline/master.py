@@ -655,6 +655,16 @@ class _FastCells:
 GOAL_COLUMNS = ("施策No.", "事業No.", "【個別事業・取り組み】", "内容", "担当課", "事業実績・評価理由", "事業評価",
                 "今後の事業計画・展望")
 _GOAL_WIDTHS = (9, 9, 24, 42, 22, 55, 9, 51)  # 担当課 holds 地域福祉課(関係各課) on one line
+_DEPARTMENT_CAP = 30  # 担当課 widens up to this for the plan's longest name
+
+
+def goal_widths(catalog: Catalog) -> tuple[float, ...]:
+    """The goal table's columns: 担当課 as wide as the plan's longest 担当課 (one line, so a name
+    never breaks inside a word), up to _DEPARTMENT_CAP; the print scale follows the total."""
+    base = _GOAL_WIDTHS
+    widest = max((celltext.display_width(a.department) for a in catalog.assignments), default=0)
+    extra = max(0, min(_DEPARTMENT_CAP, widest + 2) - base[4])
+    return (*base[:4], base[4] + extra, *base[5:])
 
 
 def goal_columns(catalog: Catalog) -> list[str]:
@@ -700,7 +710,7 @@ def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
     a title. Shared with pipeline.publish.
     """
     goal = next(x for x in catalog.goals if x.number == g)
-    widths = _GOAL_WIDTHS
+    widths = goal_widths(catalog)
     for c, width in enumerate(widths):
         ws.set_column(c, c, width)
     last_col = len(widths) - 1
@@ -831,7 +841,7 @@ def _struct_line(ws: Worksheet, st: _Styles, row: int, label: str, text: str, la
 # --- 集計 ------------------------------------------------------------------------------------
 
 COUNT_HEADERS = ("区分", "名称", *RATINGS, MISSING, UNREFLECTED, "合計", *(f"{x}割合" for x in RATINGS))
-_COUNT_WIDTHS = (18, 40, *([9] * 7), *([10] * 4))  # a share "100.0%" needs 10 units in the UD font
+_COUNT_WIDTHS = (22, 40, *([9] * 7), *([10] * 4))  # 区分 / 返送する課 holds 子ども家庭センター  # a share "100.0%" needs 10 units in the UD font
 _CD_HEADERS = ("事業No.", "個別事業・取り組み", "事業評価", "担当課", "事業実績・評価理由")
 _CD_SPANS = ((0, 0), (1, 1), (2, 2), (3, 5), (6, 12))  # under the count tables' columns
 
@@ -1150,7 +1160,7 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
     # its offices, so both are wide enough for them (the rest wraps, with explicit heights).
     widths = [
         _fit(14, [*(o.office for o in offices), *(f.name for f in files)], cap=40),
-        _fit(9, (_office_label(f) for f in files), cap=14),
+        _fit(9, (_office_label(f) for f in files), cap=22),
         9, 10, 21 if overdue else 11, 12,
         _fit(30, (f.name for f in files), cap=60), _DATETIME_WIDTH,
         _fit(24, (s for o in offices for s in o.senders), cap=40),

@@ -347,14 +347,52 @@ def font_installed(family: str) -> bool | None:
     return any(family in line.split(",") for line in out.splitlines())
 
 
+def uno_python(soffice: str) -> str | None:
+    """A Python that can drive LibreOffice (has its `uno` module): LibreOffice's own (Windows,
+    macOS: program/python beside soffice), else the system's python3 (Debian: python3-uno).
+    None when there is none."""
+    program = Path(soffice).resolve().parent
+    # python3 on PATH may be a virtual environment's; the system's is on the default path.
+    candidates = [str(program / "python.exe"), str(program / "python"), shutil.which("python3") or "",
+                  shutil.which("python3", path=os.defpath) or ""]
+    for candidate in candidates:
+        if not candidate or not Path(candidate).is_file():
+            continue
+        try:
+            probe = subprocess.run([str(candidate), "-c", "import uno"], capture_output=True, timeout=60,
+                                   check=False, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if probe.returncode == 0:
+            return str(candidate)
+    return None
+
+
+_LO_PDF = Path(__file__).with_name("lo_pdf.py")
+# Japanese line breaking (禁則): no printed line begins with one of these or ends with one of those.
+NO_LINE_START = "、。，．・：；？！ー）」』】〕"
+NO_LINE_END = "（「『【〔"
+
+
 def convert_to_pdf(paths: Sequence[Path], out_dir: Path, soffice: str, *, timeout: float = 600) -> list[Path]:
     """Each workbook's PDF (all its printable sheets) in `out_dir`, by one headless LibreOffice
     run with a fresh, throw-away user profile (so it neither waits for nor disturbs a LibreOffice
-    the user has open). Raises RuntimeError when a PDF was not made."""
+    the user has open). Raises RuntimeError when a PDF was not made.
+
+    Where a Python with LibreOffice's `uno` module is at hand (`uno_python`), the conversion goes
+    through pipeline/lo_pdf.py, which turns on Japanese line breaking (禁則) in every cell first:
+    Calc leaves it off and an .xlsx cannot ask for it. Else `soffice --convert-to pdf`, whose
+    lines may begin with 、 or 。."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pipeline-soffice-") as profile:
-        cmd = [soffice, f"-env:UserInstallation={Path(profile).resolve().as_uri()}", "--headless", "--norestore",
-               "--nolockcheck", "--convert-to", "pdf", "--outdir", str(out_dir), *(str(p) for p in paths)]
+        profile_url = Path(profile).resolve().as_uri()
+        python = uno_python(soffice)
+        if python is not None:
+            cmd = [python, str(_LO_PDF), soffice, profile_url, str(out_dir), NO_LINE_START, NO_LINE_END,
+                   *(str(p) for p in paths)]
+        else:
+            cmd = [soffice, f"-env:UserInstallation={profile_url}", "--headless", "--norestore",
+                   "--nolockcheck", "--convert-to", "pdf", "--outdir", str(out_dir), *(str(p) for p in paths)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
                               stdin=subprocess.DEVNULL)
     made = [out_dir / f"{Path(p).stem}.pdf" for p in paths]

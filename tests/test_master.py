@@ -531,7 +531,7 @@ def test_an_office_whose_return_was_rejected_is_not_called_not_submitted(tmp_pat
         [make_issue("rating-invalid", file="R6_地域福祉計画評価_健康課.xlsx", sheet="評価表", cell="G7", value="Ｅ")],
         office="健康課", office_source="template", offices=frozenset({"健康課"}), kind="template",
     )
-    path, result = write(tmp_path, catalog, [*files, rejected])
+    path, _ = write(tmp_path, catalog, [*files, rejected])
     wb = openpyxl.load_workbook(path)
     marks = {}
     for g in (1, 2, 3):

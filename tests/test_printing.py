@@ -388,6 +388,49 @@ def test_every_font_in_every_pdf_is_a_ud_font(rendered):
         assert faces and all(f.startswith("BIZUD") for f in faces), (name, faces)
 
 
+def _paragraphs(path: Path) -> set[str]:
+    """Every paragraph (a cell's text, or a line of it) the workbook holds, blanks squashed."""
+    wb = openpyxl.load_workbook(path)
+    return {_squash(part) for ws in wb.worksheets for row in ws.iter_rows() for c in row
+            if isinstance(c.value, str) for part in c.value.split("\n") if part.strip()}
+
+
+@pytest.mark.parametrize("doc", list(EXPECTED_PAGES))
+def test_no_printed_line_breaks_against_kinsoku(rendered, doc):
+    """No line of the rendered PDF begins with 、。，．・：；？！ー）」』】〕 or ends with （「『【〔,
+    unless the line is where a paragraph begins (a 記入要領 bullet 「・…」)."""
+    if printing.uno_python(printing.find_soffice() or "soffice") is None:
+        pytest.skip("no Python with LibreOffice's uno module (Debian: python3-uno): the PDF is made "
+                    "without Japanese line breaking")
+    starts = _paragraphs(rendered["dir"] / f"{doc}.xlsx")
+    broken = []
+    for n, page in enumerate(rendered[doc], start=1):
+        for line in page["raw"].splitlines():
+            text = line.strip()
+            if not text:
+                continue
+            squashed = _squash(text)
+            begins_paragraph = any(p.startswith(squashed[:12]) for p in starts)
+            if (text[0] in printing.NO_LINE_START and not begins_paragraph) or text[-1] in printing.NO_LINE_END:
+                broken.append((n, text[:40]))
+    assert broken == [], broken
+
+
+@pytest.mark.parametrize("doc", ["master", "publish"])
+def test_office_names_break_only_before_a_parenthesis(rendered, doc):
+    """A 担当課 or 課 printed in a table cell stands on one line, or breaks at its 「(」."""
+    names = {a.department for a in R6.assignments} | {a.office for a in R6.assignments}
+    lines = [_squash(x) for page in rendered[doc] for x in page["raw"].splitlines() if x.strip()]
+    cut = []
+    for a, b in itertools.pairwise(lines):
+        for name in names:
+            for k in range(2, len(name) - 1):
+                # a line that is (or ends a cell with) the start of the name, the next the rest
+                if a.endswith(name[:k]) and b.startswith(name[k:]) and name[k] != "(" and len(a) <= len(name):
+                    cut.append((a, b))
+    assert cut == [], cut
+
+
 @pytest.mark.parametrize(("doc", "names"), [("master", MASTER_SHEETS_PRINTED), ("publish", PUBLISH_SHEETS_PRINTED)])
 def test_each_sheet_prints_the_pages_it_planned(rendered, merged, published, doc, names):
     """No page break but ours: each sheet with planned breaks renders to exactly that many pages."""
