@@ -874,10 +874,30 @@ def _write_summary_sheet(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog,
         mine = [line for d, line in zip(catalog.directions, by_direction, strict=True) if d.goal == g.number]
         charts.append((f"基本目標{g.number} 施策の方向性別の評価", mine))
     sheet.charts("グラフ", charts)
-    sheet.count_table("担当課別", [(tally.office_of[d], d, tally.department[d]) for d in tally.department],
-                      code_header="返送する課", name_header="担当課")
+    # the long 担当課別 may begin under the charts and continue on the next page (headings repeated)
+    sheet.count_table("担当課別", _by_office(catalog, tally), code_header="返送する課", name_header="担当課",
+                      keep=False)
     sheet.cd_table(catalog, rows)
     sheet.finish(header)
+
+
+SUBTOTAL = "小計"
+
+
+def _by_office(catalog: Catalog, tally: _Tally) -> list[tuple[str, str, dict[str, int], bool]]:
+    """担当課別's rows: offices in the registry's order (the plan catalog's offices), each office's
+    担当課 in plan order, then the office's 小計 when it answers for more than one 担当課."""
+    out: list[tuple[str, str, dict[str, int], bool]] = []
+    for office in catalog.offices:
+        mine = [d for d in tally.department if tally.office_of[d] == office]
+        out += [(office, d, tally.department[d], False) for d in mine]
+        if len(mine) > 1:
+            subtotal = _zero()
+            for d in mine:
+                for k, v in tally.department[d].items():
+                    subtotal[k] += v
+            out.append((office, SUBTOTAL, subtotal, True))
+    return out
 
 
 class _CountSheet:
@@ -913,17 +933,20 @@ class _CountSheet:
         out = [printing.Line(24 if kind == "title" else _ROW_PT, (kind, text)) for kind, text in items]
         self.blocks.append(printing.Block([*out, _spacer()], keep=True))
 
-    def count_table(self, title: str, entries: Sequence[tuple[str, str, dict[str, int]]], *,
+    def count_table(self, title: str, entries: Sequence[tuple[str, str, dict[str, int]]
+                                                        | tuple[str, str, dict[str, int], bool]], *,
                     total: tuple[str, str, dict[str, int]] | None = None, code_header: str = "区分",
-                    name_header: str = "名称") -> list[printing.Line]:
-        """A titled table of counts and shares. Returns its entry lines (a chart's categories)."""
+                    name_header: str = "名称", keep: bool = True) -> list[printing.Line]:
+        """A titled table of counts and shares. Returns its entry lines (a chart's categories).
+        An entry with a fourth item True is a subtotal, set like the total. `keep`: the table moves
+        whole to the next page when it fits on one (else it continues under repeated headings)."""
         headers = (code_header, name_header, *self.headers[2:])
-        rows = [printing.Line(self._count_height(code, name), ("count", code, name, counts, False))
-                for code, name, counts in entries]
+        rows = [printing.Line(self._count_height(e[0], e[1]), ("count", e[0], e[1], e[2], len(e) > 3 and e[3]))
+                for e in entries]
         lines = [printing.Line(_ROW_PT, ("section", title)), printing.Line(_ROW_PT, ("header", headers)), *rows]
         if total is not None:
             lines.append(printing.Line(self._count_height(total[0], total[1]), ("count", *total, True)))
-        block = printing.Block([*lines, _spacer()], keep=True, header=2)
+        block = printing.Block([*lines, _spacer()], keep=keep, header=2)
         if block.height > self.capacity - _ROW_PT * 2:
             block.header = 0  # a chart's rows must stay contiguous: no headings in between
         self.blocks.append(block)

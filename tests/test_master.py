@@ -367,13 +367,24 @@ def test_summary_counts_per_direction_and_department_add_up(catalog: Catalog, fu
         rows = [find_row(ws, 1, f"基本目標{g} ({x.number})") for x in catalog.directions if x.goal == g]
         sums = [sum(ws.cell(row=r, column=col).value for r in rows) for col in range(3, 7)]
         assert sums == [a, b, c, d]
+    # 担当課別: offices in the registry's order, adjacent, each office with more than one 担当課 closed
+    # by its 小計 (set bold like the total)
     start = find_row(ws, 1, "担当課別") + 2
-    departments = list(dict.fromkeys(x.department for x in catalog.assignments))
-    got = [ws.cell(row=r, column=2).value for r in range(start, start + len(departments))]
-    assert got == departments
-    assert sum(ws.cell(row=r, column=9).value for r in range(start, start + len(departments))) == 69
-    r = start + departments.index("地域福祉課(関係各課)")
-    assert values(ws, r, 9) == ["地域福祉課", "地域福祉課(関係各課)", 5, 5, 0, 2, 0, 0, 12]
+    end = find_row(ws, 1, "C・D 評価の事業")
+    # (the table may continue on the next page under its repeated title and headings)
+    rows = [values(ws, r, 9) for r in range(start, end) if isinstance(ws.cell(row=r, column=3).value, int)]
+    offices = list(catalog.offices)
+    assert [row[0] for row in rows] == sorted((row[0] for row in rows), key=offices.index)
+    entries = [row for row in rows if row[1] != "小計"]
+    assert sorted(row[1] for row in entries) == sorted({x.department for x in catalog.assignments})
+    assert sum(row[8] for row in entries) == 69
+    welfare = [row for row in rows if row[0] == "地域福祉課"]
+    assert welfare[0] == ["地域福祉課", "地域福祉課(関係各課)", 5, 5, 0, 2, 0, 0, 12]
+    assert len(welfare) == 6 and welfare[-1][1] == "小計"  # five 担当課, then the office's 小計
+    assert welfare[-1][2:] == [sum(row[c] for row in welfare[:-1]) for c in range(2, 9)]
+    assert ws.cell(row=find_row(ws, 2, "小計"), column=2).font.bold
+    health = [row for row in rows if row[0] == "健康課"]
+    assert [row[1] for row in health] == ["健康課"]  # one 担当課: no 小計
 
 
 def test_summary_lists_the_c_and_d_rows_with_reasons(catalog: Catalog, published: dict, full) -> None:
@@ -383,12 +394,14 @@ def test_summary_lists_the_c_and_d_rows_with_reasons(catalog: Catalog, published
         "事業No.", "個別事業・取り組み", "事業評価", "担当課", "事業実績・評価理由"]
     expected = [("21", "地域福祉課(関係各課)"), ("23", "地域福祉課"), ("24", "地域福祉課(関係各課)"),
                 ("41", "地域福祉課")]
-    for i, (key, dept) in enumerate(expected, start=head + 1):
+    # the table may continue on the next page, under its repeated title and headings
+    rows = [r for r in range(head + 1, ws.max_row + 1) if isinstance(ws.cell(row=r, column=1).value, int)]
+    assert len(rows) == len(expected)
+    for i, (key, dept) in zip(rows, expected, strict=True):
         row = [ws.cell(row=i, column=c).value for c in (1, 2, 3, 4, 7)]
         assert row == [int(key), catalog.projects[key].name, "D", dept, published[(key, dept)]["result"]]
-    assert ws.cell(row=head + 5, column=1).value is None
     assert f"G{head + 1}:M{head + 1}" in {str(m) for m in ws.merged_cells.ranges}
-    assert any(str(cf.sqref) == f"C{head + 1}:C{head + 4}" for cf in ws.conditional_formatting)
+    assert any(str(cf.sqref) == f"C{rows[0]}:C{rows[-1]}" for cf in ws.conditional_formatting)
 
 
 def test_summary_has_native_stacked_bar_charts(full) -> None:
