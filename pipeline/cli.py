@@ -421,22 +421,28 @@ def remind(ctx: click.Context, year: str | None, today: Any) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="出力フォルダー(既定: outbox/publish)。")
 @click.option("--pdf", is_flag=True, help="LibreOffice で PDF も作ります(soffice が PATH か設定の [publish] soffice に必要)。")
+@click.option("--issued", default=None, metavar="YYYY-MM",
+              help="表紙の発行年月(例: 2026-03 → 令和8年3月)。既定: 実行した月。")
 @click.pass_context
-def publish(ctx: click.Context, year: str | None, out: Path | None, pdf: bool) -> None:
+def publish(ctx: click.Context, year: str | None, out: Path | None, pdf: bool, issued: str | None) -> None:
     """審議会・ホームページ用の「進捗状況及び評価表」(印刷用ブック、--pdf で PDF も)を作ります。
 
     \b
     最新の集約ブック(merge の結果)から、表紙・基本目標ごとの表・集計とグラフ・前年度比較を作ります。
     個人を特定できそうな記述(敬称付きの氏名・電話番号・メールアドレス)は警告として表示します。
-    例: python -m pipeline publish --pdf
+    例: python -m pipeline publish --pdf --issued 2026-03
     終了コード: 0 作成(警告のみ可) / 2 使い方の誤り /
                 3 作成できない(集約ブックがない・書き込めない)、または PDF を作れない(ブックは作成済み)
     """
-    from pipeline.publish import run_publish
+    from pipeline.publish import issued_month, run_publish
 
+    try:
+        month = issued_month(issued) if issued is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--issued") from None
     s = _settings(ctx, year=year)
     try:
-        result = run_publish(s, out, pdf)
+        result = run_publish(s, out, pdf, issued=month)
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
     click.echo(f"{result.catalog.year_label} {result.catalog.title}: 評価 {result.rows} 件(元: {result.master})")

@@ -655,6 +655,7 @@ class _FastCells:
 GOAL_COLUMNS = ("施策No.", "事業No.", "【個別事業・取り組み】", "内容", "担当課", "事業実績・評価理由", "事業評価",
                 "今後の事業計画・展望")
 _GOAL_WIDTHS = (9, 9, 24, 42, 22, 55, 9, 51)  # 担当課 holds 地域福祉課(関係各課) on one line
+OVERVIEW_TITLE = "【基本施策】"  # the published table's overview: goal → 施策の方向性 → 施策
 _DEPARTMENT_CAP = 30  # 担当課 widens up to this for the plan's longest name
 
 
@@ -705,9 +706,9 @@ def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
     A page that begins inside a project shows its 施策No., 事業No. and name again (with
     "(続き)"), and the table's column headings repeat on every page (print titles), so each page
     can be read on its own. `missing` says what an assignment without an evaluation shows (from
-`absences`; none: an empty row).
-    `goal_line` prints the goal as the first structure line (the published table) instead of
-    a title. Shared with pipeline.publish.
+    `absences`; none: an empty row). `goal_line` prints the published table's overview instead
+    of a title: the heading 【基本施策】, then the goal as the first structure line. Shared with
+    pipeline.publish.
     """
     goal = next(x for x in catalog.goals if x.number == g)
     widths = goal_widths(catalog)
@@ -721,7 +722,7 @@ def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
 
     top: list[printing.Line] = []
     if goal_line:
-        top.append(struct("基本目標", f"{g} {goal.name}"))
+        top += [printing.Line(_ROW_PT, ("overview", OVERVIEW_TITLE)), struct("基本目標", f"{g} {goal.name}")]
     else:
         top += [printing.Line(24, ("title", f"基本目標 {g} {goal.name}")), printing.Line(_ROW_PT, None, spacer=True)]
     for d in (x for x in catalog.directions if x.goal == g):
@@ -775,6 +776,8 @@ def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
             _goal_row(ws, st, r, item, placed, missing)
         elif item[0] == "title":
             st.put(ws, r, 0, item[1], "title")
+        elif item[0] == "overview":
+            st.put(ws, r, 0, item[1], "section")
         elif item[0] == "struct":
             _struct_line(ws, st, r, item[1], item[2], last_col)
         elif item[0] == "header":

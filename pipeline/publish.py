@@ -85,8 +85,9 @@ class PublishResult:
 
 
 def run_publish(settings: Settings, out_dir: Path | None = None, pdf: bool = False, *,
-                today: date | None = None) -> PublishResult:
-    """Build the committee document from the latest merge; with `pdf`, its PDF too.
+                today: date | None = None, issued: date | None = None) -> PublishResult:
+    """Build the committee document from the latest merge; with `pdf`, its PDF too. The cover
+    shows the month `issued` (default: the month of `today`, the day of the run) in 令和.
 
     Raises InputError (exit 3) when there is no master of this year to publish from, and
     OutputError when the workbook cannot be written.
@@ -124,7 +125,8 @@ def run_publish(settings: Settings, out_dir: Path | None = None, pdf: bool = Fal
     try:
         atomic.long_path(out_dir).mkdir(parents=True, exist_ok=True)
         result.xlsx = atomic.write_atomically(
-            result.xlsx, lambda tmp: write_publication(tmp, catalog, rows, past, generated=generated, today=today)
+            result.xlsx, lambda tmp: write_publication(tmp, catalog, rows, past, generated=generated,
+                                                       today=issued or today)
         )
     except OSError as exc:
         raise OutputError(
@@ -318,6 +320,14 @@ def _page_header(catalog: Catalog) -> str:
     return f"&L{left}&C&A"
 
 
+def issued_month(text: str) -> date:
+    """`publish --issued YYYY-MM` as the first day of that month; ValueError when it is not one."""
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})", text.strip())
+    if not m or not 1 <= int(m[2]) <= 12:
+        raise ValueError(f"発行年月「{text}」は YYYY-MM の形で書いてください(例: 2026-03)。")
+    return date(int(m[1]), int(m[2]), 1)
+
+
 def wareki_month(day: date) -> str:
     """令和8年3月 (令和元年5月)."""
     n = day.year - 2018
@@ -334,7 +344,8 @@ def _published_by(catalog: Catalog) -> str:
         return "地域福祉課"
 
 
-_COVER_WIDTHS = (12, 30, 140, 30)
+# The criteria block: the letter (A・・・) in a narrow column B, its meaning right beside it in C.
+_COVER_WIDTHS = (24, 10, 150, 28)
 
 
 def _write_cover(wb: Any, st: Any, catalog: Catalog, today: date) -> None:
@@ -349,9 +360,10 @@ def _write_cover(wb: Any, st: Any, catalog: Catalog, today: date) -> None:
     org = wb.add_format({"font_name": master.FONT, "font_size": 16, "align": "center", "valign": "vcenter"})
     bold = wb.add_format({"font_name": master.FONT, "font_size": 12, "bold": True, "valign": "top"})
     text = wb.add_format({"font_name": master.FONT, "font_size": 12, "valign": "top", "text_wrap": True})
-    lines: list[tuple[float, Any]] = [(120, None), (48, (catalog.title, big)), (36, (f"({report_label(catalog)})", mid)),
-                                      (90, None), (28, (wareki_month(today), org)), (28, (_published_by(catalog), org)),
-                                      (90, None)]
+    # The blank rows spread the cover over the page (it prints at most one page, fitted).
+    lines: list[tuple[float, Any]] = [(150, None), (48, (catalog.title, big)), (36, (f"({report_label(catalog)})", mid)),
+                                      (120, None), (28, (wareki_month(today), org)), (28, (_published_by(catalog), org)),
+                                      (120, None)]
     row = 0
     for height, content in lines:
         ws.set_row(row, height)

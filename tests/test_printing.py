@@ -218,9 +218,11 @@ def test_publish_writes_the_committee_document(published):
     cover = [c.value for row in wb[COVER_SHEET].iter_rows() for c in row if c.value]
     assert cover[:4] == ["地域福祉計画の進捗状況及び評価表", "(令和6年度実績報告)", "令和8年3月", "福祉保健部地域福祉課"]
     assert "【事業評価の評価基準】" in cover
-    # the published layout: goal, 施策の方向性, 施策 lines, then the table's columns
+    # the published layout: the 【基本施策】 overview (goal, 施策の方向性, 施策 lines), then the table's columns
     ws = wb["基本目標2"]
-    assert [ws.cell(1, c).value for c in (1, 3)] == ["基本目標", "2 包括的支援体制の構築"]
+    assert ws.cell(1, 1).value == "【基本施策】"
+    assert [ws.cell(2, c).value for c in (1, 3)] == ["基本目標", "2 包括的支援体制の構築"]
+    assert [ws.cell(3, c).value for c in (1, 3)] == ["施策の方向性", "(1) 重層的支援体制の整備"]
     head = next(r for r in range(1, 40) if ws.cell(r, 1).value == "施策No.")
     assert [ws.cell(head, c).value for c in range(1, 9)] == [
         "施策No.", "事業No.", "【個別事業・取り組み】", "内容", "担当課", "事業実績・評価理由 (令和6年度)", "事業評価",
@@ -283,12 +285,32 @@ def test_publish_command(merged, tmp_path):
     assert "LibreOffice" in res.output and "ブック全体" in res.output
     res = CliRunner().invoke(cli, ["--settings", str(toml), "publish", "--out", str(out)])
     assert res.exit_code == 0, res.output
+    # the cover's date: the month of the run by default, or the month given, in 令和
+    def cover_date() -> str:
+        return openpyxl.load_workbook(out / publish_name(R6))[COVER_SHEET].cell(5, 1).value
+    assert cover_date() == wareki_month(date.today())
+    res = CliRunner().invoke(cli, ["--settings", str(toml), "publish", "--out", str(out), "--issued", "2026-03"])
+    assert res.exit_code == 0, res.output
+    assert cover_date() == "令和8年3月"
+    for bad in ("2026-13", "令和8年3月", "2026/03"):
+        res = CliRunner().invoke(cli, ["--settings", str(toml), "publish", "--out", str(out), "--issued", bad])
+        assert res.exit_code == 2 and "YYYY-MM" in res.output, (bad, res.output)
 
 
 def test_publish_without_a_master_exits_3(tmp_path):
     settings = Settings(inbox=tmp_path / "inbox", outbox=tmp_path / "outbox")
     with pytest.raises(InputError, match="merge"):
         run_publish(settings)
+
+
+def test_cover_criteria_sit_beside_their_letters(published):
+    """The 評価基準: each letter in column B, its meaning in the very next column, no gap between."""
+    ws = published["wb"][COVER_SHEET]
+    rows = [r for r in range(1, ws.max_row + 1) if str(ws.cell(r, 2).value or "").endswith("・・・")]
+    assert [ws.cell(r, 2).value[0] for r in rows] == list(R6.ratings)
+    assert all(ws.cell(r, 3).value == R6.ratings[ws.cell(r, 2).value[0]] for r in rows)
+    letter_width = ws.column_dimensions["B"].width
+    assert letter_width <= 12  # "A・・・" and no more: the meaning follows it
 
 
 def test_wareki_month():
