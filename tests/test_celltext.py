@@ -101,8 +101,9 @@ def test_line_estimates() -> None:
 
 
 def test_row_height_uses_the_font_size_and_caps_at_409() -> None:
-    assert row_height([("あ", 20)], 11) == pytest.approx(11 * celltext.LINE_SPACING + 4)
-    assert row_height([("あ", 20)], 10, min_lines=4) == pytest.approx(4 * 10 * celltext.LINE_SPACING + 4)
-    assert row_height([("あ" * 100, 21.5)], 10, exact=True) == pytest.approx(10 * 13.5 + 4)  # 200 in 20
+    pad = celltext.ROW_PADDING
+    assert row_height([("あ", 20)], 11) == pytest.approx(11 * celltext.LINE_SPACING + 11 * pad)
+    assert row_height([("あ", 20)], 10, min_lines=4) == pytest.approx(4 * 10 * celltext.LINE_SPACING + 10 * pad)
+    assert row_height([("あ" * 100, 21.5)], 10, exact=True) == pytest.approx(10 * 10.4 + 4)  # 200 in 20
     assert row_height([("あ" * 100_000, 10)], 11) == celltext.MAX_ROW_HEIGHT
-    assert row_height([], 11) == pytest.approx(11 * celltext.LINE_SPACING + 4)
+    assert row_height([], 11) == pytest.approx(11 * celltext.LINE_SPACING + 11 * pad)
