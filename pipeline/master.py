@@ -1182,6 +1182,10 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
                   header: str, *, overdue: bool = False) -> None:
     ws = wb.add_worksheet(STATUS_SHEET)
     offices = result.offices
+    merge_counts: dict[str, tuple[int, int]] = {}  # file → the merge's (errors, warnings) on it
+    for n in result.notes:
+        errors, warnings = merge_counts.get(n.file, (0, 0))
+        merge_counts[n.file] = (errors + n.is_error, warnings + (not n.is_error))
     # The file list below shares these columns: column A also holds its file names and column B
     # its offices, so both are wide enough for them (the rest wraps, with explicit heights).
     widths = [
@@ -1241,7 +1245,7 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
             office_rows.append(r)
             _status_unattributed_row(ws, st, r, result.unattributed)
         elif kind == "file":
-            _status_file_row(ws, st, r, item[1], result)
+            _status_file_row(ws, st, r, item[1], result, merge_counts.get(item[1].name, (0, 0)))
 
     _write_layout(ws, layout, write)
     last = max(office_rows, default=1)
@@ -1296,17 +1300,17 @@ def _office_label(f: FileVerdict) -> str:
     return f.office or ("—" if f.status == "ignored" else UNATTRIBUTED)
 
 
-def _status_file_row(ws: Worksheet, st: _Styles, r: int, f: FileVerdict, result: Outcome) -> None:
+def _status_file_row(ws: Worksheet, st: _Styles, r: int, f: FileVerdict, result: Outcome,
+                     merge_counts: tuple[int, int]) -> None:
     st.put(ws, r, 0, f.name, "wrap")
     st.put(ws, r, 1, _office_label(f), "wrap")
     status = result.statuses.get(f.name, f.status)
     st.put(ws, r, 2, FILE_STATUS_LABELS.get(status, status), "center")
     ws.write_number(r, 3, len(f.rows), st.fmt["int"])
     # Every issue of the file, as 検証結果 and the run report list them: the verdict's own and the
-    # merge's notes on it (the text checks' warnings among them).
-    notes = result.notes_for(f.name)
-    ws.write_number(r, 4, len(f.errors) + sum(1 for n in notes if n.is_error), st.fmt["int"])
-    ws.write_number(r, 5, len(f.warnings) + sum(1 for n in notes if not n.is_error), st.fmt["int"])
+    # merge's notes on it (`merge_counts`: errors, warnings; the text checks' warnings among them).
+    ws.write_number(r, 4, len(f.errors) + merge_counts[0], st.fmt["int"])
+    ws.write_number(r, 5, len(f.warnings) + merge_counts[1], st.fmt["int"])
     st.put_time(ws, r, 6, f.received)
     st.put(ws, r, 7, f.sender, "wrap")
     st.put(ws, r, 8, f.subject, "wrap")
