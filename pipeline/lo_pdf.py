@@ -12,8 +12,9 @@ on; it is off by default and an .xlsx cannot carry it, so every Japanese answer 
 characters, defaults to Chinese on a machine without a Japanese locale. Here every cell style
 and every used cell gets the rule and the Japanese language, the document's Japanese list gets
 the characters no line may begin or end with (pipeline.printing.NO_LINE_START / NO_LINE_END,
-given as arguments; ー among them, which LibreOffice's own list allows), and each workbook is exported as
-`soffice --convert-to pdf` would (all printable sheets, calc_pdf_Export).
+given as arguments; ー among them, which LibreOffice's own list allows), the document's default font (in which
+Calc prints row and column headings) is the standard font, as Excel prints them, and each
+workbook is exported as `soffice --convert-to pdf` would (all printable sheets, calc_pdf_Export).
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ def _japanese_line_breaking(doc: Any, no_start: str, no_end: str) -> None:
         with contextlib.suppress(Exception):  # a style that refuses (a password): its cells are set below
             style.ParaIsForbiddenRules = True
             style.CharLocaleAsian = JAPANESE
+    # Row and column headings print in the document's default font, which an .xlsx cannot set
+    # (Calc's own, Liberation Sans); Excel prints them in the standard ("Normal") font: so here.
+    with contextlib.suppress(Exception):
+        standard = styles.getByName("Default")
+        defaults = doc.createInstance("com.sun.star.sheet.Defaults")
+        for prop in ("CharFontName", "CharFontNameAsian", "CharFontCharSet", "CharFontCharSetAsian"):
+            defaults.setPropertyValue(prop, standard.getPropertyValue(prop))
     for sheet in doc.Sheets:
         cursor = sheet.createCursor()
         cursor.gotoEndOfUsedArea(False)

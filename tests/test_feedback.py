@@ -320,6 +320,30 @@ def test_summary_is_first_active_sheet_with_one_row_per_issue_in_order(tmp_path,
     assert ws.freeze_panes == f"A{header + 1}"
 
 
+def test_each_row_issue_names_its_project_and_the_printed_sheet_shows_headings(tmp_path, template):
+    """On paper the clerk reads 「G5」 beside 事業No. and 事業名, finds G5 by the printed row and
+    column headings, and every column of the list is wide enough for its longest text."""
+    issues = _issues()
+    wb = load_workbook(_write(tmp_path, template, issues))
+    ws = wb[FEEDBACK_SHEET]
+    header, rows = _summary_rows(ws)
+    assert ws.cell(header, 7).value == "事業No.・事業名"
+    projects = [ws.cell(header + n, 7).value for n in range(1, len(rows) + 1)]
+    assert projects == ["4 移送サービスへの支援", "4 移送サービスへの支援", "5 見守りネットワークの推進",
+                        "9 相談支援体制の充実", "9 相談支援体制の充実", None]  # the file-level issue has none
+    assert wb[SHEET].print_options.headings is True
+    code_width = max(len(i.code) for i in issues) * 1.2
+    assert ws.column_dimensions["E"].width >= code_width  # rating-invalid, template-mismatch: not clipped
+    assert ws.column_dimensions["A"].width <= 8  # No. is a number, not a padded column
+    # a list of an older version (no 事業 column) is still recognised and replaced when the copy comes back
+    for n in range(0, len(rows) + 1):
+        ws.cell(header + n, 7).value = None
+    (tmp_path / "again").mkdir()
+    again = load_workbook(_write(tmp_path / "again", _bytes(wb), issues[:1]))
+    assert again.sheetnames.count(FEEDBACK_SHEET) == 1 and FEEDBACK_SHEET + "(地域福祉課)" not in again.sheetnames
+    assert len(_summary_rows(again[FEEDBACK_SHEET])[1]) == 1
+
+
 def test_file_level_only_issues_give_a_list_without_links(tmp_path, template):
     issues = [
         make_issue("header-not-found", file="x.xlsx"),

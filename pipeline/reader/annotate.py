@@ -65,6 +65,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import fromstring, tostring
 
 from pipeline import celltext, printing
+from pipeline.normalize import label_key
 from pipeline.report import ERROR, Issue
 
 FEEDBACK_SHEET = "エラー一覧"
@@ -76,7 +77,12 @@ WARNING_FILL = PatternFill(fill_type="solid", fgColor="FFFFEB9C", bgColor="FFFFE
 _OUR_FILL_RGB = {"FFFFC7CE", "FFFFEB9C"}
 
 _SEVERITY_LABEL = {ERROR: "エラー"}  # anything else is a warning
-_HEADERS = ("No.", "シート", "セル", "重要度", "コード", "内容")
+_HEADERS = ("No.", "シート", "セル", "重要度", "コード", "内容", "事業No.・事業名")
+# A list we wrote is known by its first six headings (a list of an older version has no 事業 column).
+_KNOWN_HEADERS = _HEADERS[:6]
+# The headings of the sheet's 事業No. and 事業名 columns (our template's; a department's own table
+# with the published headings too), for the 事業 of a row issue.
+_PROJECT_LABELS = (label_key("事業No."), label_key("個別事業・取り組み"))
 # Hidden column of エラー一覧: the cell's fill before we painted it, so that a re-sent copy can
 # be restored before it is annotated again (a fixed cell must not stay red).
 _RESTORE_COL = 8
@@ -363,6 +369,9 @@ def _annotate(wb: Workbook, issues: list[Issue]) -> tuple[dict[int, _Target], di
         placed[index] = target
         by_cell.setdefault((target.sheet, target.coordinate), []).append(issue)
 
+    # The marked sheets print their row and column headings, so "F6" can be found on paper.
+    for sheet in {sheet for sheet, _ in by_cell}:
+        wb[sheet].print_options.headings = True
     originals: dict[tuple[str, str], str] = {}
     for (sheet, coordinate), cell_issues in by_cell.items():
         cell = wb[sheet][coordinate]
@@ -421,8 +430,8 @@ def _undo_previous_feedback(wb: Workbook) -> None:
 
 def _header_row(ws: Worksheet) -> int | None:
     """The header row of an エラー一覧 we wrote, or None when the sheet is not ours."""
-    for row in ws.iter_rows(min_row=1, max_row=30, max_col=len(_HEADERS)):
-        if tuple(cell.value for cell in row) == _HEADERS:
+    for row in ws.iter_rows(min_row=1, max_row=30, max_col=len(_KNOWN_HEADERS)):
+        if tuple(cell.value for cell in row) == _KNOWN_HEADERS:
             return row[0].row
     return None
 
@@ -497,17 +506,19 @@ def _build_summary(
     _put_text(ws.cell(header_row, _RESTORE_COL), _RESTORE_HEADER)
 
     link_style = _hyperlink_style_name(wb)
-    widths = [len(h) * 2 for h in _HEADERS]
+    widths = [_shown_width(h) for h in _HEADERS]
+    projects = _ProjectColumns(wb) if not fallback else None
     for number, issue in enumerate(issues, start=1):
         r = header_row + number
         target = placed.get(number - 1)
         label = _SEVERITY_LABEL.get(issue.severity, "警告")
-        values = (str(number), issue.sheet, issue.cell, label, issue.code, issue.message)
+        project = projects.of(target) if projects is not None and target is not None else ""
+        values = (str(number), issue.sheet, issue.cell, label, issue.code, issue.message, project)
         ws.cell(r, 1, number)
         for col, value in enumerate(values[1:], start=2):
             _put_text(ws.cell(r, col), value)
         for col, value in enumerate(values):
-            widths[col] = max(widths[col], celltext.display_width(value))
+            widths[col] = max(widths[col], _shown_width(value))
         if target is not None:
             link = ws.cell(r, 3)
             link.hyperlink = Hyperlink(
@@ -519,25 +530,27 @@ def _build_summary(
                 _put_text(ws.cell(r, _RESTORE_COL), saved)
         ws.cell(r, 4).fill = ERROR_FILL if issue.severity == ERROR else WARNING_FILL
         ws.cell(r, 6).alignment = Alignment(wrap_text=True, vertical="top")
+        ws.cell(r, 7).alignment = Alignment(wrap_text=True, vertical="top")
         for col in range(1, 6):
             ws.cell(r, col).alignment = Alignment(vertical="top")
 
     last = header_row + len(issues)
-    wrapped = [(header_row + number, issue.message) for number, issue in enumerate(issues, start=1)]
+    wrapped = [(header_row + number, [(issue.message, 6), (str(ws.cell(header_row + number, 7).value or ""), 7)])
+               for number, issue in enumerate(issues, start=1)]
     if removed:
-        wrapped += _list_removed(ws, last + 2, removed, widths)
+        wrapped += [(r, [(text, 6)]) for r, text in _list_removed(ws, last + 2, removed, widths)]
 
-    # Widths in Excel character units: a full-width character counts 2. 内容 wraps at 80.
+    # Widths in Excel character units, each column as wide as its widest text: a full-width
+    # character counts 2, a proportional Latin letter or digit of the UD font 1.2. 内容 wraps at
+    # 80, 事業 at 40.
     for col, width in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(col)].width = min(width + 2, 80 if col == 6 else 40)
+        ws.column_dimensions[get_column_letter(col)].width = min(math.ceil(width) + 2, 80 if col == 6 else 40)
     ws.column_dimensions[get_column_letter(_RESTORE_COL)].hidden = True
     # Explicit heights for wrapped texts: LibreOffice never grows rows by itself.
-    text_width = ws.column_dimensions["F"].width
-    for r, text in wrapped:
-        if celltext.wrapped_lines(text, text_width) > 1:
-            ws.row_dimensions[r].height = celltext.row_height(
-                [(text, text_width)], _LIST_FONT_SIZE, exact=True
-            )
+    for r, texts in wrapped:
+        cells = [(text, ws.column_dimensions[get_column_letter(col)].width) for text, col in texts]
+        if any(celltext.wrapped_lines(text, width) > 1 for text, width in cells):
+            ws.row_dimensions[r].height = celltext.row_height(cells, _LIST_FONT_SIZE, exact=True)
 
     ws.freeze_panes = ws.cell(header_row + 1, 1).coordinate
     if issues:
@@ -576,6 +589,43 @@ def _build_summary(
 _PAGE_MARGINS = {"left": 0.4, "right": 0.4, "top": 0.8, "bottom": 0.7, "header": 0.3, "footer": 0.3}
 
 
+def _shown_width(text: object) -> float:
+    """Column units a text needs on エラー一覧 (its UD font is proportional: Latin letters and
+    digits are wider than the half em a unit is)."""
+    return sum(2 if celltext.display_width(ch) == 2 else 1.2 for ch in str(text))
+
+
+class _ProjectColumns:
+    """The 事業No. and 事業名 a marked cell's row shows, read from its own sheet: the columns
+    headed 事業No. and 個別事業・取り組み (in the first 30 rows), so a printed list says which
+    事業 each row issue is about. "" where the sheet has no such headings or the row is above them."""
+
+    def __init__(self, wb: Workbook) -> None:
+        self.wb = wb
+        self.columns: dict[str, tuple[int, int, int] | None] = {}  # sheet → (header row, 事業No. col, 事業名 col)
+
+    def _find(self, sheet: str) -> tuple[int, int, int] | None:
+        ws = self.wb[sheet]
+        for row in ws.iter_rows(min_row=1, max_row=30, max_col=40):
+            keys = {label_key(c.value): c.column for c in row if isinstance(c.value, str) and len(c.value) < 40}
+            if all(k in keys for k in _PROJECT_LABELS):
+                return row[0].row, keys[_PROJECT_LABELS[0]], keys[_PROJECT_LABELS[1]]
+        return None
+
+    def of(self, target: _Target) -> str:
+        if target.sheet not in self.columns:
+            self.columns[target.sheet] = self._find(target.sheet)
+        found = self.columns[target.sheet]
+        row = range_boundaries(target.coordinate)[1]
+        if found is None or row is None or row <= found[0]:
+            return ""
+        ws = self.wb[target.sheet]
+        number, name = (ws.cell(row, col).value for col in found[1:])
+        if isinstance(number, float) and number.is_integer():
+            number = int(number)
+        return " ".join(str(v).strip() for v in (number, name) if v is not None and str(v).strip())
+
+
 def _ud_fonts(ws: Worksheet) -> None:
     """Every cell of the list in the UD font (a font without a name falls back to a Latin,
     even a serif, face when printed), keeping each cell's weight, size, colour and underline."""
@@ -588,7 +638,7 @@ def _ud_fonts(ws: Worksheet) -> None:
                              sz=f.sz or _LIST_FONT_SIZE, b=f.b, i=f.i, u=f.u, color=f.color)
 
 
-def _list_removed(ws: Worksheet, top: int, removed: list[_Removed], widths: list[int]) -> list[tuple[int, str]]:
+def _list_removed(ws: Worksheet, top: int, removed: list[_Removed], widths: list[float]) -> list[tuple[int, str]]:
     """The list of removed formulas and links, from row `top`. Returns (row, 元の内容) to wrap."""
     _put_text(ws.cell(top, 1), _REMOVED_TITLE).font = Font(bold=True, size=12)
     header = top + 1
@@ -605,7 +655,7 @@ def _list_removed(ws: Worksheet, top: int, removed: list[_Removed], widths: list
         for col, value in enumerate(values, start=2):
             cell = _put_text(ws.cell(r, col), value)
             cell.alignment = Alignment(vertical="top", wrap_text=col == 6)
-            widths[col - 1] = max(widths[col - 1], celltext.display_width(value))
+            widths[col - 1] = max(widths[col - 1], _shown_width(value))
         if item.sheet and item.cell and item.sheet in ws.parent.sheetnames:
             link = ws.cell(r, 3)
             link.hyperlink = Hyperlink(ref=link.coordinate, location=f"{_quote_sheet(item.sheet)}!{item.cell}")
