@@ -48,6 +48,7 @@ Decisions, and why:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -180,6 +181,11 @@ _FORMATS: dict[str, dict[str, Any]] = {
     "group_cont": {"left": 1, "right": 1, "left_color": "#808080", "right_color": "#808080"},
     "table_end": {"top": 1, "top_color": "#808080"},
 }
+# The last row of a printed page closes the table there: the group cells get a bottom border
+# (the next page begins with the headings and the group's labels again).
+_FOOT = {"bottom": 1, "bottom_color": "#808080"}
+_FORMATS.update({f"{name}_foot": {**_FORMATS[name], **_FOOT}
+                 for name in ("group_first_center", "group_first_wrap", "group_cont")})
 
 
 # --- names --------------------------------------------------------------------------------
@@ -765,6 +771,8 @@ def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
     f = st.fmt
     data_rows: list[int] = []
     head_row = 0
+    # the rows that end a page the table continues after
+    feet = {a.row for a, b in itertools.pairwise(layout.placed) if a.page != b.page}
 
     def write(placed: printing.Placed) -> None:
         nonlocal head_row
@@ -773,7 +781,7 @@ def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
             return
         if isinstance(item, _GoalRow):
             data_rows.append(r)
-            _goal_row(ws, st, r, item, placed, missing)
+            _goal_row(ws, st, r, item, placed, missing, foot=r in feet)
         elif item[0] == "title":
             st.put(ws, r, 0, item[1], "title")
         elif item[0] == "overview":
@@ -796,20 +804,23 @@ def write_goal_table(ws: Worksheet, st: _Styles, catalog: Catalog, g: int,
 
 
 def _goal_row(ws: Worksheet, st: _Styles, r: int, row: _GoalRow, placed: printing.Placed,
-              missing: dict[tuple[str, str], str]) -> None:
+              missing: dict[tuple[str, str], str], *, foot: bool = False) -> None:
+    """One assignment's row; `foot`: the last row of its printed page, which closes the table."""
     p, a, ev = row.project, row.assignment, row.evaluation
-    cont = st.fmt["group_cont"]
+    end = "_foot" if foot else ""
+    first_center, first_wrap = f"group_first_center{end}", f"group_first_wrap{end}"
+    cont = st.fmt[f"group_cont{end}"]
     if row.new_measure or placed.top:
-        st.put(ws, r, 0, p.measure_code, "group_first_center")
+        st.put(ws, r, 0, p.measure_code, first_center)
     else:
         ws.write_blank(r, 0, None, cont)
     if row.new_project or placed.top:
-        st.put_project_label(ws, r, 1, p, "group_first_center")
-        st.put(ws, r, 2, p.name + (CONTINUED if not row.new_project else ""), "group_first_wrap")
+        st.put_project_label(ws, r, 1, p, first_center)
+        st.put(ws, r, 2, p.name + (CONTINUED if not row.new_project else ""), first_wrap)
         if row.new_project:
-            st.put(ws, r, 3, p.content, "group_first_wrap")
+            st.put(ws, r, 3, p.content, first_wrap)
         else:
-            ws.write_blank(r, 3, None, st.fmt["group_first_wrap"])
+            ws.write_blank(r, 3, None, st.fmt[first_wrap])
     else:
         for c in (1, 2, 3):
             ws.write_blank(r, c, None, cont)

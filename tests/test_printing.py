@@ -177,6 +177,21 @@ def test_a_page_that_begins_inside_a_project_repeats_its_labels(merged):
         assert ws.cell(r, 4).value is None  # 内容 stands once, on the project's first row
 
 
+def test_each_page_closes_the_goal_table_at_its_foot(merged):
+    """The last row above a page break has a bottom border in every column, the grouped 施策No.,
+    事業No., name and 内容 cells included (they have no line between a project's rows)."""
+    wb = openpyxl.load_workbook(merged["outbox"] / master_name(R6))
+    for g in (1, 2, 3):
+        ws = wb[f"基本目標{g}"]
+        feet = [b.id for b in ws.row_breaks.brk]  # the break falls below row id (1-based)
+        assert feet or g != 1
+        for r in feet:
+            if ws.cell(r, 5).value is None:  # a break between the overview and the table
+                continue
+            for c in range(1, 5):
+                assert ws.cell(r, c).border.bottom.style == "thin", (ws.title, r, c)
+
+
 def test_planned_pages_fit_the_paper(merged):
     """On every sheet with planned breaks, the rows of each page fit its printable height."""
     wb = openpyxl.load_workbook(merged["outbox"] / master_name(R6))
