@@ -106,7 +106,7 @@ class YearComparison:
     label: str  # "令和7年度"
     previous_year: str  # "R6"
     previous_label: str  # "令和6年度"
-    source: str  # where last year's evaluations were read from
+    source: str  # where last year's evaluations came from: the table staff imported, else the file read
     changes: tuple[Change, ...] = ()  # every assignment of this year's plan, in plan order
     goals: tuple[GoalComparison, ...] = ()
 
@@ -156,7 +156,7 @@ def compare_years(catalog: Catalog, rows: Iterable[Evaluation], previous: PastYe
         label=catalog.year_label,
         previous_year=previous.year,
         previous_label=previous.label,
-        source=previous.source,
+        source=previous.imported_from or previous.source,
         changes=tuple(changes),
         goals=done,
     )

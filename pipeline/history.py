@@ -44,6 +44,9 @@ class PastYear:
     # adds it): an assignment not in it is new this year (新規); one in it without an evaluation
     # was not returned. None: not known.
     plan: frozenset[tuple[str, str]] | None = None
+    # The table staff gave import-published (its file name), when the evaluations were read from
+    # the stored JSON: the sheets name it as last year's source. "" otherwise.
+    imported_from: str = ""
 
     @property
     def label(self) -> str:
@@ -99,7 +102,8 @@ def read_stored(path: Path) -> PastYear | None:
             )
             for e in data["evaluations"]
         }
-        return PastYear(str(data["fiscal_year"]), str(path), evaluations)
+        return PastYear(str(data["fiscal_year"]), str(path), evaluations,
+                        imported_from=str(data.get("source") or ""))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -110,7 +114,7 @@ def write_stored(path: Path, past: PastYear) -> Path:
 
     payload = {
         "fiscal_year": past.year,
-        "source": past.source,
+        "source": past.imported_from or past.source,
         "evaluations": [
             {"project": e.project, "department": e.department, "rating": e.rating, "result": e.result,
              "outlook": e.outlook}

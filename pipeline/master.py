@@ -63,7 +63,7 @@ from xlsxwriter.worksheet import Worksheet
 from pipeline import celltext, printing, xlsxfast
 from pipeline.catalog import Assignment, Catalog, Project
 from pipeline.celltext import EXCEL_MAX_CHARS
-from pipeline.compare import DOWN, UP, YearComparison, compare_years
+from pipeline.compare import DOWN, UP, GoalComparison, YearComparison, compare_years
 from pipeline.layout import OUTPUT_PROPERTY, output_mark
 from pipeline.normalize import RATINGS
 from pipeline.report import (
@@ -1465,6 +1465,7 @@ def _write_comparison(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, c:
     }
     for g in c.goals:
         row = _transition_table(ws, st, row, g, c, cell_formats) + 1
+    row = _transition_table(ws, st, row, whole_plan(c), c, cell_formats, title=f"{catalog.title}全体") + 1
     row = _fell_table(ws, st, row, catalog, c) + 1
 
     # Every assignment, on a page of its own, filterable.
@@ -1496,11 +1497,21 @@ def _write_comparison(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, c:
     _setup_print(ws, header)
 
 
+def whole_plan(c: YearComparison) -> GoalComparison:
+    """The goals' comparisons added up: the whole plan's transitions and counts."""
+    transitions = {b: {a: sum(g.transitions[b][a] for g in c.goals) for a in RATINGS} for b in RATINGS}
+    previous = {x: sum(g.previous[x] for g in c.goals) for x in RATINGS}
+    current = {x: sum(g.current[x] for g in c.goals) for x in RATINGS}
+    return GoalComparison(0, "", transitions, previous, current, no_previous=sum(g.no_previous for g in c.goals),
+                          new=sum(g.new for g in c.goals), not_returned=sum(g.not_returned for g in c.goals),
+                          unreflected=sum(g.unreflected for g in c.goals))
+
+
 def _transition_table(ws: Worksheet, st: _Styles, row: int, g: Any, c: YearComparison,
-                      cell_formats: dict[str, Any]) -> int:
-    """One goal's 4×4 table with totals. Returns the next free row."""
+                      cell_formats: dict[str, Any], *, title: str = "") -> int:
+    """One goal's (or with `title`, the whole plan's) 4×4 table with totals. Returns the next free row."""
     lc = _TRANSITION_LABEL_COL
-    st.put(ws, row, 0, f"基本目標{g.goal} {g.name}: 評価の推移(件数)", "section")
+    st.put(ws, row, 0, f"{title or f'基本目標{g.goal} {g.name}'}: 評価の推移(件数)", "section")
     head = row + 1
     st.put(ws, head, lc, f"前年度＼今年度({c.label})", "header")
     for j, letter in enumerate(RATINGS):
@@ -1562,8 +1573,9 @@ def _fell_table(ws: Worksheet, st: _Styles, row: int, catalog: Catalog, c: YearC
 
 def _write_comparison_summary(wb: xlsxwriter.Workbook, st: _Styles, catalog: Catalog, c: YearComparison,
                               header: str) -> None:
-    """The summary's 前年度比較: per goal, A–D counts of both years, the difference, and a
-    clustered bar chart of the two years; one printed page per goal."""
+    """The summary's 前年度比較: per goal, A–D counts of both years over the assignments rated in
+    both (so 増減 is rating changes only, and 前年度 A is the master's 前年度 A), what that leaves
+    out, and a clustered bar chart of the two years; one printed page per goal."""
     ws = wb.add_worksheet(COMPARISON_SHEET)
     for col, width in enumerate((12, 18, 18, 10)):
         ws.set_column(col, col, width)
@@ -1571,7 +1583,8 @@ def _write_comparison_summary(wb: xlsxwriter.Workbook, st: _Styles, catalog: Cat
     ws.set_row(0, 24)
     _setup_print(ws, header, page=PAGE_A4)
     st.put(ws, 0, 0, f"{catalog.title} 前年度比較({c.previous_label} → {c.label})", "title")
-    notes = [_comparison_notes(c)[0], "前年度の件数は、今年度の計画にある事業・担当課の前年度の評価です。"]
+    notes = [_comparison_notes(c)[0], "件数は、今年度の計画にあり両年度に評価のある事業・担当課のものです"
+                                      "(増減は評価の変化だけ。今年度の評価がないものは表の下に)。"]
     for i, note in enumerate(notes, start=1):
         st.put(ws, i, 0, note, "note")
     row = 3
@@ -1590,20 +1603,22 @@ def _write_comparison_summary(wb: xlsxwriter.Workbook, st: _Styles, catalog: Cat
         for col, title in enumerate(("評価", f"前年度({c.previous_label})", f"今年度({c.label})", "増減")):
             st.put(ws, head, col, title, "header")
         first = head + 1
+        before = {x: sum(g.transitions[x].values()) for x in RATINGS}
+        after = {x: sum(g.transitions[b][x] for b in RATINGS) for x in RATINGS}
         for i, letter in enumerate(RATINGS):
             r = first + i
             st.put(ws, r, 0, letter, "rating")
-            ws.write_number(r, 1, g.previous[letter], st.fmt["int"])
-            ws.write_number(r, 2, g.current[letter], st.fmt["int"])
-            ws.write_number(r, 3, g.current[letter] - g.previous[letter], diff)
+            ws.write_number(r, 1, before[letter], st.fmt["int"])
+            ws.write_number(r, 2, after[letter], st.fmt["int"])
+            ws.write_number(r, 3, after[letter] - before[letter], diff)
         last = first + len(RATINGS) - 1
         total = last + 1
         st.put(ws, total, 0, "合計", "total_text")
-        ws.write_number(total, 1, sum(g.previous.values()), st.fmt["total_int"])
-        ws.write_number(total, 2, sum(g.current.values()), st.fmt["total_int"])
-        ws.write_number(total, 3, sum(g.current.values()) - sum(g.previous.values()), st.fmt["total_int"])
+        ws.write_number(total, 1, g.compared, st.fmt["total_int"])
+        ws.write_number(total, 2, g.compared, st.fmt["total_int"])
+        ws.write_number(total, 3, 0, st.fmt["total_int"])
         _rating_colours(st, ws, first, 0, last, 0)
-        st.put(ws, total + 1, 0, f"前年度の評価なし {g.no_previous} 件・今年度未提出 {g.not_returned} 件"
+        st.put(ws, total + 1, 0, f"表に含まないもの: 前年度の評価なし {g.no_previous} 件・今年度未提出 {g.not_returned} 件"
                                  f"・未反映 {g.unreflected} 件", "note")
         chart = _clustered_chart(wb, ws.name, head, first, last, f"基本目標{g.goal} 評価別の件数", chart_height)
         ws.insert_chart(head, 5, chart, {"object_position": 1})

@@ -334,6 +334,20 @@ TRANSITIONS = {  # goal → (previous, current) → count; every other cell is 0
 }
 
 
+def test_transition_table_of_the_whole_plan(r7: Catalog, r7_run) -> None:
+    """Below the goals' tables, the whole plan's: the sum of theirs, with what it leaves out."""
+    _, master, _ = r7_run
+    ws = master[COMPARISON_SHEET]
+    top = find(ws, f"{r7.title}全体: 評価の推移(件数)")
+    for i, before in enumerate("ABCD"):
+        row = [ws.cell(top + 2 + i, c).value for c in range(3, 9)]
+        counts = [sum(TRANSITIONS[g].get((before, after), 0) for g in TRANSITIONS) for after in "ABCD"]
+        assert row == [f"前年度 {before}", *counts, sum(counts)], before
+    total = sum(sum(t.values()) for t in TRANSITIONS.values())
+    assert ws.cell(top + 6, 8).value == total
+    assert ws.cell(top + 7, 3).value == "表に含まないもの: 前年度の評価なし 0 件・今年度未提出 1 件・未反映 0 件"
+
+
 @pytest.mark.parametrize("g", [1, 2, 3])
 def test_transition_table_per_goal(r7: Catalog, r7_run, g: int) -> None:
     _, master, _ = r7_run
@@ -385,15 +399,18 @@ def test_summary_compares_the_counts_per_goal_with_a_clustered_bar_chart(r7: Cat
         head = top + 1
         heads.append(head)
         assert [ws.cell(head, c).value for c in range(1, 5)] == ["評価", "前年度(令和6年度)", "今年度(令和7年度)", "増減"]
-        keys = [a.key for a in r7.assignments if r7.goal_of(a.project) == g.number]
+        # the assignments rated in both years: 増減 is rating changes, not answers missing this year
+        keys = [a.key for a in r7.assignments if r7.goal_of(a.project) == g.number and now.get(a.key)]
         for i, letter in enumerate("ABCD"):
             before = sum(published[k]["rating"] == letter for k in keys)
             after = sum(now.get(k) == letter for k in keys)
             assert [ws.cell(head + 1 + i, c).value for c in range(1, 5)] == [letter, before, after, after - before]
-        assert ws.cell(head + 5, 1).value == "合計"
-    # goal 1 as published last year (A25 B9) against this year's
-    assert [ws.cell(heads[0] + 1 + i, 2).value for i in range(4)] == [25, 9, 0, 0]
+        assert [ws.cell(head + 5, c).value for c in range(1, 5)] == ["合計", len(keys), len(keys), 0]
+        assert ws.cell(head + 6, 1).value.startswith("表に含まないもの: ")
+    # goal 1: last year A25 B9, of which 指導室's A has no answer this year (in the note, not in 増減)
+    assert [ws.cell(heads[0] + 1 + i, 2).value for i in range(4)] == [24, 9, 0, 0]
     assert [ws.cell(heads[0] + 1 + i, 3).value for i in range(4)] == [24, 7, 1, 1]
+    assert ws.cell(heads[0] + 6, 1).value == "表に含まないもの: 前年度の評価なし 0 件・今年度未提出 1 件・未反映 0 件"
     with zipfile.ZipFile(run.summary) as z:
         charts = sorted(n for n in z.namelist() if re.fullmatch(r"xl/charts/chart\d+\.xml", n))
         xml = {n: z.read(n).decode("utf-8") for n in charts}
@@ -449,6 +466,25 @@ def test_new_and_not_returned_are_told_apart_when_last_years_plan_is_known(r7: C
     # without last year's plan, a missing evaluation is only 「—」
     c = compare_years(r7, rows, PastYear("R6", "x", evaluations))
     assert next(ch for ch in c.changes if ch.key == ("5", "地域安全課")).previous_text == "—"
+
+
+def test_the_comparison_names_the_table_staff_imported(r7: Catalog, published: dict, tmp_path: Path) -> None:
+    """After import-published, last year is read from outbox/history/evaluations-R6.json; the
+    sheets name the table staff gave, the run report the file read."""
+    from pipeline.history import read_stored, write_stored
+    from pipeline.master import _comparison_notes
+
+    evaluations = {k: PastEvaluation(*k, v["rating"]) for k, v in published.items()}
+    stored = write_stored(tmp_path / "evaluations-R6.json", PastYear("R6", "令和6年度評価表.xlsx", evaluations))
+    past = read_stored(stored)
+    assert past is not None and past.source == str(stored) and past.imported_from == "令和6年度評価表.xlsx"
+    rows = [Evaluation(*k, "", v["rating"], "") for k, v in published.items()]
+    c = compare_years(r7, rows, past)
+    assert c.source == "令和6年度評価表.xlsx"
+    assert "前年度(令和6年度)の評価: 令和6年度評価表.xlsx" in _comparison_notes(c)[0]
+    # stored again (a later import of the same year), the imported table's name stays
+    again = read_stored(write_stored(tmp_path / "again.json", past))
+    assert again is not None and again.imported_from == "令和6年度評価表.xlsx"
 
 
 # --- 3. checks that read the text, wired into the merge ------------------------------------------
