@@ -468,6 +468,33 @@ def test_office_names_break_only_before_a_parenthesis(rendered, doc):
     assert cut == [], cut
 
 
+def _text_fill(pdf: Path, n: int) -> float:
+    """How far down the printable height (A3 landscape, our margins) page n's text reaches, 0–1."""
+    xml = subprocess.run(["pdftotext", "-bbox-layout", "-f", str(n), "-l", str(n), str(pdf), "-"],
+                         capture_output=True, text=True, check=True).stdout
+    height = float(re.search(r'<page width="[\d.]+" height="([\d.]+)"', xml)[1])
+    page = Page()
+    top, bottom = page.top * 72, height - page.bottom * 72
+    ends = [float(y) for y0, y in re.findall(r'<block xMin="[\d.]+" yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)"', xml)
+            if top <= float(y0) and float(y) <= bottom]  # not the page header or footer
+    return (max(ends, default=top) - top) / (bottom - top)
+
+
+@pytest.mark.parametrize("doc", ["master", "publish"])
+def test_goal_pages_use_the_paper(rendered, doc):
+    """Every page of a goal table but the goal's last is at least half filled with text."""
+    goals = ("基本目標1", "基本目標2", "基本目標3")
+    pages: dict[str, list[int]] = {}
+    for n, page in enumerate(rendered[doc], start=1):
+        sheet = _sheet_of(page, goals)
+        if sheet:
+            pages.setdefault(sheet, []).append(n)
+    assert sorted(pages) == list(goals)
+    pdf = rendered["dir"] / f"{doc}.pdf"
+    fills = {sheet: [round(_text_fill(pdf, n), 2) for n in numbers[:-1]] for sheet, numbers in pages.items()}
+    assert all(f >= 0.5 for f in itertools.chain(*fills.values())), fills
+
+
 @pytest.mark.parametrize(("doc", "names"), [("master", MASTER_SHEETS_PRINTED), ("publish", PUBLISH_SHEETS_PRINTED)])
 def test_each_sheet_prints_the_pages_it_planned(rendered, merged, published, doc, names):
     """No page break but ours: each sheet with planned breaks renders to exactly that many pages."""
