@@ -145,6 +145,12 @@ def run_publish(settings: Settings, out_dir: Path | None = None, pdf: bool = Fal
                 + EXCEL_PDF_HOWTO
             )
         else:
+            if printing.uno_python(soffice) is None:
+                result.notices.append(
+                    "LibreOffice の Python(uno)が見つからないため、PDF は禁則処理(行頭の「、」「。」などを避ける改行)"
+                    "なしで作ります。LibreOffice に同梱の Python、または python3-uno を入れると禁則処理されます"
+                    "(docs/printing.md)。"
+                )
             try:
                 result.pdf = make_pdf(result.xlsx, result.xlsx.with_suffix(".pdf"), soffice)
             except (OSError, RuntimeError, subprocess.SubprocessError) as exc:

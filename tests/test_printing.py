@@ -287,6 +287,20 @@ def test_publish_without_libreoffice_writes_the_workbook_and_says_how_to_export(
     assert "エクスポート" in result.pdf_error and "ブック全体" in result.pdf_error and "PDF" in result.pdf_error
 
 
+def test_publish_says_when_the_pdf_is_made_without_kinsoku(merged, tmp_path, monkeypatch):
+    """Without a Python that has LibreOffice's uno module the PDF is made by plain
+    --convert-to, without Japanese line breaking: staff are told, and how to get it."""
+    fake = tmp_path / "program" / "soffice"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 1\n", encoding="utf-8")
+    fake.chmod(0o755)
+    monkeypatch.setattr(printing, "uno_python", lambda soffice: None)
+    settings = dataclasses.replace(merged["settings"], soffice=str(fake))
+    result = run_publish(settings, tmp_path / "out", pdf=True, today=TODAY)
+    assert any("禁則" in n and "python3-uno" in n for n in result.notices), result.notices
+    assert result.pdf is None and result.exit_code == 3  # the fake soffice made nothing
+
+
 def test_publish_command(merged, tmp_path):
     toml = tmp_path / "pipeline.toml"
     toml.write_text(
