@@ -27,22 +27,28 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import uno  # type: ignore[import-not-found]  # LibreOffice's Python bridge
-from com.sun.star.beans import PropertyValue  # type: ignore[import-not-found]
-from com.sun.star.i18n import ForbiddenCharacters  # type: ignore[import-not-found]
-from com.sun.star.lang import Locale  # type: ignore[import-not-found]
-
-JAPANESE = Locale("ja", "JP", "")
 CONNECT_SECONDS = 120
+# LibreOffice's modules (uno, com.sun.star) are imported where they are used, so that the module
+# itself imports anywhere (the docs' checks import every module of the package).
 
 
-def _prop(name: str, value: object) -> PropertyValue:
+def _prop(name: str, value: object) -> Any:
+    from com.sun.star.beans import PropertyValue  # type: ignore[import-not-found]
+
     p = PropertyValue()
     p.Name, p.Value = name, value
     return p
 
 
+def _japanese() -> Any:
+    from com.sun.star.lang import Locale  # type: ignore[import-not-found]
+
+    return Locale("ja", "JP", "")
+
+
 def _connect(pipe: str, proc: subprocess.Popen) -> Any:
+    import uno  # type: ignore[import-not-found]  # LibreOffice's Python bridge
+
     local = uno.getComponentContext()
     resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
     deadline = time.monotonic() + CONNECT_SECONDS
@@ -56,11 +62,14 @@ def _connect(pipe: str, proc: subprocess.Popen) -> Any:
 
 
 def _japanese_line_breaking(doc: Any, no_start: str, no_end: str) -> None:
+    from com.sun.star.i18n import ForbiddenCharacters  # type: ignore[import-not-found]
+
+    japanese = _japanese()
     chars = doc.ForbiddenCharacters
-    have = chars.getForbiddenCharacters(JAPANESE) if chars.hasForbiddenCharacters(JAPANESE) else None
+    have = chars.getForbiddenCharacters(japanese) if chars.hasForbiddenCharacters(japanese) else None
     begin = no_start + "".join(c for c in (have.beginLine if have else "") if c not in no_start)
     end = no_end + "".join(c for c in (have.endLine if have else "") if c not in no_end)
-    chars.setForbiddenCharacters(JAPANESE, ForbiddenCharacters(begin, end))
+    chars.setForbiddenCharacters(japanese, ForbiddenCharacters(begin, end))
     # Protection (our templates protect the structure and sheets, without a password) would refuse
     # the attributes; the document is only exported, never stored.
     for target in (doc, *doc.Sheets):
@@ -72,7 +81,7 @@ def _japanese_line_breaking(doc: Any, no_start: str, no_end: str) -> None:
         style = styles.getByName(name)
         with contextlib.suppress(Exception):  # a style that refuses (a password): its cells are set below
             style.ParaIsForbiddenRules = True
-            style.CharLocaleAsian = JAPANESE
+            style.CharLocaleAsian = japanese
     # Row and column headings print in the document's default font, which an .xlsx cannot set
     # (Calc's own, Liberation Sans); Excel prints them in the standard ("Normal") font: so here.
     with contextlib.suppress(Exception):
@@ -86,7 +95,7 @@ def _japanese_line_breaking(doc: Any, no_start: str, no_end: str) -> None:
         end_at = cursor.RangeAddress
         used = sheet.getCellRangeByPosition(0, 0, end_at.EndColumn, end_at.EndRow)
         used.ParaIsForbiddenRules = True  # cells with attributes of their own, too
-        used.CharLocaleAsian = JAPANESE
+        used.CharLocaleAsian = japanese
 
 
 def main(argv: list[str]) -> int:
