@@ -4,21 +4,29 @@ Each command parses options, calls one library function, renders its report and 
 code that follows from it. Heavy imports (pandas, pandera, openpyxl, xlsxwriter) happen inside
 the commands, so `pipeline --help` stays fast.
 
-Exit codes: 0 no errors, 1 errors found in the inputs, 2 usage error, 3 could not run.
+Exit codes: 0 no errors, 1 errors found in the inputs, 2 usage error, 3 could not run,
+4 an unexpected exception (a fault of ours: traceback in the log), 130 interrupted (Ctrl+C).
+Every command appends to outbox/logs/pipeline.log (pipeline.session); click's own messages are
+Japanese (pipeline.clija).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pipeline.errors import PipelineError
+from pipeline import clija
+from pipeline.errors import PipelineError, SettingsError
+from pipeline.session import EXIT_CRASH, EXIT_INTERRUPTED, CommandSession, crash_line
 from pipeline.settings import DEFAULT_FILE, Settings, load_settings
+
+clija.install()  # before the options below are made: click names their types when they are created
 
 STATUS_JA = {
     "accepted": "受理",
@@ -36,14 +44,123 @@ class CommandFailed(click.ClickException):
     exit_code = 3
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"エラー: {self.message}", err=True)
+        _console(f"エラー: {self.message}", err=True)
+
+
+def _session(ctx: click.Context) -> CommandSession:
+    session = ctx.find_root().obj.get("session")
+    if session is None:  # the group invoked by a caller of its own (not through main)
+        session = ctx.find_root().obj["session"] = CommandSession([])
+    return session
 
 
 def _settings(ctx: click.Context, **options: Any) -> Settings:
+    """The settings file with the command's options; the log opens in the outbox they name.
+    A broken file is exit 3; a wrong option value is a usage error (exit 2)."""
+    session = _session(ctx)
     try:
-        return load_settings(ctx.obj.get("settings")).with_options(**options)
+        base = load_settings(ctx.find_root().obj.get("settings"))
     except PipelineError as exc:
+        session.open_fallback()
         raise CommandFailed(str(exc)) from None
+    outbox = options.get("outbox")
+    session.open(Path(outbox) if outbox is not None else base.outbox, base.keep_logs)
+    try:
+        s = base.with_options(**options)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc), ctx=ctx) from None
+    session.write(f"設定: {ctx.find_root().obj.get('settings') or DEFAULT_FILE}、年度 {s.year}、受信 {s.inbox}、出力 {s.outbox}")
+    return s
+
+
+def _usage_text(exc: click.UsageError) -> str:
+    """A usage error in Japanese: what is wrong, the usage line and where the help is."""
+    if isinstance(exc, click.MissingParameter) and exc.param is not None:
+        if isinstance(exc.param, click.Argument):
+            what = f"{exc.param.human_readable_name} を指定してください。"
+        else:
+            what = f"オプション {' / '.join(exc.param.opts)} を指定してください。"
+    else:
+        what = exc.format_message()
+    lines = [f"エラー(使い方): {what}"]
+    if exc.ctx is not None:
+        lines.append(exc.ctx.get_usage())
+        lines.append(f"説明は「{exc.ctx.command_path} --help」で表示できます。")
+    return "\n".join(lines)
+
+
+OPTIONS_METAVAR = "[オプション]"
+
+
+class JapaneseCommand(click.Command):
+    """A command whose usage line is Japanese (`pipeline merge [オプション]`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", OPTIONS_METAVAR)
+        super().__init__(*args, **kwargs)
+
+
+class PipelineGroup(click.Group):
+    """The command group whose `main` gives every command the same ending, whether it is run as
+    `pipeline`, `python -m pipeline` or through click's test runner: Japanese usage errors (exit 2),
+    a Japanese Ctrl+C message (exit 130), an unexpected exception as exit 4 with its traceback in
+    the log, and the log's last line `exit=N` (pipeline.session)."""
+
+    command_class = JapaneseCommand
+    group_class = type  # `plan` is a group of the same kind
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", OPTIONS_METAVAR)
+        kwargs.setdefault("subcommand_metavar", "コマンド [引数]...")
+        super().__init__(*args, **kwargs)
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        clija.install()
+        argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        if not argv or {"--help", "-h", "--version"} & set(argv):
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        session = CommandSession(argv)
+        obj = extra.pop("obj", None) or {}
+        obj["session"] = session
+        with session.warnings_to_log():
+            code = self._run(session, argv, prog_name, complete_var, obj, extra)
+        session.finish(code)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _run(self, session: CommandSession, argv: list[str], prog_name: str | None, complete_var: str | None,
+             obj: dict[str, Any], extra: dict[str, Any]) -> int:
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, obj=obj, **extra)
+            return rv if isinstance(rv, int) else 0
+        except click.UsageError as exc:
+            if exc.ctx is not None and exc.ctx.command.name == "merge":
+                session.is_merge = True
+            text = _usage_text(exc)
+            session.message = "使い方の誤り: " + " ".join(line.strip() for line in exc.format_message().splitlines())
+            session.write(text)
+            _console(text, err=True)
+            return 2
+        except click.ClickException as exc:  # CommandFailed: a PipelineError (exit 3)
+            session.message = exc.format_message()
+            session.write(f"エラー: {exc.format_message()}")
+            exc.show()
+            return exc.exit_code
+        except (click.Abort, KeyboardInterrupt):
+            text = "中断しました(Ctrl+C)。書きかけの出力は使われず、前回の出力が残っています。"
+            session.message = text
+            session.write(text)
+            _console(text, err=True)
+            return EXIT_INTERRUPTED
+        except Exception as exc:
+            session.message = f"内部エラー({type(exc).__name__}: {str(exc)[:200]})"
+            session.write("内部エラー:\n" + traceback.format_exc())
+            if not session.log.is_open:
+                session.open_fallback()
+            _console(crash_line(exc, session.where()), err=True)
+            return EXIT_CRASH
 
 
 def _progress(label: str) -> Any:
@@ -63,14 +180,15 @@ def _bar(files: list[Path], label: str) -> Iterable[Path]:
         yield from bar
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group("pipeline", cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--settings",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help=f"設定ファイル(既定: カレントフォルダーの {DEFAULT_FILE})。",
 )
-@click.version_option(package_name="welfare-plan-pipeline")
+@click.version_option(package_name="welfare-plan-pipeline", message="%(prog)s バージョン %(version)s",
+                      help="バージョンを表示して終わります。")
 @click.pass_context
 def cli(ctx: click.Context, settings: Path | None) -> None:
     """地域福祉計画 評価表の配布・検証・集約ツール。
@@ -91,6 +209,8 @@ def cli(ctx: click.Context, settings: Path | None) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["settings"] = settings
+    if "session" in ctx.obj:
+        ctx.obj["session"].settings_file = settings
 
 
 @cli.command()
@@ -155,10 +275,11 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], year: str | None, as_j
         report, written = run_validate(list(paths), s, folder, _progress("点検中"))
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
+    _log_files(ctx, list(report.files), lambda f: f.status, report.notes, ())
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
-        click.echo(render_files(list(report.files), report.notes))
+        _console(render_files(list(report.files), report.notes))
         if written:
             click.echo(f"\n差し戻し用の写し {len(written)} 件: {folder}")
     ctx.exit(report.exit_code)
@@ -186,12 +307,14 @@ def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str
     """
     from pipeline.runner import run_merge
 
+    _session(ctx).is_merge = True
     s = _settings(ctx, inbox=inbox, outbox=outbox, year=year)
     try:
         run = run_merge(s, _progress("読み込み中"), allow_drop=allow_drop, previous=previous)
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
-    click.echo(render_merge(run))
+    _log_run(ctx, run)
+    _console(render_merge(run))
     ctx.exit(run.exit_code)
 
 
@@ -208,14 +331,17 @@ def demo(ctx: click.Context, outbox: Path | None, inbox: Path | None) -> None:
     本番の受信・出力フォルダーには触れず、demo/inbox と demo/outbox だけを使います。
     例: python -m pipeline demo
     """
+    from pipeline.demo import DEMO_DIR
     from pipeline.runner import run_demo
 
+    _session(ctx).open(outbox or DEMO_DIR / "outbox", Settings.keep_logs)  # the demo's own log, not the live outbox's
     s = _settings(ctx)
     try:
         run = run_demo(s, inbox, _progress("読み込み中"), outbox=outbox)
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
-    click.echo(render_merge(run))
+    _log_run(ctx, run)
+    _console(render_merge(run))
     ctx.exit(run.exit_code)
 
 
@@ -375,7 +501,9 @@ def status(ctx: click.Context, year: str | None, today: Any) -> None:
     \b
     例: python -m pipeline status
         python -m pipeline status --year R7
-    終了コード: 0 全ての課の評価がそろった / 1 評価がそろっていない課がある / 2 使い方の誤り /
+    最初の行は前回の夜間集約(merge)の結果です(outbox/last-run.json)。
+    終了コード: 0 全ての課の評価がそろった / 1 評価がそろっていない課がある、または前回の夜間集約が失敗した /
+                2 使い方の誤り /
                 3 表示できない(その年度の集約をまだ実行していない・実行レポートが読めない)
     """
     from pipeline.yearly import render_status, submission_status
@@ -461,6 +589,31 @@ def publish(ctx: click.Context, year: str | None, out: Path | None, pdf: bool, i
     if result.pdf_error:
         click.echo(f"エラー: {result.pdf_error}", err=True)
     ctx.exit(result.exit_code)
+
+
+# --- The log ---------------------------------------------------------------------------------
+
+
+def _log_files(ctx: click.Context, files: list[Any], status_of: Any, notes: Iterable[Any], notices: Iterable[str]) -> None:
+    """Each file's status, each issue of the run (not of one file) and each notice, into the log."""
+    session = _session(ctx)
+    for f in files:
+        status = status_of(f)
+        counts = f"エラー {len(f.errors)}、警告 {len(f.warnings)}" if status != "ignored" else (f.reason or "対象外")
+        session.write(f"ファイル: {status} {STATUS_JA.get(status, status)}\t{f.name}\t({counts})")
+    for n in notes:
+        session.write(f"指摘: {n.code} {SEVERITY_JA.get(n.severity, n.severity)}\t{n.file}\t{n.message}")
+    for notice in notices:
+        session.write(f"注意: {notice}")
+
+
+def _log_run(ctx: click.Context, run: Any) -> None:
+    session = _session(ctx)
+    session.report = str(run.report_path)
+    _log_files(ctx, run.files, run.status_of, run.outcome.notes, run.notices)
+    r = run.report
+    session.write(f"集約: 評価行 {r['rows']} / {r['assignments']}、エラー {r['errors']} 件、警告 {r['warnings']} 件、"
+                  f"集約ブック {run.master}、実行レポート {run.report_path}")
 
 
 # --- Rendering ---------------------------------------------------------------------------------

@@ -243,13 +243,15 @@ def write_master(
     today: date | None = None,
     deadline: date | None = None,
     goal_sheets: str = "auto",
+    failed_nights: Sequence[dict[str, Any]] = (),
 ) -> None:
     """Write the complete master workbook to exactly `path`. With `previous` (last year's
     evaluations, pipeline.history), a 前年度比較 sheet follows 集計. `goal_sheets` is the setting
     [master] goal_sheets (see writes_goal_sheets).
 
     With `today` after `deadline`, 提出状況 marks each office that still owes answers 期限超過
-    (its 状況 reads 期限超過(未提出)); without either, nothing is marked.
+    (its 状況 reads 期限超過(未提出)); without either, nothing is marked. `failed_nights` (the failed
+    merges since the last successful one, pipeline.lastrun) are listed on 提出状況.
 
     Raises ValueError (before anything is written) when a text exceeds Excel's 32,767-character
     cell limit or a row is not an assignment of the catalog.
@@ -269,7 +271,7 @@ def write_master(
         _write_comparison(wb, st, catalog, compare_years(catalog, result.rows, previous, _unreflected(absent)),
                           header)
     overdue = today is not None and deadline is not None and today > deadline
-    _write_status(wb, st, result, files, header, overdue=overdue)
+    _write_status(wb, st, result, files, header, overdue=overdue, failed_nights=failed_nights)
     _write_issues(wb, st, issues, header, result.acknowledged)
     wb.close()
 
@@ -1189,8 +1191,15 @@ STATUS_HEADERS = ("課", "担当件数", "受理件数", "未提出件数", "状
 FILE_HEADERS = ("ファイル", "課", "状態", "受理行数", "エラー", "警告", "受信日時", "送信者", "件名")
 
 
+def failed_night_text(night: dict[str, Any]) -> str:
+    """One failed merge as 提出状況 lists it: 令和7年5月27日(火) 2:00 終了コード 3: 理由"""
+    from pipeline.wareki import wareki_time
+
+    return f"{wareki_time(str(night.get('started', '')))} 終了コード {night.get('exit_code')}: {night.get('message', '')}"
+
+
 def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: Sequence[FileVerdict],
-                  header: str, *, overdue: bool = False) -> None:
+                  header: str, *, overdue: bool = False, failed_nights: Sequence[dict[str, Any]] = ()) -> None:
     ws = wb.add_worksheet(STATUS_SHEET)
     offices = result.offices
     merge_counts: dict[str, tuple[int, int]] = {}  # file → the merge's (errors, warnings) on it
@@ -1229,6 +1238,10 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
         printing.Block([line(("header", STATUS_HEADERS), zip(STATUS_HEADERS, widths, strict=True)), *office_lines],
                        header=1),
         printing.Block([_spacer()]),
+        # The nights that failed since the last master: no one may have seen their exit code.
+        *([printing.Block([printing.Line(_ROW_PT, ("failed-section",)),
+                           *(printing.Line(_ROW_PT, ("failed", n)) for n in failed_nights)], header=1),
+           printing.Block([_spacer()])] if failed_nights else []),
         # Every file this run read, so a department's "I sent it" can be answered from the sheet.
         printing.Block([printing.Line(_ROW_PT, ("section",)),
                         line(("header", FILE_HEADERS), zip(FILE_HEADERS, widths[:len(FILE_HEADERS)], strict=True)),
@@ -1247,6 +1260,10 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
                 st.put(ws, r, c, h, "header")
         elif kind == "section":
             st.put(ws, r, 0, "受信ファイル一覧", "section")
+        elif kind == "failed-section":
+            st.put(ws, r, 0, f"前回の集約から後に失敗した夜間集約({len(failed_nights)} 回)", "section")
+        elif kind == "failed":
+            st.put(ws, r, 0, failed_night_text(item[1]), "text")
         elif kind == "empty":
             st.put(ws, r, 0, "受信ファイルはありません。", "empty")
         elif kind == "office":

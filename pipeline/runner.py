@@ -42,7 +42,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pipeline import ingest, jsontext
+from pipeline import ingest, jsontext, lastrun
 from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import GuardError, InputError, LockedError, OutputError, PipelineError
@@ -385,6 +385,8 @@ def _merge_locked(
     if not allow_drop:
         _guard(outcome, settings)
     outcome, context = _review_texts(catalog, settings, outcome, past)
+    failed_nights = lastrun.failed_nights(outbox)  # listed on 提出状況 (last-run.json, written by the CLI)
+    context += json.dumps(failed_nights, ensure_ascii=False)
     # The master shows the newest input time, not the clock: the same inbox gives the same cells.
     generated = max((v.received for v in verdicts if v.received), default="")
     notices: list[str] = []
@@ -495,7 +497,8 @@ def _merge_locked(
                     lambda tmp: master.write_master(tmp, catalog, before, verdicts, issues, generated=generated,
                                                     previous=past, today=today,
                                                     deadline=settings.deadline,
-                                                    goal_sheets=settings.goal_sheets),
+                                                    goal_sheets=settings.goal_sheets,
+                                                    failed_nights=failed_nights),
                 )
                 gc.collect()  # the closed workbook is a web of cycles: freed now, not when the run ends
                 len(issues)  # the copies are done (and their failures known) before anything is renamed

@@ -53,6 +53,7 @@ class Settings:
     contact: str = "福祉保健部地域福祉課"
     schemas: Path | None = None  # None: the schemas/ folder shipped with the package
     keep_history: int = 60  # run reports kept in outbox/history
+    keep_logs: int = 24  # monthly logs kept in outbox/logs beside pipeline.log
     limits: LimitSettings = field(default_factory=LimitSettings)
     exclude: tuple[str, ...] = ()  # [paths] exclude: folder globs the inbox walk skips
     max_drop_percent: float = 20.0  # [guards]: a larger fall in evaluations keeps the old outputs
@@ -127,6 +128,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "history": {
         "keep": Key("int", "keep_history", low=1),
+        "keep_logs": Key("int", "keep_logs", low=1),
     },
     "guards": {
         "max_drop_percent": Key("number", "max_drop_percent", low=0, high=100),
@@ -151,7 +153,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
 }
 
 YEAR_RE = re.compile(r"R(\d{1,2})")
-DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def default_of(key: Key) -> Any:
@@ -256,20 +257,21 @@ def _check_year(name: str, key: Key, value: object) -> str:
 
 
 def _check_date(name: str, key: Key, value: object) -> date:
+    from pipeline.wareki import DateFormError, parse_day
+
     if isinstance(value, datetime):
         raise _Bad(f"時刻は書かず、日付だけを書いてください。例: {name} = {value.date().isoformat()}")
     if isinstance(value, date):
         return value
     if isinstance(value, str):
-        text = unicodedata.normalize("NFKC", value).strip()
-        if DATE_RE.fullmatch(text):
-            try:
-                return date.fromisoformat(text)
-            except ValueError:
-                raise _Bad(f"この日付はありません。年-月-日 を確かめてください。例: {name} = 2025-05-30") from None
+        try:
+            return parse_day(value)
+        except DateFormError as exc:
+            if exc.args[0] == "day":
+                raise _Bad(f"この日付はありません。年・月・日を確かめてください。例: {name} = 2025-05-30") from None
     if isinstance(value, time):
         raise _Bad(f"時刻ではなく日付を書いてください。例: {name} = 2025-05-30")
-    raise _Bad(f"日付を 年-月-日(4けた-2けた-2けた)の形で書いてください。例: {name} = 2025-05-30")
+    raise _Bad(f"日付を 2025-05-30、2025/05/30、令和7年5月30日 のどれかの形で書いてください。例: {name} = 2025-05-30")
 
 
 def _check_text(name: str, key: Key, value: object) -> str:

@@ -57,6 +57,7 @@ from pipeline.layout import (
     template_name,
 )
 from pipeline.normalize import RATINGS
+from pipeline.wareki import wareki
 
 if TYPE_CHECKING:
     from pipeline.history import PastYear
@@ -98,7 +99,6 @@ NO_PREVIOUS = "—"  # no evaluation last year for this row (a new project, or n
 
 _THIN = Side(style="thin", color="808080")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_WEEKDAYS = "月火水木金土日"
 
 
 # Small helpers shared with pipeline.demo ----------------------------------------------------
@@ -161,15 +161,6 @@ def fit_data_row(ws: Worksheet, row: int) -> None:
     if ws.max_column > len(LETTERS):  # a template with last year's reference columns
         texts += [(str(ws[f"{c}{row}"].value or ""), REFERENCE_WIDTHS[c]) for c in REFERENCE_LETTERS]
     ws.row_dimensions[row].height = row_height(texts, MIN_INPUT_LINES)
-
-
-def wareki(day: date) -> str:
-    """A date as Japanese staff write it: 令和7年5月30日(金). 令和 only; earlier dates in 西暦."""
-    weekday = _WEEKDAYS[day.weekday()]
-    if day >= date(2019, 5, 1):
-        n = day.year - 2018
-        return f"令和{'元' if n == 1 else n}年{day.month}月{day.day}日({weekday})"
-    return f"{day.year}年{day.month}月{day.day}日({weekday})"
 
 
 def save_atomically(wb: Workbook, path: Path) -> Path:

@@ -31,10 +31,12 @@ from email.policy import SMTP, EmailPolicy
 from pathlib import Path
 from typing import Any
 
+from pipeline import lastrun
 from pipeline.catalog import Assignment, Catalog, load_catalog, year_label
 from pipeline.errors import InputError, OutputError, PipelineError
 from pipeline.report import CODES, STATUS_ACCEPTED, UNATTRIBUTED, FileVerdict, Issue, office_label
 from pipeline.settings import Settings
+from pipeline.wareki import wareki, wareki_time
 
 REPORT_NAME = "run-report.json"  # as pipeline.runner (not imported: it pulls in the merge)
 HISTORY_DIR = "history"
@@ -78,8 +80,8 @@ def _encodable(text: str, encoding: str) -> bool:
 
 
 def deadline_text(deadline: date | None, today: date) -> str:
-    """「提出期限 2025-05-30(あと 3 日)」, 「提出期限 2025-05-30(本日が期限です)」 or
-    「提出期限 2025-05-30(期限を 2 日過ぎています)」; the deadline day itself is not late."""
+    """「提出期限 令和7年5月30日(金)(あと 3 日)」, 「…(本日が期限です)」 or 「…(期限を 2 日過ぎています)」;
+    the deadline day itself is not late."""
     if deadline is None:
         return "提出期限: 未設定(設定ファイルの [plan] deadline に 2025-05-30 のように書くと、残りの日数と期限超過を表示します)"
     days = (deadline - today).days
@@ -89,7 +91,7 @@ def deadline_text(deadline: date | None, today: date) -> str:
         when = "本日が期限です"
     else:
         when = f"期限を {-days} 日過ぎています"
-    return f"提出期限 {deadline.isoformat()}({when})"
+    return f"提出期限 {wareki(deadline)}({when})"
 
 
 def deadline_passed(deadline: date | None, today: date) -> bool:
@@ -103,9 +105,9 @@ def _deadline_for(settings: Settings, year: str) -> date | None:
 
 
 def shown_time(iso: str) -> str:
-    """'2025-05-27T02:00:05+09:00' → '2025-05-27 02:00' (as written, in the time zone it was written in)."""
+    """'2025-05-27T02:00:05+09:00' → '令和7年5月27日(火) 2:00' (in the time zone it was written in)."""
     try:
-        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+        return wareki_time(datetime.fromisoformat(iso))
     except (TypeError, ValueError):
         return iso or "不明"
 
@@ -364,6 +366,11 @@ class SubmissionStatus:
     today: date
     deadline: date | None = None
     deadline_note: str = ""  # why no deadline is shown, when one is set for another year
+    last_run: dict[str, Any] | None = None  # outbox/last-run.json: how the last merge ended
+
+    @property
+    def last_merge_failed(self) -> bool:
+        return self.last_run is not None and not lastrun.succeeded(self.last_run)
 
     @property
     def overdue(self) -> bool:
@@ -382,8 +389,8 @@ class SubmissionStatus:
 
     @property
     def exit_code(self) -> int:
-        """0 every office's answers are in, 1 some office still owes answers."""
-        return 1 if self.outstanding else 0
+        """0 every office's answers are in, 1 some office still owes answers or the last merge failed."""
+        return 1 if self.outstanding or self.last_merge_failed else 0
 
 
 def owes(office: dict[str, Any]) -> bool:
@@ -395,11 +402,17 @@ def submission_status(settings: Settings, year: str | None = None, today: date |
     """提出状況 of `year` (default `[plan] year`) from its latest run report. InputError (exit 3)
     when there is none yet. The deadline is `[plan] deadline`, shown only for `[plan] year`."""
     year = year or settings.year
-    path, data = latest_report(settings.outbox, year)
+    last_run = lastrun.read_last_run(settings.outbox)
+    try:
+        path, data = latest_report(settings.outbox, year)
+    except InputError as exc:
+        if last_run is not None and not lastrun.succeeded(last_run):
+            raise InputError(f"{lastrun.failed_sentence(last_run)}\n{exc}") from None
+        raise
     deadline = _deadline_for(settings, year)
     note = ""
     if deadline is None and settings.deadline is not None:
-        note = f"提出期限: 表示しません(設定ファイルの [plan] deadline {settings.deadline.isoformat()} は {settings.year} の期限です)"
+        note = f"提出期限: 表示しません(設定ファイルの [plan] deadline {wareki(settings.deadline)} は {settings.year} の期限です)"
     return SubmissionStatus(
         year=year,
         report_path=path,
@@ -411,6 +424,7 @@ def submission_status(settings: Settings, year: str | None = None, today: date |
         today=today or date.today(),
         deadline=deadline,
         deadline_note=note,
+        last_run=last_run,
     )
 
 
@@ -418,7 +432,8 @@ def render_status(s: SubmissionStatus) -> str:
     """The Japanese 提出状況 `status` prints: one line per office, then the 差出課不明 files."""
     label = _label(s.year)
     done = len(s.offices) - len(s.outstanding)
-    lines = [
+    lines = [lastrun.summary_sentence(s.last_run)] if s.last_run is not None else []
+    lines += [
         f"{label}({s.year}) 提出状況(最終集約 {shown_time(s.generated_at)}、{s.report_path})",
         s.deadline_note or deadline_text(s.deadline, s.today),
         f"評価 {s.rows} / {s.assignments} 件。受理 {done} 課、未完了 {len(s.outstanding)} 課。",

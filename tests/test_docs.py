@@ -80,7 +80,7 @@ def test_every_command_is_documented_with_help_and_an_example():
 
 def test_exit_codes_are_documented():
     table = README[README.index("### Exit codes"):]
-    for code in ("0", "1", "2", "3"):
+    for code in ("0", "1", "2", "3", "4", "130"):
         assert re.search(rf"^\| {code} \| ", table, re.M)
 
 

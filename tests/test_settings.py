@@ -108,7 +108,7 @@ def test_every_problem_of_the_file_is_reported_at_once_one_line_each(tmp_path):
         ("plan", "year = 6", ['R を付けてください(year = "R6")', "R と数字 1〜2 けた"]),
         ("plan", 'year = "2025"', ['2025 年度なら "R7"']),
         ("plan", 'year = "R123"', ["R と数字 1〜2 けた(R6、R7 など)", 'year = "R7"']),
-        ("plan", 'deadline = "5月末"', ["年-月-日", "deadline = 2025-05-30"]),
+        ("plan", 'deadline = "5月末"', ["2025-05-30、2025/05/30、令和7年5月30日", "deadline = 2025-05-30"]),
         ("plan", 'deadline = "2025-02-30"', ["この日付はありません"]),
         ("plan", "deadline = 2025-05-30T17:00:00", ["時刻は書かず、日付だけを書いてください"]),
         ("plan", 'contact = "  "', ["空です", 'contact = "福祉保健部地域福祉課"']),
@@ -385,9 +385,9 @@ def test_cli_a_cp932_settings_file_exits_3(tmp_path):
     assert "BOM なしの UTF-8 で保存し直してください" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_cli_a_bad_year_option_exits_3(tmp_path):
+def test_cli_a_bad_year_option_is_a_usage_error(tmp_path):
     result = runner().invoke(cli, ["--settings", str(write(tmp_path, "")), "merge", "--year", "2025"])
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert '--year "2025": 西暦ではなく令和の年度で書きます' in result.stderr
 
 

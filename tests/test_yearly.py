@@ -249,7 +249,7 @@ def test_status_before_and_after_the_deadline(tmp_path, demo_returns):
     text = render_status(before)
     lines = text.splitlines()
     assert lines[0].startswith("令和6年度(R6) 提出状況(最終集約 ")
-    assert lines[1] == "提出期限 2025-05-30(あと 3 日)"
+    assert lines[1] == "提出期限 令和7年5月30日(金)(あと 3 日)"
     assert lines[2] == "評価 67 / 69 件。受理 10 課、未完了 2 課。"
     assert "健康課\t未提出\t1\t0\t1\t—\t—\t" in lines
     assert "指導室\t未提出\t1\t0\t1\t—\t—\t" in lines
@@ -257,9 +257,9 @@ def test_status_before_and_after_the_deadline(tmp_path, demo_returns):
     assert f"  {ODD_NAME}" in lines and "差出課不明のファイル 1 件(どの課の提出か確認できません):" in lines
     assert "まだ評価がそろっていない課: 健康課、指導室" in lines
 
-    assert render_status(submission_status(s, today=ON)).splitlines()[1] == "提出期限 2025-05-30(本日が期限です)"
+    assert render_status(submission_status(s, today=ON)).splitlines()[1] == "提出期限 令和7年5月30日(金)(本日が期限です)"
     after = render_status(submission_status(s, today=AFTER)).splitlines()
-    assert after[1] == "提出期限 2025-05-30(期限を 2 日過ぎています)"
+    assert after[1] == "提出期限 令和7年5月30日(金)(期限を 2 日過ぎています)"
     assert "健康課\t期限超過(未提出)\t1\t0\t1\t—\t—\t" in after
     assert any(line.startswith("地域福祉課\t受理\t") for line in after)
     assert "期限を過ぎても評価がそろっていない課: 健康課、指導室" in after
@@ -281,8 +281,8 @@ def test_status_of_another_year_and_without_a_run(tmp_path, demo_returns):
 
 
 def test_deadline_text():
-    assert deadline_text(DEADLINE, date(2025, 5, 29)) == "提出期限 2025-05-30(あと 1 日)"
-    assert deadline_text(DEADLINE, date(2025, 7, 1)) == "提出期限 2025-05-30(期限を 32 日過ぎています)"
+    assert deadline_text(DEADLINE, date(2025, 5, 29)) == "提出期限 令和7年5月30日(金)(あと 1 日)"
+    assert deadline_text(DEADLINE, date(2025, 7, 1)) == "提出期限 令和7年5月30日(金)(期限を 32 日過ぎています)"
     assert deadline_text(None, BEFORE).startswith("提出期限: 未設定")
 
 
@@ -291,7 +291,7 @@ def test_status_command_and_cp932_consoles(tmp_path, demo_returns):
     toml = settings_file(tmp_path, s.inbox, s.outbox)
     done = invoke("--settings", str(toml), "status", "--today", "2025-06-01", cwd=tmp_path)
     assert done.exit_code == 1
-    assert "提出期限 2025-05-30(期限を 2 日過ぎています)" in done.output and ODD_NAME in done.output
+    assert "提出期限 令和7年5月30日(金)(期限を 2 日過ぎています)" in done.output and ODD_NAME in done.output
     # a console that cannot show 𠮷 or the emoji: they become 〓, nothing else changes
     cp932 = invoke("--settings", str(toml), "status", "--today", "2025-05-27", cwd=tmp_path, charset="cp932")
     assert cp932.exit_code == 1, cp932.output
@@ -302,7 +302,7 @@ def test_status_command_and_cp932_consoles(tmp_path, demo_returns):
     )
     assert real.returncode == 1, real.stderr.decode("cp932", "replace")
     text = real.stdout.decode("cp932")  # strict: every byte is cp932
-    assert "提出期限 2025-05-30(あと 3 日)" in text and "〓田さんから〓①.xlsx" in text
+    assert "提出期限 令和7年5月30日(金)(あと 3 日)" in text and "〓田さんから〓①.xlsx" in text
     # no run yet: exit 3 with what to do
     (tmp_path / "new").mkdir()
     empty = settings_file(tmp_path / "new", s.inbox, tmp_path / "new" / "outbox")
@@ -413,7 +413,7 @@ def test_remind_writes_one_outlook_draft_per_office_that_owes(tmp_path, demo_ret
     assert care["From"] is None  # Outlook fills in the account that sends it
     body = body_of(care)
     assert body.startswith("介護福祉課 ご担当者様\n\n福祉保健部地域福祉課です。\n")
-    assert "提出期限 2025-05-30(あと 3 日)。" in body
+    assert "提出期限 令和7年5月30日(金)(あと 3 日)。" in body
     catalog = load_catalog("R6", schemas)
     names = {key: catalog.projects[key].name for key in ("9", "39")}
     assert listed(body, "■ まだ受け付けていない評価") == [
@@ -454,7 +454,7 @@ def test_remind_after_the_deadline_and_when_an_office_has_answered(tmp_path, dem
     folder = s.outbox / "reminders"
     write_reminders(s, today=AFTER)
     body = body_of(parse(folder / "指導室.eml"))
-    assert "提出期限 2025-05-30(期限を 2 日過ぎています)。至急ご提出ください。" in body
+    assert "提出期限 令和7年5月30日(金)(期限を 2 日過ぎています)。至急ご提出ください。" in body
     # 指導室 answers and 介護福祉課 corrects its return: their drafts go
     shutil.copy(demo_returns / GUIDANCE, s.inbox / GUIDANCE)
     run_merge(s, today=AFTER)
