@@ -4,8 +4,8 @@ click marks each message it prints with gettext (`_("No such option {name!r}.")`
 through the module-level names `_` and `ngettext` of its modules. `install()` points those names
 at MESSAGES, so every usage error and help screen is Japanese while the identifiers in them
 (options, commands, codes) stay as typed. A message missing here prints in English: the tests run
-every kind of usage error and fail on an English word, and pyproject bounds click to the tested
-versions. Imports only click.
+every kind of usage error and fail on an English word, and constraints.txt holds the tested
+click. Imports only click.
 """
 
 from __future__ import annotations
