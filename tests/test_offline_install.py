@@ -88,7 +88,7 @@ def test_the_windows_download_has_every_locked_wheel(tmp_path):
     wheels = {wheel_name(p): p.name for p in folder.glob("*.whl")}
     assert set(wheels) == set(locked()), "the download is the lock: nothing missing, nothing extra"
     for name, version in locked().items():
-        python_tag, abi_tag, platform_tag = wheels[name].removesuffix(".whl").split("-")[-3:]
+        _python, abi_tag, platform_tag = wheels[name].removesuffix(".whl").split("-")[-3:]
         assert wheels[name].split("-")[1] == version, wheels[name]
         assert platform_tag in ("any", "win_amd64"), wheels[name]
         assert abi_tag in ("none", "abi3", "cp311"), wheels[name]  # a binary wheel for CPython 3.11 exactly
