@@ -96,3 +96,21 @@ def test_settings_file_keys_are_documented_and_valid():
 def test_scheduling_is_documented():
     assert "schtasks /Create" in README and "python -m pipeline merge" in README
     assert re.search(r"^0 2 \* \* \*", README, re.M)
+    assert "merge.log" not in README  # the merge writes its own log (outbox/logs/pipeline.log)
+
+
+def test_the_task_scheduler_script_survives_a_missed_night_and_a_logged_off_user():
+    raw = (ROOT / "scheduling" / "register-nightly-merge.ps1").read_bytes()
+    # Windows PowerShell 5.1 reads a script without a BOM as cp932: the Japanese task name would be mojibake
+    assert raw.startswith(b"\xef\xbb\xbf")
+    script = raw.decode("utf-8-sig")
+    assert "(scheduling/register-nightly-merge.ps1)" in README
+    settings = script[script.index("New-ScheduledTaskSettingsSet"):script.index("Get-Credential")]
+    assert "-StartWhenAvailable" in settings  # a night missed while the PC was off runs when it is back
+    register = script[script.index("Register-ScheduledTask -TaskName"):]
+    # "run whether the user is logged on or not" is a task that holds the account's password
+    assert "-User $Credential.UserName -Password" in register and "-Force" in register
+    action = script[script.index("$Command = "):script.index("$Trigger")]
+    assert "-WorkingDirectory $Folder" in action and "-m pipeline merge" in action
+    assert ".venv\\Scripts\\python.exe" in action and "outbox\\logs\\console.log" in action
+    assert "New-ScheduledTaskTrigger -Daily -At $At" in script and '[string]$At = "02:00"' in script
