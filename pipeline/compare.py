@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 
 from pipeline.catalog import Catalog
 from pipeline.history import PastYear
+from pipeline.marks import NO_VALUE
 from pipeline.normalize import RATINGS
 from pipeline.report import Evaluation
 
 RANK = {letter: i for i, letter in enumerate(RATINGS)}  # A 0 (best) … D 3
 UP, DOWN, SAME = "↑", "↓", "→"
-NONE = "—"  # no rating to show or compare
+NONE = NO_VALUE  # no rating to show or compare
 NEW = "新規"  # not in last year's plan
 NOT_RETURNED = "未提出"  # nothing received from the office this year (yet)
 NOT_REFLECTED = "未反映"  # received, but kept out of the master by an error

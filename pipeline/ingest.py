@@ -19,6 +19,7 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
+from pipeline.marks import PART_SEP
 from pipeline.normalize import nfc
 from pipeline.reader import contained, envelope, sandbox
 from pipeline.report import FileVerdict, Issue, Provenance, make_issue
@@ -52,7 +53,7 @@ class Listed:
 class Source:
     """One workbook to validate, with where it came from."""
 
-    name: str  # relative to the inbox: "健康課/file.xlsx" or "健康課/mail.eml › file.xlsx"
+    name: str  # relative to the inbox: "健康課/file.xlsx" or "健康課/mail.eml ＞ file.xlsx"
     path: Path  # the inbox file it was read from
     data: bytes
     received: str  # ISO 8601, local time: the file's mtime or the e-mail's Date
@@ -221,11 +222,11 @@ def _unwrap(
     warnings = [_renamed(i, name) for i in message.issues if not i.is_error]
     used: set[str] = set()
     for att in message.attachments:
-        inner = f"{name} › {att.name}"
+        inner = f"{name}{PART_SEP}{att.name}"
         n = 1
         while inner in used:  # two attachments of one name (a forwarded message): keep both apart
             n += 1
-            inner = f"{name} › {att.name} ({n})"
+            inner = f"{name}{PART_SEP}{att.name} ({n})"
         used.add(inner)
         yield Source(inner, path, att.data, when, message.sender, message.subject, notes=warnings, mtime=received,
                      email_date=dated)

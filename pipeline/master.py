@@ -65,6 +65,7 @@ from pipeline.catalog import Assignment, Catalog, Project
 from pipeline.celltext import EXCEL_MAX_CHARS
 from pipeline.compare import DOWN, UP, GoalComparison, YearComparison, compare_years
 from pipeline.layout import OUTPUT_PROPERTY, output_mark
+from pipeline.marks import NO_VALUE
 from pipeline.normalize import RATINGS
 from pipeline.report import (
     ERROR,
@@ -1313,7 +1314,7 @@ def _status_unattributed_row(ws: Worksheet, st: _Styles, r: int, names: Sequence
     # Files whose office could not be told: on a line of their own, never counted for an office.
     st.put(ws, r, 0, UNATTRIBUTED, "wrap")
     for c in (1, 2, 3):
-        st.put(ws, r, c, "—", "center")
+        st.put(ws, r, c, NO_VALUE, "center")
     st.put(ws, r, 4, UNATTRIBUTED, "center")
     ws.write_number(r, 5, len(names), st.fmt["int"])
     st.put(ws, r, 6, "\n".join(names), "wrap")
@@ -1325,7 +1326,7 @@ def _status_unattributed_row(ws: Worksheet, st: _Styles, r: int, names: Sequence
 def _office_label(f: FileVerdict) -> str:
     """The 課 of a file in the list: its office, 差出課不明 for a return of no known office, and a
     dash for what was not read at all (a lock file, an excluded folder: nobody's return)."""
-    return f.office or ("—" if f.status == "ignored" else UNATTRIBUTED)
+    return f.office or (NO_VALUE if f.status == "ignored" else UNATTRIBUTED)
 
 
 def _status_file_row(ws: Worksheet, st: _Styles, r: int, f: FileVerdict, result: Outcome,
@@ -1693,6 +1694,6 @@ def _write_acknowledged(ws: Worksheet, st: _Styles, row: int, acknowledged: Sequ
         st.put(ws, r, 2, i.cell, "center")
         st.put(ws, r, 3, i.code, "text")
         st.put(ws, r, 4, ACKNOWLEDGED_LABEL, "center")
-        st.put(ws, r, 5, f"{i.message}\n確認: {a.who} — {a.why}", "wrap")
+        st.put(ws, r, 5, f"{i.message}\n確認: {a.who} {NO_VALUE} {a.why}", "wrap")
         r += 1
     return r

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from pipeline.catalog import Catalog
+from pipeline.marks import NO_VALUE
 from pipeline.report import (
     CODES,
     STATUS_ACCEPTED,
@@ -224,7 +225,7 @@ def _dropped(
             reason = "ファイルが受付フォルダにありません"
         elif f.status == "rejected":
             first = next((i for i in f.errors), None)
-            reason = f"ファイルが不受理になりました({CODES[first.code].title if first else '—'})"
+            reason = f"ファイルが不受理になりました({CODES[first.code].title if first else NO_VALUE})"
         elif f.status == "ignored":
             reason = f"ファイルが対象外になりました({f.reason})"
         elif any(x.key == key for x in f.excluded):

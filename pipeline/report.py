@@ -688,7 +688,7 @@ VERIFIED_SOURCES = frozenset({"template", "sender", "file-name"})
 class Provenance:
     """Where one workbook came from, as found tonight (never cached: a file may be renamed)."""
 
-    name: str  # path relative to the inbox, "/"-separated: "健康課/mail.eml › R6_….xlsx"
+    name: str  # path relative to the inbox, "/"-separated: "健康課/mail.eml ＞ R6_….xlsx"
     path: str = ""  # the inbox file it was read from
     sha256: str = ""
     received: str = ""  # ISO 8601: the e-mail's Date header, else the file's modification time

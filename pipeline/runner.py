@@ -48,6 +48,7 @@ from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import GuardError, InputError, LockedError, OutputError, PipelineError
 from pipeline.filenames import safe_filename, unique_filename
 from pipeline.history import PastYear
+from pipeline.marks import PART_SEP
 from pipeline.merge import merge
 from pipeline.report import FileVerdict, Issue, Outcome, RunReport, ValidationReport, make_issue
 from pipeline.settings import Settings
@@ -170,7 +171,7 @@ def write_copy(copy: Copy, out_path: Path) -> Path:
 
 def _own_name(v: FileVerdict) -> str:
     """The workbook's own file name: the attachment's, without the message or folders it came in."""
-    return v.name.split(" › ")[-1].rsplit("/", 1)[-1]
+    return v.name.split(PART_SEP)[-1].rsplit("/", 1)[-1]
 
 
 def feedback_targets(verdicts: Iterable[FileVerdict], folder: Path) -> dict[str, Path]:

@@ -56,6 +56,7 @@ from pipeline.layout import (
     reference_labels,
     template_name,
 )
+from pipeline.marks import NO_VALUE
 from pipeline.normalize import RATINGS
 from pipeline.wareki import wareki
 
@@ -95,7 +96,7 @@ GAP_WIDTH = 2
 REFERENCE_FILL = "EDEDED"
 REFERENCE_HEADER_FILL = "D9D9D9"
 REFERENCE_FONT_COLOUR = "404040"
-NO_PREVIOUS = "—"  # no evaluation last year for this row (a new project, or none was returned)
+NO_PREVIOUS = NO_VALUE  # no evaluation last year for this row (a new project, or none was returned)
 
 _THIN = Side(style="thin", color="808080")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
@@ -359,7 +360,7 @@ def _page_header(ws: Worksheet, left: str, right: str) -> None:
 
 def reference_values(catalog: Catalog, office: str, previous: PastYear) -> list[tuple[str, str]]:
     """(last year's rating, its 今後の事業計画・展望) per data row of the office's template, in row order;
-    ("—", "") where last year has no evaluation for the row's (事業, 担当課)."""
+    (NO_VALUE, "") where last year has no evaluation for the row's (事業, 担当課)."""
     out = []
     for a in sorted(catalog.assignments_for_office(office), key=lambda a: a.order):
         past = previous.get(a.key)

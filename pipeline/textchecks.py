@@ -28,6 +28,7 @@ from plan_schemas import SCHEMAS_DIR
 from pipeline.catalog import Catalog, reiwa_year
 from pipeline.errors import CatalogError
 from pipeline.layout import COLUMNS, LETTERS
+from pipeline.marks import NO_VALUE
 from pipeline.normalize import RATINGS, department_key, parse_project
 from pipeline.report import CODES, WARNING, Acknowledged, Evaluation, Issue, Outcome, make_issue
 
@@ -419,7 +420,7 @@ def rules_markdown(rules: Iterable[TextRule]) -> str:
     ]
     for r in rules:
         found = [f"「{w}」" if w else "空欄" for w in r.words] + [f"`{p}`" for p in r.patterns]
-        shown = "、".join(found).replace("|", "\\|") or "—"
+        shown = "、".join(found).replace("|", "\\|") or NO_VALUE
         ratings = "・".join(sorted(r.ratings))
         lines.append(
             f"| `{r.code}` | {ratings} | {TEXT_COLUMNS[r.column]} | {r.match} | {shown} | {r.explanation} |"

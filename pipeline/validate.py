@@ -31,6 +31,7 @@ from pipeline.cache import ResultCache
 from pipeline.catalog import Assignment, Catalog
 from pipeline.celltext import utf16_len
 from pipeline.ingest import Source
+from pipeline.marks import PART_SEP
 from pipeline.merge import EVIDENCE_JA, USABLE, evidence, order_key, shown_moment
 from pipeline.normalize import (
     fiscal_years,
@@ -109,8 +110,8 @@ class Hints:
 
 def _name_pieces(name: str) -> tuple[list[str], list[str]]:
     """File names innermost first (attachment, then the message or zip) and folder names innermost
-    first, from a name such as '健康課/5月/mail.eml › R6_….xlsx'."""
-    segments = name.split(" › ")
+    first, from a name such as '健康課/5月/mail.eml ＞ R6_….xlsx'."""
+    segments = name.split(PART_SEP)
     files = [seg.rsplit("/", 1)[-1] for seg in reversed(segments)]
     folders = [f for f in reversed(segments[0].split("/")[:-1]) if f]
     return files, folders
@@ -707,13 +708,13 @@ def _attributed(catalog: Catalog, verdict: FileVerdict) -> FileVerdict:
         return verdict
     office, source = _office_from("", hints_for(catalog, verdict.name, verdict.sender))
     if not office and verdict.source.members:
-        inner = {o for m in verdict.source.members if (o := hints_for(catalog, f"{verdict.name} › {m}").name_office)}
+        inner = {o for m in verdict.source.members if (o := hints_for(catalog, f"{verdict.name}{PART_SEP}{m}").name_office)}
         office, source = (next(iter(inner)), "file-name") if len(inner) == 1 else ("", "none")
     if not office:
         return verdict
     issues = verdict.issues
     if verdict.status == "ignored":  # not a workbook, a mail or a zip, but named for an office
-        suffix = Path(verdict.name.rsplit(" › ", 1)[-1]).suffix.lower()
+        suffix = Path(verdict.name.rsplit(PART_SEP, 1)[-1]).suffix.lower()
         kind = _NOT_WORKBOOK_KINDS.get(suffix, f"「{suffix}」ファイル" if suffix else "拡張子のないファイル")
         verdict = FileVerdict.judged(verdict.source, [make_issue("file-not-workbook", file=verdict.name, detail=kind)])
         issues = verdict.issues

@@ -34,6 +34,7 @@ from typing import Any
 from pipeline import lastrun
 from pipeline.catalog import Assignment, Catalog, load_catalog, year_label
 from pipeline.errors import InputError, OutputError, PipelineError
+from pipeline.marks import NO_VALUE
 from pipeline.report import CODES, STATUS_ACCEPTED, UNATTRIBUTED, FileVerdict, Issue, office_label
 from pipeline.settings import Settings
 from pipeline.wareki import wareki, wareki_time
@@ -441,10 +442,10 @@ def render_status(s: SubmissionStatus) -> str:
         "課\t状況\t担当\t受理\t未提出\t最終ファイル\t最終受信\t理由",
     ]
     for o in s.offices:
-        last = shown_time(o["last_time"]) if o.get("last_time") else "—"
+        last = shown_time(o["last_time"]) if o.get("last_time") else NO_VALUE
         lines.append(
             f"{o.get('office', '')}\t{s.status_of(o)}\t{o.get('assignments', 0)}\t{o.get('valid', 0)}\t"
-            f"{o.get('missing', 0)}\t{o.get('last_file') or '—'}\t{last}\t{o.get('reason', '')}"
+            f"{o.get('missing', 0)}\t{o.get('last_file') or NO_VALUE}\t{last}\t{o.get('reason', '')}"
         )
     if s.unattributed:
         lines.append("")

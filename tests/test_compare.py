@@ -180,7 +180,7 @@ def test_a_template_of_a_year_with_no_previous_year_has_no_reference_columns(
 
 
 def test_a_new_assignment_has_a_dash_and_no_outlook(r7: Catalog, tmp_path: Path, published: dict) -> None:
-    """A row last year has no evaluation for (a new project, or one not returned) shows 「—」."""
+    """A row last year has no evaluation for (a new project, or one not returned) shows 「―」."""
     from pipeline.templates import write_templates
 
     past = PastYear("R6", "test", {k: PastEvaluation(*k, v["rating"], v["result"], v["outlook"])
@@ -188,7 +188,7 @@ def test_a_new_assignment_has_a_dash_and_no_outlook(r7: Catalog, tmp_path: Path,
     write_templates(r7, tmp_path, offices=["地域安全課"], previous=past)
     ws = openpyxl.load_workbook(tmp_path / template_name(r7, "地域安全課"))[TEMPLATE_SHEET]
     assert [(ws[f"J{r}"].value, ws[f"K{r}"].value) for r in (4, 5)] == [
-        ("A", published[("5", "地域安全課")]["outlook"]), ("—", None)]
+        ("A", published[("5", "地域安全課")]["outlook"]), ("―", None)]
 
 
 def test_a_filled_r7_template_with_reference_columns_validates_with_no_issue(
@@ -318,7 +318,7 @@ def test_every_assignment_with_both_ratings_and_the_change(r7: Catalog, r7_run, 
     assert arrows[("5", "地域安全課")] == "↓" and arrows[("7", "健康課")] == "↓"
     assert arrows[("6", "地域安全課")] == "↑" and arrows[("21", "地域福祉課(関係各課)")] == "↑"
     assert arrows[("41", "地域福祉課")] == "↑"  # D → C: better, though C
-    assert arrows[("8", "指導室")] == "—"
+    assert arrows[("8", "指導室")] == "―"
     assert {k: v for k, v in arrows.items() if v not in ("→",)}.keys() == {
         ("5", "地域安全課"), ("7", "健康課"), ("6", "地域安全課"), ("21", "地域福祉課(関係各課)"), ("41", "地域福祉課"),
         ("8", "指導室")}
@@ -460,12 +460,12 @@ def test_new_and_not_returned_are_told_apart_when_last_years_plan_is_known(r7: C
     by_key = {ch.key: ch for ch in c.changes}
     assert [(by_key[k].previous_text, by_key[k].current_text, by_key[k].change_text) for k in (
         ("5", "地域安全課"), ("6", "地域安全課"), ("1", "地域福祉課(関係各課)"))] == [
-        ("新規", "A", "—"), ("—", "B", "—"), ("A", "未提出", "—")]
+        ("新規", "A", "―"), ("―", "B", "―"), ("A", "未提出", "―")]
     goal1 = c.goals[0]
     assert (goal1.no_previous, goal1.new, goal1.not_returned, goal1.compared) == (2, 1, 1, 31)
-    # without last year's plan, a missing evaluation is only 「—」
+    # without last year's plan, a missing evaluation is only 「―」
     c = compare_years(r7, rows, PastYear("R6", "x", evaluations))
-    assert next(ch for ch in c.changes if ch.key == ("5", "地域安全課")).previous_text == "—"
+    assert next(ch for ch in c.changes if ch.key == ("5", "地域安全課")).previous_text == "―"
 
 
 def test_the_comparison_names_the_table_staff_imported(r7: Catalog, published: dict, tmp_path: Path) -> None:
@@ -541,7 +541,7 @@ def test_an_acknowledged_warning_moves_to_the_acknowledged_list(
     assert [ws.cell(top + 2, c).value for c in range(1, 7)] == ["ファイル", "シート", "セル", "コード", "重要度", "内容"]
     row = [ws.cell(top + 3, c).value for c in range(1, 7)]
     assert row[:5] == ["R6_地域福祉計画評価_地域安全課.xlsx", "記入シート", "F4", "reason-says-not-done", "確認済み"]
-    assert row[5].endswith(f"\n確認: 地域福祉課 地域福祉係 — {why}") and "台風により中止" in row[5]
+    assert row[5].endswith(f"\n確認: 地域福祉課 地域福祉係 ― {why}") and "台風により中止" in row[5]
     assert ws.auto_filter.ref == "A1:F2"  # the filter covers the open issues only
 
     # A new acknowledgement with nothing else new: the workbooks are written again, not kept.

@@ -894,10 +894,10 @@ def test_formulas_links_and_external_links_of_the_department_are_removed_and_lis
         assert (ACTIVE_SHEET, cell, "数式", str(value), formula) in removed
     assert (ACTIVE_SHEET, "F9", "ハイパーリンク", "リンク先", "http://attacker.example/x") in removed
     assert (ACTIVE_SHEET, "F10", "ハイパーリンク", "先頭へ", f"#'{ACTIVE_SHEET}'!A1") in removed
-    assert (None, None, "外部リンク", "—", "file:///C:/共有/他課の集計.xlsx") in removed
-    assert (None, None, "名前の定義", "—", "他課の値 = [1]Sheet1!$A$1") in removed
-    assert (None, None, "名前の定義", "—", "起動 = cmd|' /C calc'!A0") in removed
-    assert (None, None, "名前の定義", "—", "他課の表 = '[1]Sheet 1'!$A$1:$B$2") in removed
+    assert (None, None, "外部リンク", "―", "file:///C:/共有/他課の集計.xlsx") in removed
+    assert (None, None, "名前の定義", "―", "他課の値 = [1]Sheet1!$A$1") in removed
+    assert (None, None, "名前の定義", "―", "起動 = cmd|' /C calc'!A0") in removed
+    assert (None, None, "名前の定義", "―", "他課の表 = '[1]Sheet 1'!$A$1:$B$2") in removed
     assert len(removed) == len(ACTIVE_FORMULAS) + 2 + 1 + 3
     assert set(wb.defined_names) == {"入力範囲", "区切り"}
     # the quoted formulas are text on the list too, and stay text after F2+Enter

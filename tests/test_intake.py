@@ -79,8 +79,8 @@ def test_an_inbox_of_emails_gives_the_same_master_as_files(tmp_path, demo_return
     assert evaluations(mail_run.master) == evaluations(files_run.master)
     assert other_sheets(mail_run.master) == other_sheets(files_run.master)
     names = sorted(f["name"] for f in mail_run.report["files"])
-    assert "01_回答.eml › R6_地域福祉計画評価_介護福祉課.xlsx" in names
-    assert any(n.startswith("00_回答.eml › 00_評価表.zip › R6_地域福祉計画評価_") for n in names)
+    assert "01_回答.eml ＞ R6_地域福祉計画評価_介護福祉課.xlsx" in names
+    assert any(n.startswith("00_回答.eml ＞ 00_評価表.zip ＞ R6_地域福祉計画評価_") for n in names)
     first = next(f for f in mail_run.report["files"] if f["name"].startswith("01_回答.eml"))
     assert first["sender"] == "user1@city.example.lg.jp"
     assert first["subject"] == "【回答】地域福祉計画 評価表"
@@ -101,9 +101,9 @@ def test_the_date_header_decides_between_workbooks_saved_at_the_same_time(tmp_pa
     (inbox / "a_first.eml").write_bytes(eml(wb, "kotsu@city.example.lg.jp", datetime(2025, 5, 20, 10, tzinfo=JST)))
     run = run_merge(Settings(inbox=inbox, outbox=tmp_path / "out"))
     rows = run.outcome.rows
-    assert [(r.project, r.rating, r.file) for r in rows] == [("3", "B", f"b_revised.eml › {wb.name}")]
+    assert [(r.project, r.rating, r.file) for r in rows] == [("3", "B", f"b_revised.eml ＞ {wb.name}")]
     statuses = {f.name: run.status_of(f) for f in run.files}
-    assert statuses[f"a_first.eml › {wb.name}"] == "superseded"
+    assert statuses[f"a_first.eml ＞ {wb.name}"] == "superseded"
 
 
 def test_known_senders_are_checked(tmp_path, demo_returns):
@@ -123,7 +123,7 @@ def test_known_senders_are_checked(tmp_path, demo_returns):
     (inbox / "stranger.eml").write_bytes(eml(demo_returns / "R6_地域福祉計画評価_指導室.xlsx", "someone@example.com", sent))
     (inbox / "proxy.eml").write_bytes(eml(demo_returns / "R6_地域福祉計画評価_地域安全課.xlsx", "kenko@city.example.lg.jp", sent))
     run = run_merge(Settings(inbox=inbox, outbox=tmp_path / "out", schemas=schemas))
-    codes = {f.name.split(" › ")[0]: [(i.code, i.severity) for i in f.issues] for f in run.files}
+    codes = {f.name.split(" ＞ ")[0]: [(i.code, i.severity) for i in f.issues] for f in run.files}
     assert codes == {
         "ok.eml": [],
         "stranger.eml": [("sender-unknown", "warning")],
@@ -163,7 +163,7 @@ def test_an_ods_attached_to_an_email_is_read(tmp_path, demo_returns):
     run = run_merge(Settings(inbox=inbox, outbox=tmp_path / "out"))
     [f] = run.files
     assert (f.name, f.status, [i.code for i in f.issues]) == (
-        "回答.eml › R6_地域福祉計画評価_交通対策課.ods", "accepted", ["file-legacy-format"])
+        "回答.eml ＞ R6_地域福祉計画評価_交通対策課.ods", "accepted", ["file-legacy-format"])
     assert [(r.project, r.department) for r in run.outcome.rows] == [("3", "交通対策課")]
 
 

@@ -484,7 +484,7 @@ def test_zip_attached_to_mail_is_unpacked() -> None:
     z = cp932_zip({"回答/評価表①.xlsx": XLSX_A, "回答/説明.docx": b"x"})
     raw = simple_mail(f'attachment; filename="{ew(jis_ms("回答①.zip"))}"', z)
     env = read_eml(raw, "m.eml")
-    assert env.attachments == [Attachment("回答①.zip › 回答/評価表①.xlsx", XLSX_A)]
+    assert env.attachments == [Attachment("回答①.zip ＞ 回答/評価表①.xlsx", XLSX_A)]
     assert env.issues == []
 
 
@@ -492,7 +492,7 @@ def test_attached_eml_file_is_opened() -> None:
     inner = simple_mail('attachment; filename="評価表.xlsx"', XLSX_B)
     raw = simple_mail('attachment; filename="返信.eml"', inner)
     env = read_eml(raw, "m.eml")
-    assert env.attachments == [Attachment("返信.eml › 評価表.xlsx", XLSX_B)]
+    assert env.attachments == [Attachment("返信.eml ＞ 評価表.xlsx", XLSX_B)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -567,7 +567,7 @@ def test_nested_zip() -> None:
     inner = cp932_zip({"評価表.xlsx": XLSX_A})
     outer = plain_zip({"内側.zip": inner, "b.xlsx": XLSX_B})
     env = read_envelope(outer, "外側.zip")
-    assert env.attachments == [Attachment("内側.zip › 評価表.xlsx", XLSX_A), Attachment("b.xlsx", XLSX_B)]
+    assert env.attachments == [Attachment("内側.zip ＞ 評価表.xlsx", XLSX_A), Attachment("b.xlsx", XLSX_B)]
 
 
 def test_nesting_deeper_than_limit_is_unsafe() -> None:
@@ -578,7 +578,7 @@ def test_nesting_deeper_than_limit_is_unsafe() -> None:
     env = read_zip(data, "top.zip", ZipLimits(max_depth=1))
     assert "zip-unsafe" in codes(env)
     assert env.attachments == []
-    assert read_zip(data, "top.zip").attachments == [Attachment("level1.zip › level0.zip › x.xlsx", XLSX_A)]
+    assert read_zip(data, "top.zip").attachments == [Attachment("level1.zip ＞ level0.zip ＞ x.xlsx", XLSX_A)]
 
 
 def test_zip_bomb_member_limit_counts_inflated_bytes() -> None:
@@ -852,7 +852,7 @@ def test_msg_with_zip_attachment() -> None:
     z = cp932_zip({"評価表①.xlsx": XLSX_A})
     files = msg_files(subject="x", submit=SUBMIT, attachments=(("回答.zip", z),))
     env = read_msg(build_cfb(files), "a.msg")
-    assert env.attachments == [Attachment("回答.zip › 評価表①.xlsx", XLSX_A)]
+    assert env.attachments == [Attachment("回答.zip ＞ 評価表①.xlsx", XLSX_A)]
 
 
 @pytest.mark.parametrize(

@@ -469,7 +469,7 @@ def test_status_sheet_lists_unattributed_files_and_error_reasons(tmp_path: Path,
     assert values(ws, health, 6) == ["健康課", n, 0, n, "エラーあり", 1]
     assert ws.cell(row=health, column=10).value == "健康課/R6_地域福祉計画評価_健康課.xlsx: ファイルが壊れている"
     row = find_row(ws, 1, "差出課不明")
-    assert values(ws, row, 7) == ["差出課不明", "—", "—", "—", "差出課不明", 1, "評価.xlsx"]
+    assert values(ws, row, 7) == ["差出課不明", "―", "―", "―", "差出課不明", 1, "評価.xlsx"]
     assert row == len(result.offices) + 2  # right under the offices
 
 

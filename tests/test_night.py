@@ -291,3 +291,13 @@ def test_keep_logs_is_a_setting(tmp_path):
     (tmp_path / "pipeline.toml").write_text("[history]\nkeep_logs = 0\n", encoding="utf-8")
     result = invoke(tmp_path, "status")
     assert result.exit_code == 3 and "keep_logs" in result.output
+
+
+def test_the_marks_print_on_a_cp932_console_as_they_are():
+    from pipeline.marks import NO_VALUE, PART_SEP
+    from pipeline.yearly import for_console
+
+    for mark in (PART_SEP, NO_VALUE):
+        assert mark.encode("cp932").decode("cp932") == mark
+        assert for_console(f"回答.eml{mark}評価表.xlsx", "cp932") == f"回答.eml{mark}評価表.xlsx"
+    assert for_console("回答.eml › 評価表.xlsx", "cp932") != "回答.eml › 評価表.xlsx"  # why they were replaced

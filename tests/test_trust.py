@@ -271,8 +271,10 @@ def test_a_draft_saved_earlier_but_copied_in_later_loses(inbox: Path, outbox: Pa
 
 
 def outputs(outbox: Path) -> dict[str, bytes]:
+    """The merge's outputs (not the log and last-run.json, which record every run, the refused too)."""
     return {str(p.relative_to(outbox)): p.read_bytes() for p in sorted(outbox.rglob("*"))
-            if p.is_file() and ".cache" not in p.parts and p.name != ".merge.lock"}
+            if p.is_file() and ".cache" not in p.parts and "logs" not in p.parts
+            and p.name not in (".merge.lock", "last-run.json")}
 
 
 def test_an_emptied_inbox_keeps_every_previous_output(inbox: Path, outbox: Path, tmp_path: Path) -> None:
@@ -292,6 +294,7 @@ def test_an_emptied_inbox_keeps_every_previous_output(inbox: Path, outbox: Path,
     result = CliRunner().invoke(cli, ["--settings", str(toml), "merge"])
     assert result.exit_code == 3 and "出力を更新しませんでした" in result.output
     assert outputs(outbox) == before
+    assert json.loads((outbox / "last-run.json").read_text(encoding="utf-8"))["exit_code"] == 3
     allowed = CliRunner().invoke(cli, ["--settings", str(toml), "merge", "--allow-drop"])
     assert allowed.exit_code == 0, allowed.output
     assert json.loads((outbox / "run-report.json").read_text(encoding="utf-8"))["rows"] == 0
@@ -367,9 +370,9 @@ def test_a_rejected_return_from_a_known_office_counts_as_received(tmp_path: Path
     run = run_merge(settings(inbox, outbox, schemas=schemas))
     status = {o["office"]: o for o in run.report["offices"]}
     assert (status["健康課"]["status"], status["健康課"]["received"]) == ("エラーあり", 1)
-    assert status["健康課"]["reason"] == "回答.eml › 評価表.xlsx: ファイルが壊れている"
+    assert status["健康課"]["reason"] == "回答.eml ＞ 評価表.xlsx: ファイルが壊れている"
     assert (status["指導室"]["status"], status["指導室"]["received"]) == ("エラーあり", 1)
-    assert entry(run, "回答.eml › 評価表.xlsx")["office_source"] == "sender"
+    assert entry(run, "回答.eml ＞ 評価表.xlsx")["office_source"] == "sender"
     assert run.report["unattributed"] == ["評価.xlsx"]
     ws = openpyxl.load_workbook(run.master)["提出状況"]
     cells = {r[0]: r for r in ws.iter_rows(min_row=2, max_row=15, values_only=True)}
@@ -378,7 +381,7 @@ def test_a_rejected_return_from_a_known_office_counts_as_received(tmp_path: Path
     result = CliRunner().invoke(cli, ["merge", "--inbox", str(inbox), "--outbox", str(tmp_path / "out2")],
                                 catch_exceptions=False)
     # without the registry's sender addresses, the e-mailed return cannot be told either
-    assert "差出課不明のファイル 2 件: 回答.eml › 評価表.xlsx、評価.xlsx" in result.output
+    assert "差出課不明のファイル 2 件: 回答.eml ＞ 評価表.xlsx、評価.xlsx" in result.output
 
 
 # --- the inbox walk -------------------------------------------------------------------------------
@@ -407,7 +410,7 @@ def test_archive_and_hidden_folders_are_listed_but_not_read(inbox: Path, outbox:
     # in 提出状況's file list they are nobody's return: no office, and not 差出課不明 either
     ws = openpyxl.load_workbook(run.master)["提出状況"]
     listed = {r[0]: r[1:3] for r in ws.iter_rows(values_only=True) if r[0] in reasons}
-    assert listed["old/"] == ("—", "対象外") and listed[".trash/"] == ("—", "対象外")
+    assert listed["old/"] == ("―", "対象外") and listed[".trash/"] == ("―", "対象外")
     assert run.report["unattributed"] == []
 
 

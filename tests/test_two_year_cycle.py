@@ -131,8 +131,8 @@ def test_the_r7_merge_compares_with_r6(r7_master: openpyxl.Workbook) -> None:
     assert by_key[("21", "地域福祉課(関係各課)")] == ("D", "C", "↑")
     assert by_key[("5", "地域安全課")] == ("A", "D", "↓")
     assert by_key[("13", "地域福祉課")] == ("A", "A", "→")
-    assert by_key[("7", "健康課")] == ("B", "未提出", "—")
-    assert by_key[("8", "指導室")] == ("A", "未反映", "—")  # its only row was excluded: not 未提出
+    assert by_key[("7", "健康課")] == ("B", "未提出", "―")
+    assert by_key[("8", "指導室")] == ("A", "未反映", "―")  # its only row was excluded: not 未提出
     fell = next(i for i, r in enumerate(rows) if r[0] == "C・D に下がった事業・担当課")
     listed = [r[:6] for r in rows[fell + 2 : listing] if r[0] is not None]
     assert listed == [(5, "自主防災組織の育成", "地域安全課", "A", "D", "↓")]  # 21 rose to C: not listed
@@ -167,7 +167,7 @@ def test_the_reminders_are_outlook_drafts_with_what_is_missing_and_wrong(cycle: 
     assert "【督促】令和7年度" in silent["Subject"] and SILENT in silent["Subject"]
     body = silent.get_body(("plain",)).get_content()
     assert "事業No.7 災害時における避難行動要支援者への支援体制の充実(担当課: 健康課)" in body
-    assert "提出期限 2026-05-29(期限を 3 日過ぎています)" in body
+    assert "提出期限 令和8年5月29日(金)(期限を 3 日過ぎています)" in body
     assert "R7_地域福祉計画評価_健康課.xlsx" in body
     assert not list(silent.iter_attachments())  # nothing returned: no feedback copy to attach
     mistaken = drafts[MISTAKEN]

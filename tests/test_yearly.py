@@ -251,8 +251,8 @@ def test_status_before_and_after_the_deadline(tmp_path, demo_returns):
     assert lines[0].startswith("令和6年度(R6) 提出状況(最終集約 ")
     assert lines[1] == "提出期限 令和7年5月30日(金)(あと 3 日)"
     assert lines[2] == "評価 67 / 69 件。受理 10 課、未完了 2 課。"
-    assert "健康課\t未提出\t1\t0\t1\t—\t—\t" in lines
-    assert "指導室\t未提出\t1\t0\t1\t—\t—\t" in lines
+    assert "健康課\t未提出\t1\t0\t1\t―\t―\t" in lines
+    assert "指導室\t未提出\t1\t0\t1\t―\t―\t" in lines
     assert any(line.startswith("地域福祉課\t受理\t30\t30\t0\tR6_地域福祉計画評価_地域福祉課.xlsx\t") for line in lines)
     assert f"  {ODD_NAME}" in lines and "差出課不明のファイル 1 件(どの課の提出か確認できません):" in lines
     assert "まだ評価がそろっていない課: 健康課、指導室" in lines
@@ -260,7 +260,7 @@ def test_status_before_and_after_the_deadline(tmp_path, demo_returns):
     assert render_status(submission_status(s, today=ON)).splitlines()[1] == "提出期限 令和7年5月30日(金)(本日が期限です)"
     after = render_status(submission_status(s, today=AFTER)).splitlines()
     assert after[1] == "提出期限 令和7年5月30日(金)(期限を 2 日過ぎています)"
-    assert "健康課\t期限超過(未提出)\t1\t0\t1\t—\t—\t" in after
+    assert "健康課\t期限超過(未提出)\t1\t0\t1\t―\t―\t" in after
     assert any(line.startswith("地域福祉課\t受理\t") for line in after)
     assert "期限を過ぎても評価がそろっていない課: 健康課、指導室" in after
 

@@ -65,6 +65,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import fromstring, tostring
 
 from pipeline import celltext, printing
+from pipeline.marks import NO_VALUE
 from pipeline.normalize import label_key
 from pipeline.report import ERROR, Issue
 
@@ -242,7 +243,7 @@ def _neutralise(wb: Workbook, data: bytes) -> list[_Removed]:
                 cell.value = value  # a number, date, bool, error code ("#N/A"), or nothing
             removed.append(_Removed("数式", ws.title, cell.coordinate, before, _shown(value)))
     for target in _external_link_targets(data):
-        removed.append(_Removed("外部リンク", "", "", target, "—"))
+        removed.append(_Removed("外部リンク", "", "", target, NO_VALUE))
     removed += _remove_risky_names(wb)
     removed.sort(key=lambda r: _KIND_ORDER.index(r.kind))  # stable: sheet and cell order within a kind
     return removed
@@ -312,7 +313,7 @@ def _remove_risky_names(wb: Workbook) -> list[_Removed]:
             text = str(defn.attr_text or "")
             if _AUTO_MACRO_NAME.match(key) or _RISKY_NAME_TEXT.search(_STRING_LITERAL.sub("", text)):
                 del names[key]
-                removed.append(_Removed("名前の定義", scope, "", f"{key} = {text}", "—"))
+                removed.append(_Removed("名前の定義", scope, "", f"{key} = {text}", NO_VALUE))
     return removed
 
 

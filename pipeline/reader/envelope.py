@@ -43,6 +43,7 @@ from email.utils import parsedate_to_datetime
 
 import olefile
 
+from pipeline.marks import PART_SEP
 from pipeline.report import Issue, make_issue
 
 __all__ = [
@@ -61,7 +62,7 @@ WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 # Containers we open, in the inbox and inside another container (attached mail, nested ZIP).
 ENVELOPE_SUFFIXES = (".eml", ".msg", ".zip")
 # Shown between a container and a member in names: "回答.zip › 評価表.xlsx".
-SEP = " › "
+SEP = PART_SEP
 
 _JST = timezone(timedelta(hours=9), "JST")
 _UTC = UTC
@@ -85,8 +86,8 @@ class Attachment:
 
     `name` is the file name as the sender wrote it, decoded ("令和6年度_評価表_自立生活支援課.xlsx").
     Members of a ZIP keep their folder path inside the ZIP ("回答/評価表.xlsx"); when the ZIP itself
-    was attached to a mail or nested in another ZIP, its name comes first, joined by " › "
-    ("回答.zip › 評価表.xlsx"). The last part always ends with the workbook's own suffix.
+    was attached to a mail or nested in another ZIP, its name comes first, joined by PART_SEP (" ＞ ")
+    ("回答.zip ＞ 評価表.xlsx"). The last part always ends with the workbook's own suffix.
     """
 
     name: str
