@@ -202,21 +202,27 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _pid_alive_windows(pid: int) -> bool:  # pragma: no cover - Windows only
-    # Not os.kill: on Windows it terminates the process. OpenProcess + GetExitCodeProcess.
+    # Not os.kill: on Windows it terminates the process. OpenProcess + GetExitCodeProcess, with
+    # argtypes and restype so that a HANDLE is pointer-sized (the default int would cut it to 32 bits).
     import ctypes
 
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    handle, dword, boolean = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int
+    kernel32.OpenProcess.argtypes, kernel32.OpenProcess.restype = [dword, boolean, dword], handle
+    kernel32.GetExitCodeProcess.argtypes = [handle, ctypes.POINTER(dword)]
+    kernel32.GetExitCodeProcess.restype = boolean
+    kernel32.CloseHandle.argtypes, kernel32.CloseHandle.restype = [handle], boolean
     query_limited, still_active, invalid_parameter = 0x1000, 259, 87
-    handle = kernel32.OpenProcess(query_limited, False, pid)
-    if not handle:
-        return kernel32.GetLastError() != invalid_parameter  # access denied: it exists
+    process = kernel32.OpenProcess(query_limited, False, pid)
+    if not process:
+        return ctypes.get_last_error() != invalid_parameter  # type: ignore[attr-defined]  # access denied: it exists
     try:
-        code = ctypes.c_ulong()
-        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+        code = dword()
+        if not kernel32.GetExitCodeProcess(process, ctypes.byref(code)):
             return True
         return code.value == still_active
     finally:
-        kernel32.CloseHandle(handle)
+        kernel32.CloseHandle(process)
 
 
 def stamped_name(path: Path, when: datetime | None = None) -> Path:

@@ -317,6 +317,13 @@ CODES: dict[str, Code] = {
         "送ってください。それでも同じ場合は地域福祉課に連絡してください。",
         level="file",
     ),
+    "memory-cap-unavailable": Code(
+        WARNING,
+        "読み込み処理のメモリ上限なし",
+        "この PC では、返送ファイルを読む処理にメモリの上限({detail})を設定できませんでした。読み込みの時間制限は"
+        "働いています。極端に大きなファイルで PC が遅くなることがあります。続く場合はシステム担当に連絡してください。",
+        level="note",
+    ),
     "file-vanished": Code(
         ERROR,
         "処理中にファイルが消えた",
@@ -1059,6 +1066,7 @@ class RunReport:
             "unattributed": list(self.outcome.unattributed),
             "dropped": [dataclasses.asdict(d) for d in self.outcome.dropped],
             "notices": list(self.notices),
+            "run_issues": [issue_entry(n) for n in notes.get("", ())],  # of the run, not of one file
             "previous_year": self.previous_year,
             "acknowledged": [a.to_dict() for a in self.outcome.acknowledged],
             "evaluations": [

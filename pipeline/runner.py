@@ -89,13 +89,15 @@ def run_validate(
         if not p.exists():
             raise InputError(f"{p} が見つかりません。ファイルかフォルダーのパスを確認してください。")
     files = ingest.find_files(paths, settings.exclude)
-    verdicts = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits)
+    reading: list[Issue] = []
+    verdicts = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits,
+                                notes=reading)
     written: list[Path] = []
     notes: list[Issue] = []
     if feedback_dir:
         copies, notes = write_feedback_copies(verdicts, feedback_dir, settings)
         written = [path for _, path in copies]
-    return ValidationReport(tuple(verdicts), tuple(notes)), written
+    return ValidationReport(tuple(verdicts), (*reading, *notes)), written
 
 
 def write_feedback_copies(
@@ -380,9 +382,11 @@ def _merge_locked(
     atomic.sweep_all([outbox, *(outbox / d for d in (HISTORY_DIR, FEEDBACK_DIR, CACHE_DIR, TEMPLATES_DIR))])
     files = ingest.walk(settings.inbox, settings.exclude)
     cache = ResultCache(outbox / CACHE_DIR, catalog.reading_version, settings.limits)
-    verdicts = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits, cache)
+    reading: list[Issue] = []
+    verdicts = validate_sources(catalog, ingest.open_inputs(progress(files), settings.limits), settings.limits, cache,
+                                notes=reading)
     verdicts = _preflight(catalog, verdicts)
-    outcome = merge(catalog, verdicts, previous_run(outbox, catalog))
+    outcome = merge(catalog, verdicts, previous_run(outbox, catalog)).with_notes(reading)
     if not allow_drop:
         _guard(outcome, settings)
     outcome, context = _review_texts(catalog, settings, outcome, past)

@@ -735,6 +735,7 @@ def validate_sources(
     fiscal_year: str | None = None,
     read_own_outputs: bool = False,
     now: datetime | None = None,
+    notes: list[Issue] | None = None,
 ) -> list[FileVerdict]:
     """One verdict per item, in order; verdicts passed in (ignored, unreadable) are kept.
 
@@ -745,7 +746,8 @@ def validate_sources(
     is year-mismatch. `import-published` reads last year's table against this year's catalog with
     `fiscal_year="R5"`. `read_own_outputs` reads a workbook this tool wrote (a 公表用ブック, say)
     instead of ignoring it as own-output. `now` is the run's clock (default: the time now): a
-    saved time or e-mail Date more than a day after it is not believed (time-in-future).
+    saved time or e-mail Date more than a day after it is not believed (time-in-future). `notes`, when given,
+    receives the run's notes about the contained readers (memory-cap-unavailable).
     """
     options = _Options(fiscal_year or catalog.year, read_own_outputs)
     suffix = options.key(catalog)
@@ -818,6 +820,8 @@ def validate_sources(
             if rows >= SCHEMA_BATCH_ROWS:
                 check(batch)
                 batch, rows = [], 0
+    if notes is not None:
+        notes.extend(contained.reader_notes(pool, limits))
     check(batch)
 
     out: list[FileVerdict] = []

@@ -301,3 +301,54 @@ def test_the_marks_print_on_a_cp932_console_as_they_are():
         assert mark.encode("cp932").decode("cp932") == mark
         assert for_console(f"回答.eml{mark}評価表.xlsx", "cp932") == f"回答.eml{mark}評価表.xlsx"
     assert for_console("回答.eml › 評価表.xlsx", "cp932") != "回答.eml › 評価表.xlsx"  # why they were replaced
+
+
+def _refuse_the_address_space_limit(monkeypatch):
+    """A system whose setrlimit refuses RLIMIT_AS (forked readers inherit the patch)."""
+    import resource
+
+    real = resource.setrlimit
+
+    def refusing(which, limits):
+        if which == resource.RLIMIT_AS:
+            raise OSError("not permitted here")
+        return real(which, limits)
+
+    monkeypatch.setattr(resource, "setrlimit", refusing)
+    monkeypatch.setenv("PIPELINE_START_METHOD", "fork")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork: the refused limit reaches the reader by forking")
+def test_a_reader_without_its_memory_cap_is_said_once_per_run(night, monkeypatch):
+    _refuse_the_address_space_limit(monkeypatch)
+    result = invoke(night, "merge")
+    assert result.exit_code == 0, result.output  # a warning: the night still merges
+    report = json.loads((night / "outbox" / "run-report.json").read_text(encoding="utf-8"))
+    capped = [i for i in report["run_issues"] if i["code"] == "memory-cap-unavailable"]
+    assert len(capped) == 1 and "1024 MiB" in capped[0]["message"] and capped[0]["severity"] == "warning"
+    assert all(i["code"] != "memory-cap-unavailable" for f in report["files"] for i in f["issues"])
+    lines = [line for line in log_lines(night / "outbox") if "memory-cap-unavailable" in line]
+    assert len(lines) == 1 and "メモリの上限(1024 MiB)を設定できませんでした" in lines[0]
+    wb = openpyxl.load_workbook(night / "outbox" / "地域福祉計画_評価集約_R6.xlsx", read_only=True)
+    codes = [c for row in wb["検証結果"].iter_rows(values_only=True) for c in row if c == "memory-cap-unavailable"]
+    assert len(codes) == 1
+
+
+def test_a_capped_reader_says_nothing(night):
+    assert invoke(night, "merge").exit_code == 0
+    report = json.loads((night / "outbox" / "run-report.json").read_text(encoding="utf-8"))
+    assert report["run_issues"] == []
+    assert not any("memory-cap-unavailable" in line for line in log_lines(night / "outbox"))
+
+
+def test_the_pool_records_whether_each_child_had_its_cap(monkeypatch):
+    from pipeline.reader import sandbox
+
+    with sandbox.Pool(len, size=2, timeout_s=30, memory_bytes=2**30) as pool:
+        assert [o for _, _, o in pool.map([b"ab", b"c"], lambda item: (item,))] == [2, 1]
+        assert pool.memory_capped and all(w.memory_capped for w in pool.workers if w._proc is not None)
+    if hasattr(os, "fork"):
+        _refuse_the_address_space_limit(monkeypatch)
+        with sandbox.Pool(len, size=1, timeout_s=30, memory_bytes=2**30) as pool:
+            assert [o for _, _, o in pool.map([b"abc"], lambda item: (item,))] == [3]
+            assert not pool.memory_capped and pool.workers[0].cap_missing

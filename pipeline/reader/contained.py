@@ -120,6 +120,14 @@ def open_readers(limits: LimitSettings) -> sandbox.Pool:
                         memory_bytes=limits.parse_memory_mib * 2**20)
 
 
+def reader_notes(pool: sandbox.Pool, limits: LimitSettings) -> list[Issue]:
+    """The run's notes about its contained readers: memory-cap-unavailable when a reader ran
+    without its memory cap (said once per run, however many readers and files)."""
+    if pool.memory_capped:
+        return []
+    return [make_issue("memory-cap-unavailable", detail=f"{limits.parse_memory_mib} MiB")]
+
+
 # --- e-mails and zips ---------------------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ START_METHOD_ENV = "PIPELINE_START_METHOD"
 START_METHODS = ("fork", "spawn", "forkserver")
 STARTUP_TIMEOUT_S = 120.0  # a spawned child imports the pipeline first; a hang guard, not a limit
 _READY = b"ready"
+_READY_UNCAPPED = b"ready-uncapped"  # started, but its memory cap could not be set
 
 # Rust's allocator failure message (calamine, issue tafia/calamine#693): the child aborts with
 # SIGABRT, but the cause is memory, and saying so tells the operator which limit was hit.
@@ -66,8 +67,10 @@ def start_method() -> str:
     return chosen
 
 
-def _limit_memory(memory_bytes: int) -> None:
+def _limit_memory(memory_bytes: int) -> bool:
     """Cap the child's address space at what it has mapped now plus `memory_bytes`; no core dumps.
+    Returns whether the cap is in force (False on Windows, where the parent's Job Object caps the
+    child instead, and where the system refuses the limit).
 
     RLIMIT_AS counts the whole virtual size. A forked child starts with the parent's (pandas and
     numpy alone map hundreds of MB); a spawned one has just imported what unpickling `fn` needed.
@@ -77,18 +80,23 @@ def _limit_memory(memory_bytes: int) -> None:
     try:
         import resource
     except ImportError:  # Windows: the parent caps the child with a Job Object instead
-        return
+        return False
     try:
         with open("/proc/self/statm") as fh:
             current = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError):
         current = 0
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # an abort must not leave a core file behind
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = current + memory_bytes
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # an abort must not leave a core file behind
+    try:
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = current + memory_bytes
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ValueError, OSError):  # a system that refuses it: the child runs with the timeout only
+        return False
+    return True
 
 
 def answer(fn: Callable[..., Any], args: tuple) -> bytes:
@@ -141,10 +149,10 @@ def _serve(conn: Any, errpath: str | None, memory_bytes: int, fn: Callable[..., 
             # fd 2 itself: sys.stderr may be a stand-in without a file descriptor (click's runner)
             faulthandler.enable(file=2)
     _windows_no_crash_dialog()
-    _limit_memory(memory_bytes)
+    capped = _limit_memory(memory_bytes)
     global _EMIT
     _EMIT = conn
-    conn.send_bytes(_READY)
+    conn.send_bytes(_READY if capped else _READY_UNCAPPED)
     while True:
         try:
             args = conn.recv()
@@ -197,7 +205,8 @@ class Worker:
         self._conn: Any = None
         self._errpath: str | None = None
         self._job: WindowsJob | None = None
-        self.memory_capped = False  # whether the running child has a memory cap (for diagnostics)
+        self.memory_capped = False  # whether the running child has a memory cap
+        self.cap_missing = False  # whether any child this worker started ran without one
         self.parts: list[Any] = []
         self._sent = False
         self._deadline = 0.0
@@ -231,15 +240,16 @@ class Worker:
         if not ready:
             self._kill()
             raise SandboxError("timeout", f"読み込み処理が {STARTUP_TIMEOUT_S:g} 秒以内に起動しなかった")
-        if hello != _READY:
+        if hello not in (_READY, _READY_UNCAPPED):
             self._proc.join(timeout=5)
             error = self._death(self._proc.exitcode, _stderr_since(self._errpath, 0))
             self._kill()
             raise error
         if self._job is not None:
             self.memory_capped = self._job.cap_relative(self._proc.sentinel, self.memory_bytes)
-        else:
-            self.memory_capped = sys.platform != "win32"
+        else:  # on Windows without a Job Object nothing caps it; elsewhere the child says
+            self.memory_capped = sys.platform != "win32" and hello == _READY
+        self.cap_missing = self.cap_missing or not self.memory_capped
 
     def close(self) -> None:
         """Stop the child (politely, then by force) and release its pipe, job and stderr file."""
@@ -356,6 +366,11 @@ class Pool:
 
     def __enter__(self) -> Pool:
         return self
+
+    @property
+    def memory_capped(self) -> bool:
+        """Whether every child the pool started so far had its memory cap (none started: True)."""
+        return not any(w.cap_missing for w in self.workers)
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -567,7 +582,9 @@ def _windows_no_crash_dialog() -> None:
         return
     sem_failcriticalerrors, sem_nogpfaulterrorbox = 0x0001, 0x0002
     with contextlib.suppress(Exception):
-        ctypes.windll.kernel32.SetErrorMode(sem_failcriticalerrors | sem_nogpfaulterrorbox)  # type: ignore[attr-defined]
+        k32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+        k32.SetErrorMode.argtypes, k32.SetErrorMode.restype = [ctypes.c_uint32], ctypes.c_uint32
+        k32.SetErrorMode(sem_failcriticalerrors | sem_nogpfaulterrorbox)
 
 
 def _windows_stderr_to_fd2() -> None:
@@ -579,4 +596,6 @@ def _windows_stderr_to_fd2() -> None:
 
     std_error_handle = -12 & 0xFFFFFFFF  # STD_ERROR_HANDLE, (DWORD)-12
     with contextlib.suppress(Exception):
-        ctypes.windll.kernel32.SetStdHandle(std_error_handle, msvcrt.get_osfhandle(2))  # type: ignore[attr-defined]
+        k32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+        k32.SetStdHandle.argtypes, k32.SetStdHandle.restype = [ctypes.c_uint32, ctypes.c_void_p], ctypes.c_int
+        k32.SetStdHandle(std_error_handle, msvcrt.get_osfhandle(2))
