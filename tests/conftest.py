@@ -20,6 +20,16 @@ from pipeline.templates import write_templates
 # and in every command a test starts.
 os.environ["PIPELINE_STRICT_MESSAGES"] = "1"
 
+# The Windows simulation (CI runs the suite once more with it): PIPELINE_TEST_NO_FORK=1 removes
+# os.fork before any test module is imported, as on Windows, so every path that chooses between
+# forking and spawning takes the spawn one, and every test that needs fork skips with its reason.
+NO_FORK_ENV = "PIPELINE_TEST_NO_FORK"
+if os.environ.get(NO_FORK_ENV) == "1":
+    os.environ.setdefault("PIPELINE_START_METHOD", "spawn")  # the merges the tests start as processes too
+    for _name in ("fork", "forkpty", "register_at_fork"):
+        if hasattr(os, _name):
+            delattr(os, _name)
+
 
 @pytest.fixture(scope="session")
 def r6():

@@ -87,24 +87,22 @@ from pipeline.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "R6_地域福祉計画評価_指導室.xlsx"  # one row (row 4): 事業8, rating A
 CPU_BOUND_S = 10.0
+SPAWNED_IMPORT_S = 5.0  # a merge started fresh imports pandas, pandera and openpyxl first
 # The two warnings the published R6 answers give by the checks that read the text (docs/new-year.md).
 TEXT_WARNINGS = {"R6_地域福祉計画評価_地域安全課.xlsx": ["reason-says-not-done"],
                  "R6_地域福祉計画評価_地域福祉課.xlsx": ["reason-says-not-done"]}
 RSS_BOUND = 2**30
 
-# The fork server: imports what a merge imports, then per request forks a child that runs one
-# merge and reports through a result file; the parent reaps it with wait4 for its rusage.
-SERVER = textwrap.dedent(
+# One merge of a request, with the "vanish"/"unreadable" faults patched in; shared by the fork
+# server (a child per request) and, where there is no fork, a fresh process per request.
+ONE_MERGE = textwrap.dedent(
     r"""
-    import json, os, signal, sys, threading, time, pathlib
+    import json, os, sys, threading, time, pathlib
     import pandas, pandera, openpyxl, xlsxwriter, filelock  # noqa: F401  (a merge imports them)
     from pipeline import ingest, master, runner, validate  # noqa: F401
     from pipeline.reader import annotate  # noqa: F401
     from pipeline.settings import Settings
     from plan_schemas import evaluation  # noqa: F401
-
-    reply = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # nothing a child prints can garble the replies
 
     def patch(mode, victim):
         real_walk, real_read = ingest.walk, pathlib.Path.read_bytes
@@ -121,19 +119,40 @@ SERVER = textwrap.dedent(
                 return real_read(self)
             pathlib.Path.read_bytes = read_bytes
 
+    def one(req):
+        try:
+            if req.get("mode"):
+                patch(req["mode"], req["victim"])
+            run = runner.run_merge(Settings(inbox=pathlib.Path(req["inbox"]), outbox=pathlib.Path(req["outbox"])))
+            result = {"exit_code": run.exit_code, "notices": run.notices}
+        except BaseException as exc:
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        try:  # measured by the process itself where no parent can wait4 for it (its readers included)
+            import resource
+            me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+            result["self_usage"] = {"cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+                                    "maxrss_kib": max(me.ru_maxrss, kids.ru_maxrss)}
+        except ImportError:  # Windows
+            pass
+        pathlib.Path(req["result"]).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    """
+)
+
+# The fork server: imports what a merge imports, then per request forks a child that runs one
+# merge and reports through a result file; the parent reaps it with wait4 for its rusage.
+SERVER = ONE_MERGE + textwrap.dedent(
+    r"""
+    import signal
+
+    reply = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # nothing a child prints can garble the replies
+
     for line in sys.stdin:
         req = json.loads(line)
         t0 = time.perf_counter()
         pid = os.fork()
         if pid == 0:
-            try:
-                if req.get("mode"):
-                    patch(req["mode"], req["victim"])
-                run = runner.run_merge(Settings(inbox=pathlib.Path(req["inbox"]), outbox=pathlib.Path(req["outbox"])))
-                result = {"exit_code": run.exit_code, "notices": run.notices}
-            except BaseException as exc:
-                result = {"error": f"{type(exc).__name__}: {exc}"}
-            pathlib.Path(req["result"]).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+            one(req)
             os._exit(0)
         timer = threading.Timer(req["timeout"], os.kill, (pid, signal.SIGKILL))
         timer.start()
@@ -146,22 +165,30 @@ SERVER = textwrap.dedent(
         reply.flush()
     """
 )
+FORKS = hasattr(os, "fork") and hasattr(os, "wait4")
 
 
 class Merger:
-    """Client of the fork server: one measured merge per call."""
+    """One measured merge per call, each in a process of its own: forked from a server that has
+    imported the pipeline once where the platform forks; else (Windows, or CI's simulation of it)
+    started fresh, the way a scheduled merge starts, and measured by itself (CPU and peak memory
+    where the platform tells them, wall time always)."""
 
     def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=env,
-            text=True,
-        )  # fmt: skip
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = None
+        if FORKS:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
+                env=self.env, text=True,
+            )  # fmt: skip
 
     def merge(self, inbox: Path, outbox: Path, mode: str = "", victim: Path | None = None) -> dict:
         result = outbox.parent / "merge-result.json"
         req = {"inbox": str(inbox), "outbox": str(outbox), "result": str(result), "timeout": 60,
                "mode": mode, "victim": str(victim or "")}  # fmt: skip
+        if self.proc is None:
+            return self._spawned(req, result)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(req) + "\n")
         self.proc.stdin.flush()
@@ -171,10 +198,21 @@ class Merger:
         assert measured["status"] == 0, f"the merge process died: wait status {measured['status']}"
         return {**measured, **json.loads(result.read_text(encoding="utf-8"))}
 
+    def _spawned(self, req: dict, result: Path) -> dict:
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", ONE_MERGE + "\none(json.loads(sys.argv[1]))\n", json.dumps(req)],
+                              cwd=ROOT, env=self.env, capture_output=True, timeout=300)
+        wall = time.perf_counter() - t0
+        assert done.returncode == 0, f"the merge process died: exit code {done.returncode}\n{done.stderr[-2000:]!r}"
+        got = json.loads(result.read_text(encoding="utf-8"))
+        usage = got.pop("self_usage", {"cpu_s": None, "maxrss_kib": None})
+        return {"wall_s": wall, **usage, **got}
+
     def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+        if self.proc is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -424,9 +462,12 @@ def test_one_hostile_file_among_the_good_returns(
     assert sum(1 for r in wb["評価一覧"].iter_rows(min_row=2, values_only=True) if r[0] is not None) == 69
     if case.check:
         case.check(report, outbox)
-    # CPU time, not wall time: on a busy machine the wall clock measures the neighbours too
-    assert got["cpu_s"] < CPU_BOUND_S, f"merge used {got['cpu_s']:.1f} s of CPU"
-    assert got["maxrss_kib"] * 1024 < RSS_BOUND, f"merge peaked at {got['maxrss_kib'] / 1024:.0f} MiB"
+    # CPU time, not wall time: on a busy machine the wall clock measures the neighbours too. A
+    # process started fresh (no fork) also spends ~1.5 s of CPU importing pandas before any work.
+    if got["cpu_s"] is not None:  # Windows does not report them to the test (no resource module)
+        bound = CPU_BOUND_S if FORKS else CPU_BOUND_S + SPAWNED_IMPORT_S
+        assert got["cpu_s"] < bound, f"merge used {got['cpu_s']:.1f} s of CPU"
+        assert got["maxrss_kib"] * 1024 < RSS_BOUND, f"merge peaked at {got['maxrss_kib'] / 1024:.0f} MiB"
 
 
 def _record(case: Case, got: dict) -> None:
@@ -436,8 +477,8 @@ def _record(case: Case, got: dict) -> None:
             line = {
                 "case": case.id,
                 "wall_s": round(got["wall_s"], 2),
-                "cpu_s": round(got["cpu_s"], 2),
-                "rss_mib": round(got["maxrss_kib"] / 1024),
+                "cpu_s": round(got["cpu_s"], 2) if got["cpu_s"] is not None else None,
+                "rss_mib": round(got["maxrss_kib"] / 1024) if got["maxrss_kib"] is not None else None,
             }
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
 
@@ -623,7 +664,9 @@ def test_a_second_merge_exits_3_at_once_while_the_first_runs(tmp_path: Path, dem
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """The outputs (not the log and last-run.json: they record every run, the failed ones too)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and "logs" not in p.relative_to(folder).parts and p.name != "last-run.json"}
 
 
 def invoke(*args: str):

@@ -56,14 +56,22 @@ class SandboxError(Exception):
         self.detail = detail
 
 
+def start_methods() -> list[str]:
+    """The start methods this Python can use: fork and forkserver only where os.fork exists."""
+    forks = hasattr(os, "fork")
+    return [m for m in START_METHODS
+            if m in multiprocessing.get_all_start_methods() and (forks or m == "spawn")]
+
+
 def start_method() -> str:
-    """The start method for contained children: $PIPELINE_START_METHOD, else fork on Linux, spawn elsewhere."""
+    """The start method for contained children: $PIPELINE_START_METHOD, else fork on Linux (where
+    os.fork exists), spawn elsewhere."""
     chosen = os.environ.get(START_METHOD_ENV, "").strip().lower()
     if not chosen:
-        return "fork" if sys.platform.startswith("linux") else "spawn"
-    if chosen not in START_METHODS or chosen not in multiprocessing.get_all_start_methods():
-        available = ", ".join(m for m in START_METHODS if m in multiprocessing.get_all_start_methods())
-        raise ValueError(f"{START_METHOD_ENV}={chosen!r} is not a start method here (use one of: {available})")
+        return "fork" if sys.platform.startswith("linux") and hasattr(os, "fork") else "spawn"
+    if chosen not in start_methods():
+        raise ValueError(f"{START_METHOD_ENV}={chosen!r} is not a start method here "
+                         f"(use one of: {', '.join(start_methods())})")
     return chosen
 
 
