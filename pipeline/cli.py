@@ -194,6 +194,10 @@ def cli(ctx: click.Context, settings: Path | None) -> None:
     """地域福祉計画 評価表の配布・検証・集約ツール。
 
     \b
+    終了コード: 0 正常 / 1 入力にエラー / 2 使い方の誤り / 3 実行できない /
+                4 内部エラー(詳細はログ outbox/logs/pipeline.log) / 130 中断(Ctrl+C)
+
+    \b
     毎年の流れ:
       1. templates  担当課ごとの記入テンプレートを作る
       2. (各課が記入してメールで返送 → inbox/ に保存)
@@ -457,7 +461,7 @@ _TODAY = click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), defa
 
 
 @cli.command("import-published")
-@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=True, path_type=Path))
 @click.option("--year", default=None, callback=_year_argument,
               help="評価表の年度(既定: 設定ファイルの年度の前年度。R6 なら R5)。")
 @click.pass_context
@@ -470,8 +474,8 @@ def import_published(ctx: click.Context, file: Path, year: str | None) -> None:
     (受付フォルダには何も置きません)。その年度の計画カタログ(plan-r5.yaml)がなければ、
     今年度の計画カタログで事業No.と担当課を照合します。
     例: python -m pipeline import-published 令和5年度評価表.xlsx --year R5
-    終了コード: 0 保存 / 1 保存したが照合できない行がある / 2 使い方の誤り /
-                3 保存できない(ファイルがない・読めない・評価が1件も読めない)
+    終了コード: 0 保存 / 1 保存したが照合できない行がある / 2 使い方の誤り(ファイルがないなど) /
+                3 保存できない(読めない・評価が1件も読めない)
     """
     from pipeline.history import previous_code
     from pipeline.yearly import import_published as run_import

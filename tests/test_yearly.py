@@ -178,7 +178,7 @@ def test_import_published_command(tmp_path):
     bad = invoke("--settings", str(toml), "import-published", str(roster), "--year", "R5", cwd=tmp_path)
     assert bad.exit_code == 3 and "評価を1件も読み取れませんでした" in bad.output
     missing = invoke("--settings", str(toml), "import-published", str(tmp_path / "ない.xlsx"), cwd=tmp_path)
-    assert missing.exit_code == 3 and "見つかりません" in missing.output
+    assert missing.exit_code == 2 and "ない.xlsx' がありません" in missing.output  # a usage error
     assert invoke("--settings", str(toml), "import-published", str(table), "--year", "令和", cwd=tmp_path).exit_code == 2
 
 
