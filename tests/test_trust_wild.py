@@ -319,7 +319,7 @@ def test_an_email_dated_in_the_future_is_ordered_by_its_file_time(inbox: Path, o
     os.utime(eml, (RECEIVED.timestamp(), RECEIVED.timestamp()))
     dated(final, RECEIVED + timedelta(hours=1), RECEIVED + timedelta(hours=1))
     _, run = night(inbox, outbox)
-    name = "地域福祉課_送付.eml › 評価表.xlsx"
+    name = "地域福祉課_送付.eml ＞ 評価表.xlsx"
     e = file_entry(run, name)
     assert e["order_source"] == "mtime"
     messages = [i["message"] for i in e["issues"] if i["code"] == "time-in-future"]
@@ -417,9 +417,9 @@ def test_a_date_header_that_cannot_be_parsed_is_quoted_once(inbox: Path, outbox:
     dates = [(n, i) for n, i in issues if i["code"].startswith("email-date")]
     assert len(dates) == 1
     name, issue = dates[0]
-    assert name == f"健康課_回答.eml › {HEALTH}" and issue["code"] == "email-date-unparsed"
+    assert name == f"健康課_回答.eml ＞ {HEALTH}" and issue["code"] == "email-date-unparsed"
     assert "「2025年5月20日 10:00」" in issue["message"] and "ヘッダーがありません" not in issue["message"]
-    assert master_cells(outbox)[HEALTH_KEY] == (RESULTS[HEALTH_KEY]["rating"], f"健康課_回答.eml › {HEALTH}")
+    assert master_cells(outbox)[HEALTH_KEY] == (RESULTS[HEALTH_KEY]["rating"], f"健康課_回答.eml ＞ {HEALTH}")
 
 
 # --- the answer sheet -----------------------------------------------------------------------------
