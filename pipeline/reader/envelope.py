@@ -61,7 +61,7 @@ __all__ = [
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 # Containers we open, in the inbox and inside another container (attached mail, nested ZIP).
 ENVELOPE_SUFFIXES = (".eml", ".msg", ".zip")
-# Shown between a container and a member in names: "回答.zip › 評価表.xlsx".
+# Shown between a container and a member in names: "回答.zip ＞ 評価表.xlsx".
 SEP = PART_SEP
 
 _JST = timezone(timedelta(hours=9), "JST")
