@@ -773,6 +773,8 @@ _KNOWN_HEADERS = {
 
 
 def _parse_eml(data: bytes) -> Message:
+    # Some mail stores and copies pad a saved message with NUL bytes at the end: not part of it.
+    data = data.rstrip(b"\x00")
     if not data.strip():
         raise _Unreadable("ファイルが空です")
     if b"\x00" in data[:4096]:
