@@ -871,7 +871,7 @@ def test_a_workbook_openpyxl_cannot_annotate_is_that_files_issue_and_the_night_c
     wb["記入シート"]["G4"] = "E"
     wb.save(spoilt)
     first = run_merge(Settings(inbox=inbox, outbox=outbox))
-    copy = outbox / "feedback" / SOURCE
+    copy = outbox / "feedback" / f"指導室_{SOURCE}"  # the office, then the name in the inbox
     assert first.exit_code == 1 and copy.exists()
 
     resent = inbox / "R6_地域福祉計画評価_指導室_修正.xlsx"
@@ -888,8 +888,8 @@ def test_a_workbook_openpyxl_cannot_annotate_is_that_files_issue_and_the_night_c
     assert verdict.status == "rejected" and "rating-invalid" in [i.code for i in verdict.issues]
     [note] = [n for n in run.outcome.notes if n.file == resent.name and n.code == "feedback-not-written"]
     assert "SandboxError" in note.message and ("timeout" in note.message or "memory" in note.message)
-    assert not (outbox / "feedback" / resent.name).exists()
-    assert [p.name for p in run.feedback] == [SOURCE]  # the other copy is still there
+    assert not (outbox / "feedback" / f"指導室_{resent.name}").exists()
+    assert [p.name for p in run.feedback] == [copy.name]  # the other copy is still there
     others = {f.name: f.status for f in run.files if f.name not in (resent.name, SOURCE)}
     assert len(others) == 11 and set(others.values()) == {"accepted"}
     assert run.exit_code == 1 and run.report["rows"] == 68  # 指導室's one row is wrong in both files
