@@ -10,8 +10,9 @@ One job, before any reader sees a byte:
   search (no parsing: that is pipeline.reader's, contained): "workbook" (an OOXML package with a
   workbook part, an ODF spreadsheet, an OLE2 file that is not an Outlook
   message), "envelope" (an e-mail, an Outlook message), or "" (anything else: CSV, PDF, images,
-  text, a Word file). An extensionless workbook is read as a workbook and an .xlsx named .zip as
-  the workbook it is; a zip of files is an archive only when its name says .zip.
+  text, a Word file). The inbox uses it for names that say nothing (an extensionless workbook is
+  read as a workbook); a zip of files is an archive only when its name says .zip, and the
+  envelope reader reads an .xlsx named .zip as the workbook it is.
 """
 
 from __future__ import annotations

@@ -197,12 +197,13 @@ def open_inputs(files: Iterable[Listed], limits: LimitSettings) -> Iterator[Sour
                 continue
             received = local_time(st.st_mtime)
             where = Provenance(name, str(path), received=received, mtime=received)
-            # By the bytes, not the name: an extensionless workbook is read, an .xlsx named .zip is a
-            # workbook, a CSV named .xlsx is left to the gate (which says what it is).
-            kind = inbox_files.kind_of(data)
+            # A name that says workbook, mail or zip is read as such (the gate and the envelope reader
+            # tell what the bytes really are: an .xlsx named .zip is the workbook it is); any other
+            # name is classified by its bytes, so an extensionless workbook is read.
+            kind = "" if suffix in WORKBOOK_SUFFIXES | ENVELOPE_SUFFIXES else inbox_files.kind_of(data)
             if suffix in WORKBOOK_SUFFIXES or kind == "workbook":
                 yield Source(name, path, data, received, mtime=received, notes=named)
-            elif suffix in ENVELOPE_SUFFIXES or kind == "envelope":
+            elif suffix in ENVELOPE_SUFFIXES or kind == "envelope":  # a zip holding one workbook: see read_zip
                 yield from _unwrap(unwrapper, path, name, data, received, limits, named)
             else:
                 yield ignored(where, REASON_NOT_RETURN, named)
