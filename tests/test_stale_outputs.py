@@ -213,3 +213,31 @@ def test_templates_keep_a_hand_edited_template(tmp_path: Path, monkeypatch: pyte
     assert forced.exit_code == 0 and "template-edited" not in forced.output
     assert edited.read_bytes() != by_hand
     assert openpyxl.load_workbook(edited).worksheets[0]["A1"].value != "健康課 記入用(課内で追記)"
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    import shutil as _shutil
+    import subprocess
+
+    if _shutil.which("chattr") is None:
+        return False
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+def test_a_really_immutable_master_on_linux(inbox: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock as the file system gives it (chattr +i: rename over it fails with EPERM), no stand-in."""
+    monkeypatch.setattr(atomic, "REPLACE_RETRY_DELAYS", ())
+    s = Settings(inbox=inbox, outbox=outbox)
+    run_merge(s)
+    usual = outbox / master_name(load_catalog("R6"))
+    if not _chattr("+i", usual):
+        pytest.skip("chattr +i is not available here (no chattr, not root, or the file system has no such flag)")
+    try:
+        rerate(inbox, "D")
+        night2 = run_merge(s)
+        assert night2.master != usual and rating_in(night2.master, CARE_KEY) == "D"
+        assert night2.report["stale"] == [{"output": "集約ブック", "usual": str(usual), "written": str(night2.master)}]
+    finally:
+        _chattr("-i", usual)
+    night3 = run_merge(s)
+    assert night3.master == usual and rating_in(usual, CARE_KEY) == "D" and not night2.master.exists()
