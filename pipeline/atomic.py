@@ -124,7 +124,7 @@ def write_atomically(path: Path, write: Callable[[Path], object], *, fallback: b
         except PermissionError:
             if not fallback:
                 raise
-            final = _free_stamped_name(path)
+            final = free_stamped_name(path)
             os.replace(tmp, long_path(final))
         _fsync_dir(target.parent)
         return final
@@ -231,7 +231,8 @@ def stamped_name(path: Path, when: datetime | None = None) -> Path:
     return path.with_name(f"{path.stem}_{stamp}{path.suffix}")
 
 
-def _free_stamped_name(path: Path) -> Path:
+def free_stamped_name(path: Path) -> Path:
+    """`stamped_name(path)`, with "-2", "-3", … when that name is taken."""
     # Two runs in the same second (a retry by hand) must not overwrite each other's fallback.
     first = stamped_name(path)
     candidate, n = first, 1

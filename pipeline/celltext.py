@@ -15,7 +15,9 @@ library only, so the reader side can use them without importing an Excel library
   keeps it text.
 * Excel's limit of 32,767 characters per cell counts UTF-16 code units: 𠮷 (outside the BMP)
   counts 2. `fits_in_cell` only encodes texts longer than half the limit (each character is 1
-  or 2 units), so the check costs nothing for ordinary cells.
+  or 2 units), so the check costs nothing for ordinary cells. Our own texts built from names,
+  messages and lists are bounded by construction (`bounded_text`, `bounded_list`: 「ほか N 件」,
+  「(以下略。全文は実行レポート)」), so no number or length of inputs makes a writer refuse.
 * Display width counts a full-width or ambiguous-width character (east_asian_width F, W or A)
   as 2 column units, as a Japanese font shows it.
 * Row heights: not every reader grows a wrapped row by itself (LibreOffice, viewers, print
@@ -94,6 +96,41 @@ def truncate_to_cell(text: str, limit: int = EXCEL_MAX_CHARS) -> str:
         return text
     cut = text.encode("utf-16-le")[: limit * 2]
     return cut.decode("utf-16-le", errors="ignore")  # a half pair at the end is dropped
+
+
+CUT_MARK = "(以下略。全文は実行レポート)"
+
+
+def bounded_text(text: str, limit: int = EXCEL_MAX_CHARS) -> str:
+    """One of our texts (a file name, a message, a reason) that fits in a cell: whole when it fits,
+    else cut at a character and followed by CUT_MARK. Never for a department's value, which a
+    writer refuses rather than change."""
+    if fits_in_cell(text) and (limit >= EXCEL_MAX_CHARS or utf16_len(text) <= limit):
+        return text
+    return truncate_to_cell(text, limit - utf16_len(CUT_MARK)) + CUT_MARK
+
+
+def bounded_list(items: Iterable[str], sep: str = "\n", limit: int = EXCEL_MAX_CHARS) -> str:
+    """Our list of texts (file names, senders) joined by `sep` so that it fits in a cell: the items
+    that fit, then 「ほか N 件(全文は実行レポート)」 for the rest. Whatever the number or length of
+    the items, the result is at most `limit` UTF-16 units."""
+    items = list(items)
+    whole = sep.join(items)
+    if utf16_len(whole) <= limit:
+        return whole
+    kept: list[str] = []
+    size = 0
+    tail_room = utf16_len(f"{sep}ほか {len(items):,} 件(全文は実行レポート)")
+    item_room = limit - tail_room
+    for item in items:
+        item = bounded_text(item, max(item_room // 4, 200))  # one long name cannot crowd out the rest
+        add = utf16_len(item) + (utf16_len(sep) if kept else 0)
+        if size + add > item_room:
+            break
+        kept.append(item)
+        size += add
+    rest = len(items) - len(kept)
+    return sep.join([*kept, f"ほか {rest:,} 件(全文は実行レポート)"])
 
 
 def clean_xml(text: str) -> str:

@@ -12,7 +12,8 @@ Japanese (pipeline.clija).
 
 from __future__ import annotations
 
-import json
+import codecs
+import os
 import sys
 import traceback
 from collections.abc import Iterable
@@ -21,8 +22,9 @@ from typing import Any
 
 import click
 
-from pipeline import clija
+from pipeline import clija, jsontext
 from pipeline.errors import PipelineError, SettingsError
+from pipeline.quiet import library_output
 from pipeline.session import EXIT_CRASH, EXIT_INTERRUPTED, CommandSession, crash_line
 from pipeline.settings import DEFAULT_FILE, Settings, load_settings
 
@@ -166,17 +168,19 @@ class PipelineGroup(click.Group):
 def _progress(label: str) -> Any:
     """A progress bar on a terminal for long inboxes; nothing when output is redirected (cron)."""
 
+    stream = sys.stderr  # the console's, taken before a library's output is captured (pipeline.quiet)
+
     def wrap(files: Iterable[Path]) -> Iterable[Path]:
         files = list(files)
-        if len(files) < 30 or not sys.stderr.isatty():
+        if len(files) < 30 or not stream.isatty():
             return files
-        return _bar(files, label)
+        return _bar(files, label, stream)
 
     return wrap
 
 
-def _bar(files: list[Path], label: str) -> Iterable[Path]:
-    with click.progressbar(files, label=label, file=sys.stderr, show_pos=True) as bar:
+def _bar(files: list[Path], label: str, stream: Any) -> Iterable[Path]:
+    with click.progressbar(files, label=label, file=stream, show_pos=True) as bar:
         yield from bar
 
 
@@ -224,9 +228,10 @@ def cli(ctx: click.Context, settings: Path | None) -> None:
 @click.option("--deadline", default=None, help="提出期限 YYYY-MM-DD(記入要領に印刷)。")
 @click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="前年度の評価(前年度の集約ブックなど)。既定: outbox にある前年度の集約ブック・保存した表。")
+@click.option("--force", is_flag=True, help="手で変更されたテンプレートも上書きします。")
 @click.pass_context
 def templates(ctx: click.Context, year: str | None, out: Path | None, deadline: str | None,
-              previous: Path | None) -> None:
+              previous: Path | None, force: bool) -> None:
     """担当課ごとの記入テンプレート(.xlsx)を作ります。
 
     前年度の評価が見つかると、各行の右に前年度の事業評価と今後の事業計画・展望を
@@ -241,12 +246,18 @@ def templates(ctx: click.Context, year: str | None, out: Path | None, deadline: 
     s = _settings(ctx, year=year, deadline=deadline)
     target = out or s.outbox / "templates"
     try:
-        paths = run_templates(s, target, previous)
+        paths = run_templates(s, target, previous, force=force)
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
+    from pipeline.report import make_issue
+    from pipeline.templates import edited_templates
+
     for p in paths:
         click.echo(f"作成: {p}")
     click.echo(f"{len(paths)} 課分のテンプレートを {target} に作成しました。")
+    for kept, new in edited_templates(paths):
+        issue = make_issue("template-edited", file=kept.name, value=kept.name, detail=new.name)
+        _console(f"注意 {issue.code}: {issue.message}")
 
 
 @cli.command()
@@ -276,12 +287,16 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], year: str | None, as_j
     s = _settings(ctx, year=year)
     folder = None if no_feedback else (feedback or s.outbox / "feedback")
     try:
-        report, written = run_validate(list(paths), s, folder, _progress("点検中"))
+        with library_output() as said:
+            report, written = run_validate(list(paths), s, folder, _progress("点検中"))
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
+    for line in said:  # on stderr, labelled: never inside the JSON or the list
+        _console(f"ライブラリの出力: {line}", err=True)
     _log_files(ctx, list(report.files), lambda f: f.status, report.notes, ())
     if as_json:
-        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        # One JSON document as UTF-8 bytes, whatever the console's encoding (cp932 would lose 𠮷).
+        click.echo(jsontext.dumps_utf8(report.to_dict()))  # bytes: written to the binary stream as they are
     else:
         _console(render_files(list(report.files), report.notes))
         if written:
@@ -314,9 +329,12 @@ def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str
     _session(ctx).is_merge = True
     s = _settings(ctx, inbox=inbox, outbox=outbox, year=year)
     try:
-        run = run_merge(s, _progress("読み込み中"), allow_drop=allow_drop, previous=previous)
+        with library_output() as said:
+            run = run_merge(s, _progress("読み込み中"), allow_drop=allow_drop, previous=previous)
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
+    for line in said:  # labelled, on stderr: never mixed into the summary
+        _console(f"ライブラリの出力: {line}", err=True)
     _log_run(ctx, run)
     _console(render_merge(run))
     ctx.exit(run.exit_code)
@@ -437,6 +455,20 @@ def plan_check(ctx: click.Context, year: str | None, from_year: str | None) -> N
     click.echo(f"{old.year} からの変更点: {len(changes)} 件" + ("(変更なし)" if not changes else ""))
     for line in changes:
         click.echo(f"  {line}")
+
+
+def utf8_mode_argv(encoding: str | None = None) -> list[str] | None:
+    """The command line to run again in Python's UTF-8 mode, or None when it is not needed.
+
+    Under a locale that is not UTF-8 on POSIX (LC_ALL=C with PYTHONUTF8=0, a Latin-1 locale) every
+    file name is encoded in that locale: our Japanese output names cannot be written at all, and
+    every Japanese name in the inbox reads as undecodable bytes. File names on a Linux share are
+    UTF-8 bytes, so the command runs again with `-X utf8` (PEP 540), once, and reads and writes
+    them as such."""
+    encoding = encoding or sys.getfilesystemencoding()
+    if os.name == "nt" or sys.flags.utf8_mode or codecs.lookup(encoding).name == "utf-8":
+        return None
+    return [sys.executable, "-X", "utf8", *sys.orig_argv[1:]]
 
 
 # --- Yearly commands: import-published, status, remind ---------------------------------------------
@@ -695,8 +727,15 @@ def render_merge(run: Any) -> str:
 
 def main() -> None:
     """Entry point: make printing safe on a cp932 console, then run the CLI."""
+    argv = utf8_mode_argv()
+    if argv is not None:
+        os.execv(sys.executable, argv)
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(errors="replace")
+        if reconfigure is None:
+            continue
+        # An ASCII locale (LC_ALL=C without UTF-8 mode) can show no Japanese at all: the log of a
+        # nightly task is then written as UTF-8, which every editor reads, instead of "?"s.
+        ascii_only = codecs.lookup(getattr(stream, "encoding", None) or "ascii").name == "ascii"
+        reconfigure(errors="replace", **({"encoding": "utf-8"} if ascii_only else {}))
     cli(prog_name="pipeline")

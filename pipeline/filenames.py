@@ -15,6 +15,12 @@ folder:
   (".xlsx") is kept. 120 bytes leave room in the 255 bytes NTFS and ext4 allow for our
   temporaries' ".~tmp-…-<pid>-<hex>" and the "_YYYYMMDD-HHMMSS" of a locked file's sibling.
 
+A name read from the disk that is not text (bytes that are not UTF-8: a Latin-1 name from an old
+share, or any non-ASCII name under an ASCII locale) arrives with those bytes as lone surrogates
+(Python's surrogateescape). `shown_name` gives the text to show and report: the name decoded as
+UTF-8 where it is, each run of other bytes as "\ufffd" followed by their hex in brackets
+("caf\udce9.xlsx" → "caf\ufffd[E9].xlsx"). The real name stays with the path that opens the file.
+
 A name that is already valid and short comes back unchanged. `unique_filename` adds "_2",
 "_3", … for names already used in a folder (compared case-insensitively, as Windows does).
 
@@ -65,6 +71,41 @@ def safe_filename(name: str, *, max_bytes: int = MAX_NAME_BYTES) -> str:
         tag = "_" + hashlib.sha1(original.encode("utf-8", "surrogatepass")).hexdigest()[:8]
         stem = _cut(stem, budget - len(tag)).rstrip(" .") + tag
     return stem + suffix
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_RUN = re.compile("[\udc80-\udcff]+")
+
+
+def is_text(name: str) -> bool:
+    """Whether `name` holds no lone surrogate (no byte that could not be decoded)."""
+    return _SURROGATE.search(name) is None
+
+
+def undecodable_bytes(name: str) -> str:
+    """The hex of the bytes of `name` that are not UTF-8 ("E9 FC"), "" when there are none."""
+    return " ".join(
+        f"{ord(ch) - 0xDC00:02X}"
+        for run in _ESCAPED_RUN.findall(_decoded(name))
+        for ch in run
+    )
+
+
+def shown_name(name: str) -> str:
+    """`name` as text that can be shown, written and compared (see the module doc). Two names that
+    differ in their bytes stay different."""
+    if is_text(name):
+        return name
+    return _ESCAPED_RUN.sub(
+        lambda m: "\ufffd[" + "".join(f"{ord(ch) - 0xDC00:02X}" for ch in m.group()) + "]", _decoded(name)
+    )
+
+
+def _decoded(name: str) -> str:
+    """`name`'s bytes (as the OS gave them, whatever the locale) decoded as UTF-8 where they are."""
+    # Lone surrogates that are not escaped bytes (a broken UTF-16 name) cannot be bytes: each is "\ufffd".
+    name = re.sub("[\ud800-\udc7f\udd00-\udfff]", "\ufffd", name)
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
 
 
 def unique_filename(name: str, used: set[str]) -> str:

@@ -19,6 +19,8 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
+from pipeline import inbox_files
+from pipeline.filenames import shown_name, undecodable_bytes
 from pipeline.marks import PART_SEP
 from pipeline.normalize import nfc
 from pipeline.reader import contained, envelope, sandbox
@@ -37,6 +39,14 @@ REASON_HIDDEN = "隠しファイル・隠しフォルダーです"
 REASON_SYSTEM = "Windows・macOS が作るシステムファイルです"
 REASON_EXCLUDED = "設定 [paths] exclude で除外したフォルダーです"
 REASON_NOT_RETURN = "Excel ブック・メール・ZIP ではありません"
+# Each reason a file is not read, as a code of its own (ignored-*): listed in 検証結果 and 提出状況.
+IGNORED_CODES = {
+    REASON_LOCK: "ignored-lock-file",
+    REASON_HIDDEN: "ignored-hidden",
+    REASON_SYSTEM: "ignored-system-file",
+    REASON_EXCLUDED: "ignored-excluded",
+    REASON_NOT_RETURN: "ignored-not-input",
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,7 @@ class Listed:
     name: str  # relative to the inbox root, "/"-separated
     skip: str = ""  # why it is not read ("" = read it)
     error: str = ""  # a folder that could not be listed: the OS error
+    undecodable: str = ""  # hex of the bytes of its name that are not text (`name` shows them as such)
 
 
 @dataclass
@@ -97,39 +108,42 @@ def walk(root: Path, exclude: Iterable[str] = ()) -> list[Listed]:
     patterns = [nfc(p.strip("/\\")) for p in exclude if p.strip("/\\")]
     found: list[Listed] = []
 
-    def visit(folder: Path, prefix: str) -> None:
+    def visit(folder: Path, prefix: str, raw_prefix: str) -> None:
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            found.append(Listed(folder, prefix.rstrip("/") or folder.name, error=f"{type(exc).__name__}"))
+            found.append(Listed(folder, prefix.rstrip("/") or shown_name(folder.name), error=f"{type(exc).__name__}",
+                                undecodable=undecodable_bytes(raw_prefix)))
             return
         for entry in entries:
-            name = prefix + entry.name
+            raw = raw_prefix + entry.name  # the name's bytes as the OS gave them (surrogateescape)
+            name = shown_name(raw)
             path = Path(entry.path)
+            bad = undecodable_bytes(raw)
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
                 hidden = _hidden(entry)
             except OSError as exc:
-                found.append(Listed(path, name, error=type(exc).__name__))
+                found.append(Listed(path, name, error=type(exc).__name__, undecodable=bad))
                 continue
             if is_dir:
                 if hidden:
-                    found.append(Listed(path, name + "/", skip=REASON_HIDDEN))
+                    found.append(Listed(path, name + "/", skip=REASON_HIDDEN, undecodable=bad))
                 elif any(fnmatch.fnmatch(nfc(entry.name), p) or fnmatch.fnmatch(nfc(name), p) for p in patterns):
-                    found.append(Listed(path, name + "/", skip=REASON_EXCLUDED))
+                    found.append(Listed(path, name + "/", skip=REASON_EXCLUDED, undecodable=bad))
                 else:
-                    visit(path, name + "/")
+                    visit(path, name + "/", raw + "/")
             elif entry.name.startswith("~$"):
-                found.append(Listed(path, name, skip=REASON_LOCK))
+                found.append(Listed(path, name, skip=REASON_LOCK, undecodable=bad))
             elif entry.name.lower() in SYSTEM_NAMES:
-                found.append(Listed(path, name, skip=REASON_SYSTEM))
+                found.append(Listed(path, name, skip=REASON_SYSTEM, undecodable=bad))
             elif hidden:
-                found.append(Listed(path, name, skip=REASON_HIDDEN))
+                found.append(Listed(path, name, skip=REASON_HIDDEN, undecodable=bad))
             else:
-                found.append(Listed(path, name))
+                found.append(Listed(path, name, undecodable=bad))
 
-    visit(root, "")
+    visit(root, "", "")
     return found
 
 
@@ -138,12 +152,14 @@ def find_files(paths: Iterable[Path], exclude: Iterable[str] = ()) -> list[Liste
     relative to it, a file by its own name; a name met twice gets the folder it came from."""
     listed: list[Listed] = []
     for p in paths:
-        listed.extend(walk(p, exclude) if p.is_dir() else [Listed(p, p.name)])
+        listed.extend(walk(p, exclude) if p.is_dir() else
+                      [Listed(p, shown_name(p.name), undecodable=undecodable_bytes(p.name))])
     seen: dict[str, int] = {}
     for e in listed:
         seen[e.name] = seen.get(e.name, 0) + 1
     return [
-        Listed(e.path, str(e.path).replace(os.sep, "/"), e.skip, e.error) if seen[e.name] > 1 else e
+        Listed(e.path, shown_name(str(e.path).replace(os.sep, "/")), e.skip, e.error, e.undecodable)
+        if seen[e.name] > 1 else e
         for e in listed
     ]
 
@@ -154,46 +170,64 @@ def open_inputs(files: Iterable[Listed], limits: LimitSettings) -> Iterator[Sour
         for item in files:
             path, name = item.path, item.name
             where = Provenance(name, str(path))
+            # A name that is not text is shown as such and said once, on the file, whatever else happens.
+            named = ([make_issue("file-name-undecodable", file=name, value=item.undecodable)]
+                     if item.undecodable else [])
             if item.error:
                 issue = make_issue("folder-unreadable", file=name, value=name, detail=item.error)
-                yield FileVerdict.judged(where, [issue])
+                yield FileVerdict.judged(where, [issue, *named])
                 continue
             if item.skip:
-                yield FileVerdict.ignored(where, item.skip)
+                yield ignored(where, item.skip, named)
                 continue
             suffix = path.suffix.lower()
-            if suffix not in WORKBOOK_SUFFIXES | ENVELOPE_SUFFIXES:
-                yield FileVerdict.ignored(where, REASON_NOT_RETURN)
-                continue
             try:
-                st = path.stat()
-                received = local_time(st.st_mtime)
-                where = Provenance(name, str(path), received=received, mtime=received)
-                if st.st_size > limits.max_file_mib * 2**20:
-                    issue = make_issue("file-too-large", file=name, value=f"{st.st_size / 2**20:.1f} MiB",
-                                       detail=f"{st.st_size / 2**20:.1f} MiB、上限 {limits.max_file_mib} MiB")
-                    yield FileVerdict.judged(where, [issue])
-                    continue
-                data = path.read_bytes()
-            except OSError as exc:
-                yield FileVerdict.judged(where, [make_issue("file-vanished", file=name, detail=type(exc).__name__)])
+                data, st = inbox_files.read_regular(path, limits.max_file_mib * 2**20)
+            except inbox_files.NotRegular as exc:
+                yield FileVerdict.judged(where, [make_issue("file-not-regular", file=name, value=str(exc)), *named])
                 continue
-            if suffix in WORKBOOK_SUFFIXES:
-                yield Source(name, path, data, received, mtime=received)
+            except inbox_files.TooLarge as exc:
+                size = int(exc.args[0])
+                issue = make_issue("file-too-large", file=name, value=f"{size / 2**20:.1f} MiB",
+                                   detail=f"{size / 2**20:.1f} MiB 以上、上限 {limits.max_file_mib} MiB")
+                yield FileVerdict.judged(where, [issue, *named])
+                continue
+            except OSError as exc:
+                yield FileVerdict.judged(where, [make_issue("file-vanished", file=name, detail=type(exc).__name__),
+                                                 *named])
+                continue
+            received = local_time(st.st_mtime)
+            where = Provenance(name, str(path), received=received, mtime=received)
+            # A name that says workbook, mail or zip is read as such (the gate and the envelope reader
+            # tell what the bytes really are: an .xlsx named .zip is the workbook it is); any other
+            # name is classified by its bytes, so an extensionless workbook is read.
+            kind = "" if suffix in WORKBOOK_SUFFIXES | ENVELOPE_SUFFIXES else inbox_files.kind_of(data)
+            if suffix in WORKBOOK_SUFFIXES or kind == "workbook":
+                yield Source(name, path, data, received, mtime=received, notes=named)
+            elif suffix in ENVELOPE_SUFFIXES or kind == "envelope":  # a zip holding one workbook: see read_zip
+                yield from _unwrap(unwrapper, path, name, data, received, limits, named)
             else:
-                yield from _unwrap(unwrapper, path, name, data, received, limits)
+                yield ignored(where, REASON_NOT_RETURN, named)
 
 
-def read_input(path: Path) -> bytes | None:
-    """An inbox file's bytes read again (for its 差し戻し copy), or None when it is gone."""
+def ignored(where: Provenance, reason: str, named: Iterable[Issue] = ()) -> FileVerdict:
+    """The verdict of a file not read, with its ignored-* code and the reason."""
+    code = IGNORED_CODES.get(reason, "ignored-not-input")
+    return FileVerdict.ignored(where, reason, [make_issue(code, file=where.name, detail=reason), *named])
+
+
+def read_input(path: Path, limits: LimitSettings) -> bytes | None:
+    """An inbox file's bytes read again (for its 差し戻し copy), or None when it is gone or is no
+    longer a regular file within `max_file_mib`."""
     try:
-        return path.read_bytes()
-    except OSError:
+        return inbox_files.read_regular(path, limits.max_file_mib * 2**20)[0]
+    except (OSError, inbox_files.NotRegular, inbox_files.TooLarge):
         return None
 
 
 def _unwrap(
-    unwrapper: sandbox.Worker, path: Path, name: str, data: bytes, received: str, limits: LimitSettings
+    unwrapper: sandbox.Worker, path: Path, name: str, data: bytes, received: str, limits: LimitSettings,
+    named: list[Issue] | None = None,
 ) -> Iterator[Source | FileVerdict]:
     """Workbooks inside an e-mail or zip, unwrapped in the contained worker. Errors about the
     message (no workbook, an unsafe zip beside a good attachment) are reported on the message
@@ -209,7 +243,7 @@ def _unwrap(
             detail = f"{type(exc).__name__}: {str(exc)[:160]}"
         code = "zip-unreadable" if path.suffix.lower() == ".zip" else "email-unreadable"
         where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), received, mtime=received)
-        yield FileVerdict.judged(where, [make_issue(code, file=name, value=path.name, detail=detail)])
+        yield FileVerdict.judged(where, [make_issue(code, file=name, value=path.name, detail=detail), *(named or [])])
         return
     dated = local_time(message.received) if message.received else ""
     when = dated or received
@@ -218,18 +252,18 @@ def _unwrap(
         where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), when, message.sender, message.subject,
                            mtime=received, email_date=dated, members=tuple(message.unread))
         issues = errors or list(message.issues)
-        yield FileVerdict.judged(where, [_renamed(i, name) for i in issues])
+        yield FileVerdict.judged(where, [*(_renamed(i, name) for i in issues), *(named or [])])
     warnings = [_renamed(i, name) for i in message.issues if not i.is_error]
     used: set[str] = set()
     for att in message.attachments:
-        inner = f"{name}{PART_SEP}{att.name}"
+        inner = f"{name}{PART_SEP}{shown_name(att.name)}"
         n = 1
         while inner in used:  # two attachments of one name (a forwarded message): keep both apart
             n += 1
-            inner = f"{name}{PART_SEP}{att.name} ({n})"
+            inner = f"{name}{PART_SEP}{shown_name(att.name)} ({n})"
         used.add(inner)
-        yield Source(inner, path, att.data, when, message.sender, message.subject, notes=warnings, mtime=received,
-                     email_date=dated)
+        yield Source(inner, path, att.data, when, message.sender, message.subject, mtime=received, email_date=dated,
+                     notes=[*warnings, *(_renamed(i, inner) for i in named or [])])
 
 
 def _renamed(issue: Issue, name: str) -> Issue:

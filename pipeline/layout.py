@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from pipeline.catalog import Catalog
 from pipeline.filenames import safe_filename
@@ -122,6 +123,34 @@ OUTPUT_KINDS = {"master": "集約ブック", "summary": "集計ブック", "feed
 # A department may correct a feedback copy and send it back: Excel rewrites dcterms:modified on
 # every save, so a copy saved later than this after we wrote it is the department's return.
 FEEDBACK_RESAVED_AFTER_S = 120
+
+
+# Every feedback copy records the sha256 of the file it annotates, so that a copy is reused on a later
+# night, or attached to a reminder, only for the very bytes it was made from. A department's workbook
+# that is a re-sent copy carries the old value; the new copy replaces it.
+SOURCE_PROPERTY = "WelfarePlanFeedbackSource"
+_MAX_CUSTOM_XML = 1 << 20  # our own docProps/custom.xml is a few hundred bytes
+
+
+def recorded_source(path: Path) -> str:
+    """The sha256 a feedback copy records of its source file; "" when the file is missing, is not
+    a copy of ours, or cannot be read."""
+    import zipfile
+
+    from defusedxml import ElementTree
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("docProps/custom.xml")
+            if info.file_size > _MAX_CUSTOM_XML:
+                return ""
+            root = ElementTree.fromstring(archive.read(info))
+    except Exception:  # missing, locked, not a zip, no custom properties: not a copy we can trust
+        return ""
+    for prop in root:
+        if prop.get("name") == SOURCE_PROPERTY:
+            return "".join(prop.itertext()).strip()
+    return ""
 
 
 def output_mark(kind: str, catalog: Catalog, when: str) -> str:

@@ -21,8 +21,10 @@ Decisions, and why:
   the formula bar shows the apostrophe, and F2+Enter keeps it as text. Excel's own
   "save as CSV" drops the style, so a CSV export must do its own neutralising.
 * Excel's 32,767-character cell limit is counted in UTF-16 units (`celltext.fits_in_cell`).
-  A longer text raises ValueError before anything is written, instead of being silently
-  truncated.
+  A department's value longer than that raises ValueError before anything is written, instead
+  of being silently truncated (the runner rejects that file alone). Our own texts built from
+  file names, messages and lists go through `celltext.bounded_text` / `bounded_list` first, so
+  they always fit: no number or length of inputs makes the writer refuse.
 * Determinism. The document properties use a fixed `created` (1 April of the plan's fiscal
   year), never now(). xlsxwriter stamps every zip entry with 1980-01-01 whatever `created`
   is, and docProps/core.xml is the only part that holds a time. So the same inputs,
@@ -495,13 +497,12 @@ def check_rows(catalog: Catalog, rows: Iterable[Evaluation]) -> None:
     for r in rows:
         if (r.project, r.department) not in keys:
             raise ValueError(f"事業No.{r.project}・担当課「{r.department}」は計画の割り当てにありません。")
-        if max(len(r.result), len(r.outlook), len(r.department), len(r.file)) <= _HALF_LIMIT:
-            continue  # a text this short always fits
+        if max(len(r.result), len(r.outlook), len(r.department)) <= _HALF_LIMIT:
+            continue  # a text this short always fits (the file name is ours: bounded when written)
         for column, text in (
             ("事業実績・評価理由", r.result),
             ("今後の事業計画・展望", r.outlook),
             ("担当課", r.department),
-            ("提出ファイル", r.file),
         ):
             if _too_long(text):
                 raise ValueError(
@@ -542,7 +543,7 @@ def _list_cells(p: Project, r: Evaluation) -> tuple[tuple[str, Any, str], ...]:
         ("text", r.result, "wrap"),
         ("text", r.rating, "rating"),
         ("text", r.outlook, "wrap"),
-        ("text", r.file, "wrap"),
+        ("text", _bounded(r.file), "wrap"),
         ("time", r.received, "datetime"),
     )
 
@@ -1225,14 +1226,15 @@ def _write_status(wb: xlsxwriter.Workbook, st: _Styles, result: Outcome, files: 
     def line(item: tuple[Any, ...], texts: Iterable[tuple[str, float]]) -> printing.Line:
         return printing.Line(max(_ROW_PT, _row_height(texts, exact=True)), item)
 
-    office_lines = [line(("office", o), [(o.office, widths[0]), (o.last_file, widths[6]),
-                                         ("\n".join(o.senders), widths[8]), (o.reason, widths[9])])
+    office_lines = [line(("office", o), [(o.office, widths[0]), (_bounded(o.last_file), widths[6]),
+                                         (_bounded_list(o.senders), widths[8]), (_bounded(o.reason), widths[9])])
                     for o in offices]
     if result.unattributed:
-        office_lines.append(line(("unattributed",), [("\n".join(result.unattributed), widths[6]),
+        office_lines.append(line(("unattributed",), [(_bounded_list(result.unattributed), widths[6]),
                                                      (_UNATTRIBUTED_REASON, widths[9])]))
-    file_lines = [line(("file", f), [(f.name, widths[0]), (_office_label(f), widths[1]),
-                                     (f.sender, widths[7]), (f.subject, widths[8])]) for f in files]
+    file_lines = [line(("file", f), [(_bounded(f.name), widths[0]), (_office_label(f), widths[1]),
+                                     (_bounded(f.sender), widths[7]), (_bounded(f.subject), widths[8])])
+                  for f in files]
     if not files:
         file_lines = [printing.Line(_ROW_PT, ("empty",))]
     blocks = [
@@ -1304,10 +1306,10 @@ def _status_office_row(ws: Worksheet, st: _Styles, r: int, o: Any, *, overdue: b
         ws.write_number(r, c, n, st.fmt["int"])
     st.put(ws, r, 4, o.shown(overdue), "center")
     ws.write_number(r, 5, o.received, st.fmt["int"])
-    st.put(ws, r, 6, o.last_file, "wrap")
+    st.put(ws, r, 6, _bounded(o.last_file), "wrap")
     st.put_time(ws, r, 7, o.last_time)
-    st.put(ws, r, 8, "\n".join(o.senders), "wrap")
-    st.put(ws, r, 9, o.reason, "wrap")
+    st.put(ws, r, 8, _bounded_list(o.senders), "wrap")
+    st.put(ws, r, 9, _bounded(o.reason), "wrap")
 
 
 def _status_unattributed_row(ws: Worksheet, st: _Styles, r: int, names: Sequence[str]) -> None:
@@ -1317,7 +1319,7 @@ def _status_unattributed_row(ws: Worksheet, st: _Styles, r: int, names: Sequence
         st.put(ws, r, c, NO_VALUE, "center")
     st.put(ws, r, 4, UNATTRIBUTED, "center")
     ws.write_number(r, 5, len(names), st.fmt["int"])
-    st.put(ws, r, 6, "\n".join(names), "wrap")
+    st.put(ws, r, 6, _bounded_list(names), "wrap")
     for c in (7, 8):
         st.put(ws, r, c, "", "text")
     st.put(ws, r, 9, _UNATTRIBUTED_REASON, "wrap")
@@ -1331,18 +1333,22 @@ def _office_label(f: FileVerdict) -> str:
 
 def _status_file_row(ws: Worksheet, st: _Styles, r: int, f: FileVerdict, result: Outcome,
                      merge_counts: tuple[int, int]) -> None:
-    st.put(ws, r, 0, f.name, "wrap")
+    st.put(ws, r, 0, _bounded(f.name), "wrap")
     st.put(ws, r, 1, _office_label(f), "wrap")
     status = result.statuses.get(f.name, f.status)
-    st.put(ws, r, 2, FILE_STATUS_LABELS.get(status, status), "center")
+    label = FILE_STATUS_LABELS.get(status, status)
+    if status == "ignored":  # why, by its code (the message in 検証結果 says what to do)
+        why = next((i.code for i in f.issues if i.code.startswith("ignored-") or i.code == "own-output"), "")
+        label = f"{label}({why})" if why else label
+    st.put(ws, r, 2, label, "center")
     ws.write_number(r, 3, len(f.rows), st.fmt["int"])
     # Every issue of the file, as 検証結果 and the run report list them: the verdict's own and the
     # merge's notes on it (`merge_counts`: errors, warnings; the text checks' warnings among them).
     ws.write_number(r, 4, len(f.errors) + merge_counts[0], st.fmt["int"])
     ws.write_number(r, 5, len(f.warnings) + merge_counts[1], st.fmt["int"])
     st.put_time(ws, r, 6, f.received)
-    st.put(ws, r, 7, f.sender, "wrap")
-    st.put(ws, r, 8, f.subject, "wrap")
+    st.put(ws, r, 7, _bounded(f.sender), "wrap")
+    st.put(ws, r, 8, _bounded(f.subject), "wrap")
 
 
 # --- 検証結果 -----------------------------------------------------------------------------------
@@ -1360,16 +1366,17 @@ def _write_issues(wb: xlsxwriter.Workbook, st: _Styles, issues: Sequence[Issue],
         st.put(ws, 0, c, h, "header")
     ws.set_row(0, _ROW_PT)
     for r, i in enumerate(issues, start=1):
-        st.put(ws, r, 0, i.file, "wrap")
-        st.put(ws, r, 1, i.sheet, "wrap")
-        st.put(ws, r, 2, i.cell, "center")
+        file, sheet, message = _bounded(i.file), _bounded(i.sheet), _bounded(i.message)
+        st.put(ws, r, 0, file, "wrap")
+        st.put(ws, r, 1, sheet, "wrap")
+        st.put(ws, r, 2, _bounded(i.cell), "center")
         st.put(ws, r, 3, i.code, "wrap")
         st.put(ws, r, 4, SEVERITY_LABELS.get(i.severity, i.severity), "center")
-        st.put(ws, r, 5, i.message, "wrap")
+        st.put(ws, r, 5, message, "wrap")
         # Whole on paper: every wrapped cell's lines, at an explicit height (LibreOffice and
         # print preview do not grow rows by themselves).
-        ws.set_row(r, max(_ROW_PT, _row_height(((i.file, widths[0]), (i.sheet, widths[1]), (i.code, widths[3]),
-                                                (i.message, widths[5])), exact=True)))
+        ws.set_row(r, max(_ROW_PT, _row_height(((file, widths[0]), (sheet, widths[1]), (i.code, widths[3]),
+                                                (message, widths[5])), exact=True)))
     if not issues:
         st.put(ws, 1, 0, "問題はありません。", "empty")
     last = max(len(issues), 1)
@@ -1398,6 +1405,16 @@ def _rating_colours(st: _Styles, ws: Worksheet, r0: int, c0: int, r1: int, c1: i
 _needs_quote = celltext.needs_quote
 _utf16_len = celltext.utf16_len
 _HALF_LIMIT = EXCEL_MAX_CHARS // 2  # a text this short always fits
+
+
+def _bounded(text: str) -> str:
+    """One of our texts (a file name, a message, a reason), cut to fit a cell when it must."""
+    return text if len(text) <= _HALF_LIMIT else celltext.bounded_text(text)
+
+
+def _bounded_list(items: Sequence[str]) -> str:
+    """Our list (file names, senders) in one cell, one per line, with 「ほか N 件」 when it must."""
+    return celltext.bounded_list(items, "\n")
 
 
 def _too_long(text: str) -> bool:
@@ -1689,11 +1706,11 @@ def _write_acknowledged(ws: Worksheet, st: _Styles, row: int, acknowledged: Sequ
     r = head + 1
     for a in acknowledged:
         i = a.issue
-        st.put(ws, r, 0, i.file, "wrap")
-        st.put(ws, r, 1, i.sheet, "text")
-        st.put(ws, r, 2, i.cell, "center")
+        st.put(ws, r, 0, _bounded(i.file), "wrap")
+        st.put(ws, r, 1, _bounded(i.sheet), "text")
+        st.put(ws, r, 2, _bounded(i.cell), "center")
         st.put(ws, r, 3, i.code, "text")
         st.put(ws, r, 4, ACKNOWLEDGED_LABEL, "center")
-        st.put(ws, r, 5, f"{i.message}\n確認: {a.who} {NO_VALUE} {a.why}", "wrap")
+        st.put(ws, r, 5, _bounded(f"{i.message}\n確認: {a.who} {NO_VALUE} {a.why}"), "wrap")
         r += 1
     return r

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pipeline.filenames import shown_name
+
 if TYPE_CHECKING:
     from pipeline.catalog import Catalog
 
@@ -324,6 +326,58 @@ CODES: dict[str, Code] = {
         "働いています。極端に大きなファイルで PC が遅くなることがあります。続く場合はシステム担当に連絡してください。",
         level="note",
     ),
+    "file-name-undecodable": Code(
+        WARNING,
+        "ファイル名が文字として読めない",
+        "ファイル名(またはフォルダー名)の一部が文字として読めません(バイト {value})。報告では「\ufffd[16進数]」と"
+        "表示しています。ファイルの中身は通常どおり点検しました。古い共有フォルダーなどから来た名前です。"
+        "読みやすくするには、名前を付け直して(例: 健康課_評価表.xlsx)受付フォルダに保存し直してください。",
+        level="note",
+    ),
+    "template-edited": Code(
+        WARNING,
+        "手で変更されたテンプレートを残した",
+        "テンプレート {value} は、前回このコマンドで作った後に変更されているため、上書きしませんでした。"
+        "新しいテンプレートは {detail} に作りました。変更を残す必要がなければ、templates --force で作り直してください。",
+        level="note",
+    ),
+    "file-not-regular": Code(
+        ERROR,
+        "通常のファイルではない",
+        "これは通常のファイルではなく{value}です。読み込みませんでした。Excel のブックかメールを"
+        "通常のファイルとして保存し直し、受付フォルダに置いてください。",
+        level="file",
+    ),
+    "ignored-lock-file": Code(
+        WARNING,
+        "Excel の一時ファイル(対象外)",
+        "{detail}。読み込みませんでした。Excel でブックを閉じると消えます(残っていれば削除してかまいません)。",
+        level="note",
+    ),
+    "ignored-system-file": Code(
+        WARNING,
+        "システムファイル(対象外)",
+        "{detail}。読み込みませんでした。対応は不要です。",
+        level="note",
+    ),
+    "ignored-hidden": Code(
+        WARNING,
+        "隠しファイル・隠しフォルダー(対象外)",
+        "{detail}。読み込みませんでした。返送のファイルであれば、隠し属性を外すか名前の先頭の「.」を取ってください。",
+        level="note",
+    ),
+    "ignored-excluded": Code(
+        WARNING,
+        "除外したフォルダー(対象外)",
+        "{detail}。中のファイルは読み込みませんでした。読み込むには設定ファイルの [paths] exclude から外してください。",
+        level="note",
+    ),
+    "ignored-not-input": Code(
+        WARNING,
+        "返送ではないファイル(対象外)",
+        "{detail}。読み込みませんでした。評価表であれば、Excel で開いて .xlsx で保存し直して受付フォルダに置いてください。",
+        level="note",
+    ),
     "file-vanished": Code(
         ERROR,
         "処理中にファイルが消えた",
@@ -498,6 +552,13 @@ CODES: dict[str, Code] = {
         "差し戻し用の写しを作れない",
         "このファイルの差し戻し用の写しを作れませんでした({detail})。評価の取り込みには影響ありません。"
         "エラーの内容は 検証結果 シートで確認し、担当課に直接伝えてください。",
+        level="note",
+    ),
+    "library-message": Code(
+        WARNING,
+        "読み込み用ライブラリのメッセージ",
+        "このファイルを扱う途中で、表計算ファイル用のライブラリが次のメッセージを出しました(処理は続けています。"
+        "対応は不要です。結果がおかしいときは、このメッセージを添えてシステム担当に連絡してください): {detail}",
         level="note",
     ),
     "row-missing": Code(
@@ -820,7 +881,7 @@ class FileVerdict:
         s = self.source
         return {
             "name": s.name,
-            "path": s.path,
+            "path": shown_name(s.path),
             "status": status or self.status,
             "office": self.office,
             "office_source": self.office_source,
@@ -1031,6 +1092,9 @@ class RunReport:
     notices: tuple[str, ...] = ()
     previous_year: dict[str, str] | None = None  # {"year", "source"} of last year's evaluations, when known
     feedback: dict[str, str] = dataclasses.field(default_factory=dict)  # file name → its copy in outbox/feedback/
+    # outputs written under a stamped name because the usual one was locked (open in Excel):
+    # {"output": 集約ブック / 集計ブック / 実行レポート / 差し戻し用の写し, "usual": path, "written": path}
+    stale: tuple[dict[str, str], ...] = ()
 
     @property
     def issues(self) -> list[Issue]:
@@ -1067,6 +1131,7 @@ class RunReport:
             "dropped": [dataclasses.asdict(d) for d in self.outcome.dropped],
             "notices": list(self.notices),
             "run_issues": [issue_entry(n) for n in notes.get("", ())],  # of the run, not of one file
+            "stale": [dict(e) for e in self.stale],
             "previous_year": self.previous_year,
             "acknowledged": [a.to_dict() for a in self.outcome.acknowledged],
             "evaluations": [

@@ -35,6 +35,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,8 +47,9 @@ from pipeline import ingest, jsontext, lastrun
 from pipeline.cache import ResultCache
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import GuardError, InputError, LockedError, OutputError, PipelineError
-from pipeline.filenames import safe_filename, unique_filename
+from pipeline.filenames import MAX_NAME_BYTES, safe_filename, unique_filename
 from pipeline.history import PastYear
+from pipeline.layout import recorded_source
 from pipeline.marks import PART_SEP
 from pipeline.merge import merge
 from pipeline.report import FileVerdict, Issue, Outcome, RunReport, ValidationReport, make_issue
@@ -66,6 +68,7 @@ HISTORY_DIR = "history"
 FEEDBACK_DIR = "feedback"
 TEMPLATES_DIR = "templates"
 CACHE_DIR = ".cache"
+TEMPLATES_LEDGER = "templates-written.json"  # what `templates` last wrote (pipeline.templates)
 
 Progress = Callable[[Iterable[Any]], Iterable[Any]]
 
@@ -125,20 +128,22 @@ def write_feedback_copies(
             if v.name not in targets:
                 continue
             target = targets[v.name]
-            if v.from_cache and target.exists():
+            if v.from_cache and recorded_source(target) == v.sha256:
                 written.append((target, target))  # written on the night these bytes arrived
                 continue
             try:
-                data = ingest.read_input(Path(v.source.path))
+                data = ingest.read_input(Path(v.source.path), settings.limits)
                 if data is None:
                     continue
                 copy = annotator.call(data, Path(v.source.path).name, v.source.sha256, _own_name(v),
-                                      list(v.issues), limits)
+                                      list(v.issues), limits, v.office, v.name)
                 if copy is None:
                     continue  # the file changed since it was validated: only that is annotated
                 folder.mkdir(parents=True, exist_ok=True)
                 out = stage(target) if stage is not None else target
                 written.append((target, write_copy(copy, out)))
+                if copy.said:  # what openpyxl printed while making it: information on the file
+                    notes.append(make_issue("library-message", file=v.name, detail=" / ".join(copy.said)))
             except Exception as exc:
                 cause = exc if isinstance(exc, OSError) else exc.__cause__
                 if isinstance(cause, OSError) and cause.errno in _DISK_ERRNOS:
@@ -176,19 +181,45 @@ def _own_name(v: FileVerdict) -> str:
     return v.name.split(PART_SEP)[-1].rsplit("/", 1)[-1]
 
 
+def _copy_name(v: FileVerdict) -> str:
+    """The name a file's copy wants, before it is made safe: its office, then its path relative to
+    the inbox with the folders and messages it came in joined by "_" (健康課/評価表.xlsx → 健康課_評価表.xlsx,
+    返送.eml ＞ 評価表.xlsx → 健康課_返送_評価表.xlsx). Only the source's own name and office decide it,
+    never the other files of the night, so a copy keeps its name from night to night."""
+    parts = [p for p in re.split("/|" + re.escape(PART_SEP), v.name) if p]
+    if v.office and len(parts) > 1 and parts[0] == v.office:
+        parts = parts[1:]  # the office's own folder: its name is the prefix already
+    *outer, own = parts or ["_"]
+    stem, suffix = Path(own).stem, Path(own).suffix
+    if suffix.lower() not in (".xlsx", ".xlsm"):
+        suffix = ".xlsx"  # an .ods/.xls return: the copy is an Excel book (the list)
+    name = "_".join([*(Path(o).stem for o in outer), stem])
+    if v.office and not name.startswith(v.office):
+        name = f"{v.office}_{name}"
+    return name + suffix
+
+
 def feedback_targets(verdicts: Iterable[FileVerdict], folder: Path) -> dict[str, Path]:
     """Where each file's annotated copy goes (file name → path in `folder`): one per readable
-    workbook that has issues, named after the workbook itself (valid on Windows, ≤ 120 bytes,
-    "_2" for a name met twice). Pure: the run report and `remind` find the copies with it."""
+    workbook that has issues, named `_copy_name` (valid on Windows, ≤ 120 bytes). Where two files'
+    names would still be the same (compared as Windows does), each gets "_" and 8 hex digits of
+    the sha1 of its inbox-relative name: the copy's name never depends on the order of the night.
+    Pure: the run report and `remind` find the copies with it."""
+    wanted: dict[str, str] = {}
+    for v in verdicts:
+        if not v.issues or not v.kind or v.status == "ignored" or v.name in wanted:
+            continue  # nothing to say, or never parsed (hostile files are not re-opened)
+        wanted[v.name] = safe_filename(_copy_name(v))
+    clashes = Counter(n.casefold() for n in wanted.values())
     targets: dict[str, Path] = {}
     used: set[str] = set()
-    for v in verdicts:
-        if not v.issues or not v.kind or v.status == "ignored" or v.name in targets:
-            continue  # nothing to say, or never parsed (hostile files are not re-opened)
-        name = _own_name(v)
-        if Path(name).suffix.lower() not in (".xlsx", ".xlsm"):
-            name = f"{Path(name).stem}.xlsx"  # an .ods/.xls return: the copy is an Excel book (the list)
-        targets[v.name] = folder / unique_filename(safe_filename(name), used)
+    for source, name in wanted.items():
+        if clashes[name.casefold()] > 1:
+            suffix = Path(name).suffix
+            tag = "_" + hashlib.sha1(source.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+            stem = safe_filename(Path(name).stem, max_bytes=MAX_NAME_BYTES - len((tag + suffix).encode("utf-8")))
+            name = stem + tag + suffix
+        targets[source] = folder / unique_filename(name, used)  # "_2" only if a sha1 prefix ever repeats
     return targets
 
 
@@ -232,7 +263,8 @@ def _check_folders(settings: Settings) -> None:
     if not inbox.is_dir():
         raise InputError(f"受信フォルダー {inbox} がありません。設定ファイルの [paths] inbox か --inbox を確認してください。")
     try:
-        next(iter(os.scandir(inbox)), None)
+        with os.scandir(inbox) as entries:  # closed at once: an open iterator holds the folder
+            next(entries, None)
     except OSError as exc:
         raise InputError(f"受信フォルダー {inbox} を読めません ({type(exc).__name__})。アクセス権を確認してください。") from None
     i, o = inbox.resolve(), outbox.resolve()
@@ -395,12 +427,15 @@ def _merge_locked(
     # The master shows the newest input time, not the clock: the same inbox gives the same cells.
     generated = max((v.received for v in verdicts if v.received), default="")
     notices: list[str] = []
+    stale: list[dict[str, str]] = []  # outputs written under a stamped name: the usual one is locked
 
     def written(target: Path, path: Path, what: str) -> Path:
         if path != target:
             notices.append(
                 f"{what} {target.name} が開かれていたため(Excel など)、{path.name} に書き出しました。"
+                f"{target.name} は古い内容のままです。閉じておけば、次の集約で {target.name} に書き直します。"
             )
+            stale.append({"output": what, "usual": str(target), "written": str(path)})
         return path
 
     # Every output is first written in full to a temporary beside it, and only then renamed over
@@ -441,6 +476,7 @@ def _merge_locked(
             notices=tuple(notices),
             previous_year={"year": past.year, "source": past.source} if past is not None else None,
             feedback=feedback_names,
+            stale=tuple(dict(e) for e in stale),
         )
         report_dict.clear()
         report_dict.update(report.to_dict())  # made once: MergeRun.report is the same dict
@@ -451,6 +487,8 @@ def _merge_locked(
     overdue = deadline_passed(settings.deadline, today)
     fingerprint = run_fingerprint(catalog, verdicts, context, overdue=overdue)
     unchanged = _unchanged_outputs(outbox, fingerprint)
+    if unchanged != (master_target, summary_target):
+        unchanged = None  # last night's went to stamped names: tonight tries the usual ones again
     # Everything is staged first (feedback copies, master, summary, report), then renamed into
     # place: a full disk while writing any of them leaves every previous output as it was.
     feedback: list[Path] = []
@@ -462,10 +500,13 @@ def _merge_locked(
         try:
             copies: list[tuple[Path, Path]] = []
             targets = feedback_targets(verdicts, outbox / FEEDBACK_DIR)
+            sha = {v.name: v.sha256 for v in verdicts}
+            if unchanged and any(recorded_source(t) != sha[n] for n, t in targets.items()):
+                unchanged = None  # a copy is missing or holds other bytes than its source's: write again
             if unchanged:
                 master_path, summary_path = unchanged
                 # the copies written on the night these inputs arrived
-                feedback_names.update({n: t.name for n, t in targets.items() if t.exists()})
+                feedback_names.update({n: t.name for n, t in targets.items()})
             else:
                 # On a machine that forks, two children write beside this process, which writes the
                 # master: the summary (it needs only the rows) and the feedback copies (whose failures
@@ -511,9 +552,12 @@ def _merge_locked(
             run_report, blob = report_blob(outcome, master_target, summary_target)
             history.mkdir(exist_ok=True)
             report_tmp = stage(report_path, lambda tmp: tmp.write_bytes(blob))
-            history_tmp = stage(history_path, lambda tmp: tmp.write_bytes(blob))
             if not unchanged:
-                feedback = [commit(target, tmp) if tmp != target else target for target, tmp in copies]
+                source_of = {t: n for n, t in targets.items()}
+                for target, tmp in copies:
+                    path = written(target, commit(target, tmp), "差し戻し用の写し") if tmp != target else target
+                    feedback.append(path)
+                    feedback_names[source_of[target]] = path.name  # the copy actually written
                 master_path = written(master_target, commit(master_target, master_tmp), "集約ブック")
                 summary_path = written(summary_target, commit(summary_target, summary_tmp), "集計ブック")
         except PipelineError:
@@ -529,13 +573,18 @@ def _merge_locked(
                 "前回の出力はそのまま残っています。このメッセージを添えてシステム担当に連絡してください。"
             ) from exc
         try:
-            if (master_path, summary_path) != (master_target, summary_target):  # written under another name
+            if stale:  # written under other names: the report says so
                 run_report, blob = report_blob(outcome, master_path, summary_path)
                 report_tmp = stage(report_path, lambda tmp: tmp.write_bytes(blob))
-                history_tmp = stage(history_path, lambda tmp: tmp.write_bytes(blob))
-            commit(report_path, report_tmp)
+            report_written = written(report_path, commit(report_path, report_tmp), "実行レポート")
+            if report_written != report_path:  # the report itself names where it went
+                run_report, blob = report_blob(outcome, master_path, summary_path)
+                atomic.write_bytes_atomically(report_written, blob, fallback=False)
+            history_tmp = stage(history_path, lambda tmp: tmp.write_bytes(blob))
             commit(history_path, history_tmp)
             _prune_history(history, settings.keep_history)
+            report_path = report_written
+            _settle_stamped(outbox, stale, {m for m in (master_path, summary_path, report_path, *feedback)})
         except OSError as exc:
             raise OutputError(f"実行レポートを書き込めません({type(exc).__name__}: {exc})。") from None
         written_all = True
@@ -679,7 +728,7 @@ def run_fingerprint(catalog: Catalog, verdicts: list[FileVerdict], context: str 
         for f in verdicts
     )
     blob = json.dumps([catalog.version, code_version(), inputs, context, overdue], ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()  # any text: never raises
 
 
 def _stat(path: Path) -> list[int] | None:
@@ -712,6 +761,37 @@ def _remember_outputs(outbox: Path, fingerprint: str, master_path: Path, summary
     }
     (outbox / CACHE_DIR).mkdir(exist_ok=True)
     write_bytes_atomically(outbox / CACHE_DIR / LAST_RUN, json.dumps(record).encode("utf-8"))
+
+
+STAMPED = "stamped.json"  # in the cache folder: the outputs written under stamped names, not yet superseded
+
+
+def _settle_stamped(outbox: Path, stale: list[dict[str, str]], written: set[Path]) -> None:
+    """Remove the stamped outputs of earlier nights whose usual file this run has written again (it
+    holds the current outcome now), and remember tonight's stamped ones. A stamped file still open
+    stays listed and goes on a later night."""
+    from pipeline.atomic import write_bytes_atomically
+
+    ledger = outbox / CACHE_DIR / STAMPED
+    try:
+        earlier = json.loads(ledger.read_text(encoding="utf-8"))
+        earlier = [e for e in earlier if isinstance(e, dict) and {"usual", "written"} <= e.keys()]
+    except (OSError, ValueError, AttributeError):
+        earlier = []
+    usual_now = {str(p) for p in written}
+    keep: list[dict[str, str]] = []
+    for entry in earlier:
+        if entry["usual"] in usual_now and entry["written"] not in usual_now:
+            try:
+                Path(entry["written"]).unlink(missing_ok=True)
+                continue
+            except OSError:  # open in Excel right now: next time
+                pass
+        keep.append(entry)
+    keep += [e for e in stale if e not in keep]
+    with contextlib.suppress(OSError):
+        (outbox / CACHE_DIR).mkdir(exist_ok=True)
+        write_bytes_atomically(ledger, json.dumps(keep, ensure_ascii=False).encode("utf-8"))
 
 
 def _prune_history(history: Path, keep: int) -> None:
@@ -756,7 +836,8 @@ def load_previous_year(settings: Settings, catalog: Catalog, previous: Path | No
 # --- templates and the demo -------------------------------------------------------------------
 
 
-def run_templates(settings: Settings, out_dir: Path, previous: Path | None = None) -> list[Path]:
+def run_templates(settings: Settings, out_dir: Path, previous: Path | None = None, *, force: bool = False
+                  ) -> list[Path]:
     """One template per office. When last year's evaluations are known (`previous`, a master of ours
     or a stored table; else found in the outbox by pipeline.history), each row also shows them."""
     from pipeline.templates import write_templates
@@ -765,7 +846,7 @@ def run_templates(settings: Settings, out_dir: Path, previous: Path | None = Non
     past = load_previous_year(settings, catalog, previous)
     try:
         return write_templates(catalog, out_dir, deadline=settings.deadline, contact=settings.contact,
-                               previous=past)
+                               previous=past, force=force, ledger=settings.outbox / CACHE_DIR / TEMPLATES_LEDGER)
     except OSError as exc:
         raise OutputError(f"テンプレートを {out_dir} に書き込めません({type(exc).__name__}: {exc})。") from None
 

@@ -14,6 +14,10 @@ openpyxl can set the IME mode on a validated column and lock the workbook struct
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -28,7 +32,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from pipeline import celltext, printing
-from pipeline.atomic import long_path, write_atomically
+from pipeline.atomic import free_stamped_name, long_path, write_atomically, write_bytes_atomically
 from pipeline.catalog import Catalog
 from pipeline.celltext import display_width  # noqa: F401  (part of this module's interface)
 from pipeline.errors import OutputError
@@ -193,8 +197,15 @@ def write_templates(
     generated: datetime | None = None,
     offices: list[str] | None = None,
     previous: PastYear | None = None,
+    force: bool = False,
+    ledger: Path | None = None,
 ) -> list[Path]:
     """Write one template per receiving office into `out_dir` and return their paths.
+
+    With `ledger` (a JSON file of what was last written), a template already there whose bytes
+    differ from what this function last wrote (edited by hand) is kept: the new one is written
+    under a stamped name beside it (`edited_templates` tells them), unless `force`. Without it,
+    every template is replaced.
 
     `offices` limits the run to some offices (canonical names or aliases); an office with no
     assignment gets no template and is an error, since an empty template cannot be filled in.
@@ -217,14 +228,66 @@ def write_templates(
             if office not in chosen:
                 chosen.append(office)
     out_dir = Path(out_dir)
+    written_before = _written_before(ledger) if ledger is not None else {}
     paths = []
     for office in chosen:
         wb = build_template(catalog, office, deadline=deadline, contact=contact, generated=stamp,
                             previous=previous)
         path = out_dir / template_name(catalog, office)
+        if ledger is not None and not force and _edited(path, written_before):
+            path = free_stamped_name(path)  # the edited one stays as it is; this one goes beside it
         save_atomically(wb, path)
+        if ledger is not None:
+            written_before[_key(path)] = hashlib.sha256(long_path(path).read_bytes()).hexdigest()
         paths.append(path)
+    if ledger is not None:
+        with contextlib.suppress(OSError):  # without it, the next run only keeps more templates as they are
+            long_path(ledger.parent).mkdir(parents=True, exist_ok=True)
+            write_bytes_atomically(ledger, json.dumps(written_before, ensure_ascii=False, indent=1).encode("utf-8"))
     return paths
+
+
+# `ledger` (the runner's: outbox/.cache/templates-written.json) holds the sha256 of every template
+# as this command last wrote it, by its full path. A template whose bytes differ (staff edited it by
+# hand, or something else wrote it) is never overwritten without `force`: the new one goes to a
+# stamped name beside it, and the command says so (template-edited).
+
+
+def _key(path: Path) -> str:
+    return str(Path(path).resolve())
+
+
+def _written_before(ledger: Path) -> dict[str, str]:
+    try:
+        data = json.loads(long_path(ledger).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _edited(path: Path, written_before: dict[str, str]) -> bool:
+    """Whether `path` exists with other bytes than we last wrote there."""
+    try:
+        data = long_path(path).read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot even read it: not ours to replace
+    return hashlib.sha256(data).hexdigest() != written_before.get(_key(path))
+
+
+def edited_templates(paths: list[Path]) -> list[tuple[Path, Path]]:
+    """(the template kept as staff edited it, the new one written beside it) for each path of
+    `write_templates` that went to a stamped name."""
+    out = []
+    for p in paths:
+        usual = p.with_name(_STAMP.sub("", p.stem) + p.suffix)
+        if usual != p:
+            out.append((usual, p))
+    return out
+
+
+_STAMP = re.compile(r"_\d{8}-\d{6}(?:-\d+)?$")
 
 
 def build_template(

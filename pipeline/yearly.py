@@ -20,12 +20,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import unicodedata
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.policy import SMTP, EmailPolicy
 from pathlib import Path
@@ -35,7 +36,7 @@ from pipeline import lastrun
 from pipeline.catalog import Assignment, Catalog, load_catalog, year_label
 from pipeline.errors import InputError, OutputError, PipelineError
 from pipeline.marks import NO_VALUE
-from pipeline.report import CODES, STATUS_ACCEPTED, UNATTRIBUTED, FileVerdict, Issue, office_label
+from pipeline.report import CODES, STATUS_ACCEPTED, UNATTRIBUTED, FileVerdict, Issue, moment, office_label
 from pipeline.settings import Settings
 from pipeline.wareki import wareki, wareki_time
 
@@ -114,22 +115,33 @@ def shown_time(iso: str) -> str:
 
 
 def latest_report(outbox: Path, year: str) -> tuple[Path, dict[str, Any]]:
-    """The latest run report of `year`: outbox/run-report.json when it is that year's, else the
-    newest copy of that year in outbox/history/. InputError (exit 3) when there is none."""
+    """The latest run report of `year` and where it is: the newest (by generated_at) of
+    outbox/run-report.json, a stamped run-report_<time>.json written while it was locked, and the
+    copies in outbox/history/. InputError (exit 3) when there is none."""
     candidates = [outbox / REPORT_NAME]
+    with contextlib.suppress(OSError):
+        candidates += sorted(outbox.glob(Path(REPORT_NAME).stem + "_*.json"), reverse=True)
     with contextlib.suppress(OSError):
         candidates += sorted((outbox / HISTORY_DIR).glob("run-report-*.json"), reverse=True)
     damaged: list[str] = []
+    found: list[tuple[datetime, int, Path, dict[str, Any]]] = []
     for path in candidates:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            written = path.stat().st_mtime_ns
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as exc:
             damaged.append(f"{path}({type(exc).__name__})")
             continue
         if isinstance(data, dict) and data.get("fiscal_year") == year and isinstance(data.get("offices"), list):
-            return path, data
+            when = moment(str(data.get("generated_at", ""))) or datetime.min.replace(tzinfo=UTC)
+            found.append((when, written, path, data))
+    if found:
+        _, _, path, data = max(found, key=lambda f: (f[0], f[1]))
+        # the history copy of a run is written just after its report: name the report itself
+        twin = next((p for _, _, p, d in found if p.parent == outbox and d == data), path)
+        return twin, data
     label = _label(year)
     extra = f" 読めない実行レポート: {'、'.join(damaged)}。" if damaged else ""
     raise InputError(
@@ -368,6 +380,8 @@ class SubmissionStatus:
     deadline: date | None = None
     deadline_note: str = ""  # why no deadline is shown, when one is set for another year
     last_run: dict[str, Any] | None = None  # outbox/last-run.json: how the last merge ended
+    master: str = ""  # the master the report names (a stamped one when the usual was locked)
+    stale: tuple[dict[str, Any], ...] = ()  # outputs written under stamped names (run report `stale`)
 
     @property
     def last_merge_failed(self) -> bool:
@@ -426,6 +440,8 @@ def submission_status(settings: Settings, year: str | None = None, today: date |
         deadline=deadline,
         deadline_note=note,
         last_run=last_run,
+        master=str(data.get("master", "")),
+        stale=tuple(e for e in data.get("stale", []) if isinstance(e, dict)),
     )
 
 
@@ -438,6 +454,15 @@ def render_status(s: SubmissionStatus) -> str:
         f"{label}({s.year}) 提出状況(最終集約 {shown_time(s.generated_at)}、{s.report_path})",
         s.deadline_note or deadline_text(s.deadline, s.today),
         f"評価 {s.rows} / {s.assignments} 件。受理 {done} 課、未完了 {len(s.outstanding)} 課。",
+    ]
+    if s.master:
+        lines.append(f"最新の集約ブック: {s.master}")
+    for e in s.stale:
+        lines.append(
+            f"注意: {e.get('output', '出力')} {Path(str(e.get('usual', ''))).name} が開かれていたため、最新は "
+            f"{e.get('written', '')} です({Path(str(e.get('usual', ''))).name} は古い内容のままです)。"
+        )
+    lines += [
         "",
         "課\t状況\t担当\t受理\t未提出\t最終ファイル\t最終受信\t理由",
     ]
@@ -522,15 +547,27 @@ def plan_reminders(settings: Settings, year: str | None = None, today: date | No
             FileError(str(f.get("name", "")), str(i.get("sheet", "")), str(i.get("cell", "")), str(i.get("message", "")))
             for f in current for i in _error_issues(f)
         )
-        attachments = tuple(
-            p for p in (settings.outbox / FEEDBACK_DIR / f["feedback"] for f in current if f.get("feedback"))
-            if p.is_file()
-        )
+        attachments = tuple(_copies_of(settings.outbox / FEEDBACK_DIR, current))
         subject = f"【督促】{catalog.year_label} {catalog.plan} 評価表の提出について({office})"
         body = _body(catalog, office, missing, current, attachments, settings.contact, deadline, today,
                      str(data.get("generated_at", "")))
         out.append(Reminder(office, catalog.offices[office].senders, subject, body, missing, errors, attachments))
     return out
+
+
+def _copies_of(folder: Path, files: list[dict[str, Any]]) -> Iterator[Path]:
+    """The feedback copies of `files` that were made from exactly those files' bytes: a copy whose
+    recorded source is another file (another office's workbook of the same name, an older return)
+    is never attached."""
+    from pipeline.layout import recorded_source
+
+    for f in files:
+        name = str(f.get("feedback") or "")
+        if not name or Path(name).name != name:
+            continue
+        path = folder / name
+        if path.is_file() and recorded_source(path) == f.get("sha256"):
+            yield path
 
 
 def _body(catalog: Catalog, office: str, missing: Sequence[Assignment], files: list[dict[str, Any]],
@@ -669,11 +706,13 @@ def write_reminders(settings: Settings, today: date | None = None, year: str | N
         used: set[str] = set()
         for r in reminders:
             target = folder / unique_filename(safe_filename(f"{r.office}.eml"), used)
+            # a draft open in Outlook or locked: this one goes to a stamped name (render_reminders says so)
             written.append(atomic.write_bytes_atomically(target, draft_bytes(r)))
         keep = {p.name.casefold() for p in written}
         for old in folder.glob("*.eml"):
             if old.name.casefold() not in keep:
-                old.unlink(missing_ok=True)
+                with contextlib.suppress(PermissionError):  # still open: render_reminders names it
+                    old.unlink(missing_ok=True)
     except PipelineError:
         raise
     except OSError as exc:
@@ -684,6 +723,15 @@ def write_reminders(settings: Settings, today: date | None = None, year: str | N
     return written
 
 
+_STAMPED = re.compile(r"_\d{8}-\d{6}(?:-\d+)?$")
+
+
+def _usual_draft(path: Path) -> Path:
+    """The usual name of a draft written under a stamped name (pipeline.atomic), else `path`."""
+    stem = _STAMPED.sub("", path.stem)
+    return path.with_name(stem + path.suffix)
+
+
 def render_reminders(written: Iterable[Path], settings: Settings) -> str:
     """The Japanese summary `remind` prints."""
     written = list(written)
@@ -691,6 +739,18 @@ def render_reminders(written: Iterable[Path], settings: Settings) -> str:
     if not written:
         return f"評価がそろっていない課はありません。督促メールの下書きは作りませんでした({folder} の古い下書きは削除しました)。"
     lines = [f"作成: {p}" for p in written]
+    for p in written:
+        usual = _usual_draft(p)
+        if usual != p:
+            lines.append(
+                f"注意: {usual.name} が開かれていたため(Outlook など)、{p.name} に書き出しました。"
+                f"{usual.name} は古い下書きです。閉じてから remind をもう一度実行すると {usual.name} に書き直します。"
+            )
+    current = {p.name.casefold() for p in written} | {_usual_draft(p).name.casefold() for p in written}
+    with contextlib.suppress(OSError):
+        for old in sorted(folder.glob("*.eml")):
+            if old.name.casefold() not in current:
+                lines.append(f"注意: 古い下書き {old.name} を削除できませんでした(開かれています)。送信しないでください。")
     lines.append(
         f"督促メールの下書き {len(written)} 件を {folder} に作りました。ダブルクリックすると Outlook で未送信の"
         "メールとして開きます。宛先(To)が空の下書きは、送信前に宛先を入れてください。"

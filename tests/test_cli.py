@@ -55,7 +55,7 @@ def test_validate_reports_issues_with_cell_code_and_message_and_exits_1(inbox, t
     assert "rejected   不受理\tR6_地域福祉計画評価_指導室.xlsx\t(行 0、エラー 1)" in result.output
     assert "ファイル\tシート\tセル\tコード\t重要度\t内容" in result.output
     assert "R6_地域福祉計画評価_指導室.xlsx\t記入シート\tG4\trating-invalid\tエラー\t事業評価「E」は使えません。" in result.output
-    assert (feedback / "R6_地域福祉計画評価_指導室.xlsx").exists()
+    assert (feedback / "指導室_R6_地域福祉計画評価_指導室.xlsx").exists()
     assert f"差し戻し用の写し 1 件: {feedback}" in result.output
 
 

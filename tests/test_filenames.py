@@ -112,7 +112,9 @@ def test_a_zip_member_with_a_250_byte_name_gets_a_feedback_copy(tmp_path, demo_r
     feedback = tmp_path / "feedback"
     _report, written = run_validate([inbox], Settings(inbox=inbox, outbox=tmp_path / "outbox"), feedback)
     names = sorted(p.name for p in written)
-    assert names == sorted([safe_filename(LONG_NAME), safe_filename(other), "_CON.xlsx"])
+    # named office_message_member: the prefix is the office (指導室's template) and the zip it came in
+    assert names == sorted([safe_filename(f"指導室_返送_{LONG_NAME}"), safe_filename(f"指導室_返送_{other}"),
+                            "指導室_返送_CON.xlsx"])
     for path in written:
         assert len(path.name.encode("utf-8")) <= 120 and path.suffix == ".xlsx"
         assert load_workbook(path).sheetnames[0] == "エラー一覧"

@@ -105,19 +105,21 @@ ONE_MERGE = textwrap.dedent(
     from plan_schemas import evaluation  # noqa: F401
 
     def patch(mode, victim):
-        real_walk, real_read = ingest.walk, pathlib.Path.read_bytes
+        real_walk = ingest.walk
         if mode == "vanish":  # listed, then deleted before it is read
             def walk(root, exclude=()):
                 found = real_walk(root, exclude)
                 pathlib.Path(victim).unlink()
                 return found
             ingest.walk = walk
-        elif mode == "unreadable":  # listed, then refused (as chmod 000 would, were we not root)
-            def read_bytes(self):
-                if str(self) == victim:
-                    raise PermissionError(13, "Permission denied", str(self))
-                return real_read(self)
-            pathlib.Path.read_bytes = read_bytes
+        elif mode == "unreadable":  # listed, then refused on open (as chmod 000 would, were we not root)
+            real_open = os.open
+
+            def refusing_open(path, flags, *args, **kwargs):
+                if os.fspath(path) == victim:
+                    raise PermissionError(13, "Permission denied", os.fspath(path))
+                return real_open(path, flags, *args, **kwargs)
+            os.open = refusing_open
 
     def one(req):
         try:
@@ -414,7 +416,8 @@ CASES = [
     Case("dde-formula", "hostile.xlsx", g4("<f>cmd|' /C calc'!A0</f><v>A</v>", "str"), "rejected",
          ["cell-dde", "row-kept-older"]),
     # --- around the files ---
-    Case("excel-owner-file", "~$R6_地域福祉計画評価_指導室.xlsx", lambda src: OWNER_FILE, "ignored", []),
+    Case("excel-owner-file", "~$R6_地域福祉計画評価_指導室.xlsx", lambda src: OWNER_FILE, "ignored",
+         ["ignored-lock-file"]),
     Case("vanishes-during-run", "hostile.xlsx", lambda src: src, "rejected", ["file-vanished"], mode="vanish"),
     Case("unreadable-during-run", "hostile.xlsx", lambda src: src, "rejected", ["file-vanished"],
          mode="unreadable"),
@@ -688,7 +691,7 @@ def test_a_full_disk_while_writing_leaves_every_previous_output(
     wb.save(spoilt)
     monkeypatch.chdir(tmp_path)
     assert invoke("merge", "--inbox", str(inbox), "--outbox", str(outbox)).exit_code == 1
-    assert (outbox / "feedback" / SOURCE).exists()
+    assert (outbox / "feedback" / f"指導室_{SOURCE}").exists()
     later = spoilt.stat().st_mtime + 3600
     wb["記入シート"]["G4"] = "良"  # re-sent an hour later, still wrong: tonight's outputs would differ
     wb.save(spoilt)
@@ -745,7 +748,8 @@ def test_master_open_in_excel_is_written_under_a_timestamped_name(
     (written,) = [p for p in outbox.glob(f"{target.stem}_*.xlsx")]
     assert re.fullmatch(rf"{re.escape(target.stem)}_\d{{8}}-\d{{6}}\.xlsx", written.name)
     assert distinct_evaluations(written) == 69
-    notice = f"注意: 集約ブック {MASTER} が開かれていたため(Excel など)、{written.name} に書き出しました。"
+    notice = (f"注意: 集約ブック {MASTER} が開かれていたため(Excel など)、{written.name} に書き出しました。"
+              f"{MASTER} は古い内容のままです。閉じておけば、次の集約で {MASTER} に書き直します。")
     assert notice in result.output
     report = json.loads((outbox / "run-report.json").read_text(encoding="utf-8"))
     assert Path(report["master"]) == written and report["notices"] == [notice.removeprefix("注意: ")]
@@ -908,7 +912,7 @@ def test_a_workbook_openpyxl_cannot_annotate_is_that_files_issue_and_the_night_c
     wb["記入シート"]["G4"] = "E"
     wb.save(spoilt)
     first = run_merge(Settings(inbox=inbox, outbox=outbox))
-    copy = outbox / "feedback" / SOURCE
+    copy = outbox / "feedback" / f"指導室_{SOURCE}"  # the office, then the name in the inbox
     assert first.exit_code == 1 and copy.exists()
 
     resent = inbox / "R6_地域福祉計画評価_指導室_修正.xlsx"
@@ -925,8 +929,8 @@ def test_a_workbook_openpyxl_cannot_annotate_is_that_files_issue_and_the_night_c
     assert verdict.status == "rejected" and "rating-invalid" in [i.code for i in verdict.issues]
     [note] = [n for n in run.outcome.notes if n.file == resent.name and n.code == "feedback-not-written"]
     assert "SandboxError" in note.message and ("timeout" in note.message or "memory" in note.message)
-    assert not (outbox / "feedback" / resent.name).exists()
-    assert [p.name for p in run.feedback] == [SOURCE]  # the other copy is still there
+    assert not (outbox / "feedback" / f"指導室_{resent.name}").exists()
+    assert [p.name for p in run.feedback] == [copy.name]  # the other copy is still there
     others = {f.name: f.status for f in run.files if f.name not in (resent.name, SOURCE)}
     assert len(others) == 11 and set(others.values()) == {"accepted"}
     assert run.exit_code == 1 and run.report["rows"] == 68  # 指導室's one row is wrong in both files

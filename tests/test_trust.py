@@ -410,7 +410,13 @@ def test_archive_and_hidden_folders_are_listed_but_not_read(inbox: Path, outbox:
     # in 提出状況's file list they are nobody's return: no office, and not 差出課不明 either
     ws = openpyxl.load_workbook(run.master)["提出状況"]
     listed = {r[0]: r[1:3] for r in ws.iter_rows(values_only=True) if r[0] in reasons}
-    assert listed["old/"] == ("―", "対象外") and listed[".trash/"] == ("―", "対象外")
+    assert listed["old/"] == ("―", "対象外(ignored-excluded)") and listed[".trash/"] == ("―", "対象外(ignored-hidden)")
+    assert listed[f"~${WELFARE}"] == ("―", "対象外(ignored-lock-file)")
+    assert listed[".DS_Store"] == ("―", "対象外(ignored-system-file)")
+    # and each is listed in 検証結果 with its code and what to do
+    issues = {(r[0], r[3]) for r in openpyxl.load_workbook(run.master)["検証結果"].iter_rows(values_only=True)}
+    assert {("old/", "ignored-excluded"), (".trash/", "ignored-hidden"), (f"~${WELFARE}", "ignored-lock-file"),
+            (".DS_Store", "ignored-system-file")} <= issues
     assert run.report["unattributed"] == []
 
 

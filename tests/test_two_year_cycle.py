@@ -174,7 +174,8 @@ def test_the_reminders_are_outlook_drafts_with_what_is_missing_and_wrong(cycle: 
     text = mistaken.get_body(("plain",)).get_content()
     assert "Ａ＋" in text and "G4" in text
     [attachment] = list(mistaken.iter_attachments())
-    assert attachment.get_filename() == template_name(load_catalog("R7", cycle / "schemas"), MISTAKEN)
+    # its copy: the office, then the return's name in the inbox
+    assert attachment.get_filename() == f"{MISTAKEN}_" + template_name(load_catalog("R7", cycle / "schemas"), MISTAKEN)
     assert attachment.get_content() == (cycle / "outbox" / "feedback" / attachment.get_filename()).read_bytes()
 
 

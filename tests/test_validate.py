@@ -566,10 +566,11 @@ def test_files_that_are_not_returns(validated: ValidationReport) -> None:
 
     # Excel's owner file: listed, never read, with the reason (nothing is skipped silently)
     lock = by_name(validated, "~$取りまとめ_R6.xlsx")
-    assert (lock.status, lock.reason, lock.issues) == ("ignored", REASON_LOCK, ())
+    assert (lock.status, lock.reason, [i.code for i in lock.issues]) == ("ignored", REASON_LOCK, ["ignored-lock-file"])
     for name in ("評価表_公表版.pdf", "依頼文.docx"):
         f = by_name(validated, name)
-        assert (f.status, f.issues, f.rows, f.reason) == ("ignored", (), (), REASON_NOT_RETURN)
+        assert (f.status, [i.code for i in f.issues], f.rows, f.reason) == (
+            "ignored", ["ignored-not-input"], (), REASON_NOT_RETURN)
     fake = by_name(validated, "評価表.xlsx")  # a CSV renamed .xlsx
     assert fake.status == "rejected" and fake.rows == ()
     assert [(i.sheet, i.cell) for i in fake.issues] == [("", "")]

@@ -48,6 +48,7 @@ BEFORE, ON, AFTER = date(2025, 5, 27), date(2025, 5, 30), date(2025, 6, 1)
 HEALTH = "R6_地域福祉計画評価_健康課.xlsx"
 GUIDANCE = "R6_地域福祉計画評価_指導室.xlsx"
 CARE = "R6_地域福祉計画評価_介護福祉課.xlsx"
+CARE_COPY = "介護福祉課_" + CARE  # its feedback copy: the office, then the name in the inbox
 # A file whose office cannot be told, named with characters a cp932 console cannot show
 # (𠮷 and the emoji; ① is in cp932).
 ODD_NAME = "𠮷田さんから😀①.xlsx"
@@ -401,7 +402,7 @@ def test_remind_writes_one_outlook_draft_per_office_that_owes(tmp_path, demo_ret
     s = owing_night(tmp_path, demo_returns, schemas)
     report = json.loads((s.outbox / "run-report.json").read_text(encoding="utf-8"))
     care_entry = next(f for f in report["files"] if f["name"] == CARE)
-    assert care_entry["status"] == "partial" and care_entry["feedback"] == CARE
+    assert care_entry["status"] == "partial" and care_entry["feedback"] == CARE_COPY
     written = write_reminders(s, today=BEFORE)
     folder = s.outbox / "reminders"
     assert written == [folder / "指導室.eml", folder / "介護福祉課.eml"]  # in the registry's order
@@ -426,15 +427,15 @@ def test_remind_writes_one_outlook_draft_per_office_that_owes(tmp_path, demo_ret
     assert errors[2].startswith("シート「記入シート」G") and "「事業評価」が空欄です。" in errors[2]
     assert len(errors) == 3
     [attachment] = list(care.iter_attachments())
-    assert attachment.get_filename() == CARE
+    assert attachment.get_filename() == CARE_COPY
     assert attachment.get_content_type() == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    assert attachment.get_content() == (s.outbox / "feedback" / CARE).read_bytes()
+    assert attachment.get_content() == (s.outbox / "feedback" / CARE_COPY).read_bytes()
     raw = (folder / "介護福祉課.eml").read_bytes()
     assert raw.isascii() and b"\r\nX-Unsent: 1\r\n" in raw
-    assert b"filename*=utf-8''R6_%E5%9C%B0" in raw and b'name="=?utf-8?b?' in raw  # RFC 2231 + Outlook's fallback
+    assert b"filename*=utf-8''%E4%BB%8B%E8%AD%B7" in raw and b'name="=?utf-8?b?' in raw  # RFC 2231 + Outlook's fallback
     # the project's own tolerant reader (the one the inbox uses) reads the same name and bytes
     envelope = read_envelope(raw, "介護福祉課.eml")
-    assert [(a.name, a.data) for a in envelope.attachments] == [(CARE, (s.outbox / "feedback" / CARE).read_bytes())]
+    assert [(a.name, a.data) for a in envelope.attachments] == [(CARE_COPY, (s.outbox / "feedback" / CARE_COPY).read_bytes())]
 
     guidance = parse(folder / "指導室.eml")
     assert guidance["To"] == ""  # no address registered: staff fill it in

@@ -65,6 +65,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import fromstring, tostring
 
 from pipeline import celltext, printing
+from pipeline.layout import SOURCE_PROPERTY
 from pipeline.marks import NO_VALUE
 from pipeline.normalize import label_key
 from pipeline.report import ERROR, Issue
@@ -109,29 +110,48 @@ _EXT_CF = "{78C0D931-6437-407d-A8EE-F0AAD7539E65}"  # x14:conditionalFormattings
 
 class Copy(NamedTuple):
     """An annotated copy's bytes. `full` is False for the list-only copy of a workbook openpyxl
-    could not load or write back (a new workbook: no macros, whatever the original's type)."""
+    could not load or write back (a new workbook: no macros, whatever the original's type).
+    `said` holds what openpyxl printed or warned while making it (pipeline.quiet)."""
 
     data: bytes
     full: bool
+    said: tuple[str, ...] = ()
 
 
-def feedback_copy(data: bytes, name: str, issues: list[Issue]) -> Copy:
+def feedback_copy(data: bytes, name: str, issues: list[Issue], *, office: str = "", source: str = "",
+                  sha256: str = "") -> Copy:
     """The annotated copy of `data` (a workbook called `name`). Runs in the contained worker
-    (pipeline.reader.contained): the caller writes the bytes where they go."""
+    (pipeline.reader.contained): the caller writes the bytes where they go.
+
+    `office` and `source` (the file's name relative to the inbox) are named on エラー一覧;
+    `sha256` (of the source file) is recorded as the custom document property SOURCE_PROPERTY,
+    so that a copy is reused, or attached to a reminder, only for the bytes it was made from."""
+    from pipeline.quiet import library_output
+
+    with library_output() as said:  # openpyxl prints about some workbooks' styles
+        copy = _feedback_copy(data, name, issues, office, source, sha256)
+    return copy._replace(said=tuple(said))
+
+
+def _feedback_copy(data: bytes, name: str, issues: list[Issue], office: str, source: str, sha256: str) -> Copy:
     keep_vba = Path(name).suffix.lower() in (".xlsm", ".xltm")
+    label = f"{office} {source or name}" if office else (source or name)
     wb = _load(data, keep_vba)
     if wb is not None:
         try:
-            return Copy(_annotated_copy(wb, data, name, issues, keep_vba), full=True)
+            return Copy(_annotated_copy(wb, data, label, issues, keep_vba, sha256), full=True)
         except Exception:  # openpyxl loaded it but cannot write it back: send the list alone
             pass
     wb = Workbook()
-    _build_summary(wb, FEEDBACK_SHEET, name, issues, placed={}, restore={}, notes=[], removed=[], fallback=True)
+    _build_summary(wb, FEEDBACK_SHEET, label, issues, placed={}, restore={}, notes=[], removed=[], fallback=True)
+    _record_source(wb, sha256)
     return Copy(_save(wb), full=False)
 
 
-def _annotated_copy(wb: Workbook, data: bytes, name: str, issues: list[Issue], keep_vba: bool) -> bytes:
+def _annotated_copy(wb: Workbook, data: bytes, name: str, issues: list[Issue], keep_vba: bool,
+                    sha256: str) -> bytes:
     source = _safe_inventory(data)
+    _record_source(wb, sha256)
     _undo_previous_feedback(wb)
     # A sheet of the department's own called エラー一覧 is kept; ours then gets another name.
     sheet_name = FEEDBACK_SHEET if FEEDBACK_SHEET not in wb.sheetnames else FEEDBACK_SHEET + "(地域福祉課)"
@@ -159,6 +179,18 @@ def _annotated_copy(wb: Workbook, data: bytes, name: str, issues: list[Issue], k
         _build_summary(wb, sheet_name, name, issues, placed, restore, notes + losses, removed, fallback=False)
         copy = _save(wb)
     return copy
+
+
+# --- the source a copy was made from -----------------------------------------------------------
+
+def _record_source(wb: Workbook, sha256: str) -> None:
+    from openpyxl.packaging.custom import StringProperty
+
+    props = wb.custom_doc_props
+    if SOURCE_PROPERTY in props.names:
+        del props[SOURCE_PROPERTY]
+    if sha256:
+        props.append(StringProperty(name=SOURCE_PROPERTY, value=sha256))
 
 
 # --- loading and saving -------------------------------------------------------------------
@@ -567,7 +599,8 @@ def _build_summary(
     # sit inside the margins.
     for side, inches in _PAGE_MARGINS.items():
         setattr(ws.page_margins, side, inches)
-    ws.oddHeader.left.text = f"差し戻し {name}".replace("&", "&&")
+    # Excel allows 255 characters for a whole header: a long file name is cut there.
+    ws.oddHeader.left.text = celltext.bounded_text(f"差し戻し {name}", _HEADER_CHARS).replace("&", "&&")
     ws.oddHeader.right.text = "&A"
     ws.oddFooter.center.text = "&P / &N"
     for part in (ws.oddHeader.left, ws.oddHeader.right, ws.oddFooter.center):
@@ -586,6 +619,8 @@ def _build_summary(
     for view in wb.views:
         view.firstSheet = 0
 
+
+_HEADER_CHARS = 120  # of the 255 Excel allows for the three parts of a header, with "&&" doubled
 
 _PAGE_MARGINS = {"left": 0.4, "right": 0.4, "top": 0.8, "bottom": 0.7, "header": 0.3, "footer": 0.3}
 
@@ -672,9 +707,9 @@ def _put_text(cell: Cell, text: object) -> Cell:
     as text. quotePrefix (Excel's leading apostrophe) keeps it text after F2+Enter too, for
     every text Excel would read as a formula if retyped (also ＝＋－＠, TAB, CR, LF, after
     leading spaces). Control characters XML cannot hold are dropped, and our own long texts
-    are cut to Excel's cell limit (in UTF-16 units).
+    are cut to Excel's cell limit (in UTF-16 units) with 「(以下略。全文は実行レポート)」.
     """
-    value = celltext.truncate_to_cell(celltext.clean_xml("" if text is None else str(text)))
+    value = celltext.bounded_text(celltext.clean_xml("" if text is None else str(text)))
     cell.value = value
     cell.data_type = "s"
     if celltext.needs_quote(value):

@@ -141,17 +141,19 @@ def open_unwrapper(limits: LimitSettings) -> sandbox.Worker:
 
 
 def feedback_copy(data: bytes, container: str, sha256: str, name: str, issues: list[Issue],
-                  limits: envelope.ZipLimits) -> Copy | None:
-    """The annotated copy of the workbook whose bytes hash to `sha256`: `data` itself, or one of
-    its attachments when `container` (the inbox file's name) is an e-mail or zip. None when the
-    file no longer holds those bytes: only what was validated is annotated. Runs in the worker."""
+                  limits: envelope.ZipLimits, office: str = "", source: str = "") -> Copy | None:
+    """The annotated copy of the workbook whose bytes hash to `sha256`: `data` itself, or else one
+    of its attachments (an e-mail or zip, whatever `container`, the inbox file's name, ends in).
+    None when the file no longer holds those bytes: only what was validated is annotated. The copy
+    names `office` and `source` and records `sha256`. Runs in the worker."""
     from pipeline.reader import annotate  # openpyxl: in the worker only
 
-    candidates = [data]
-    if os.path.splitext(container)[1].lower() in envelope.ENVELOPE_SUFFIXES:
+    found: bytes | None = data if hashlib.sha256(data).hexdigest() == sha256 else None
+    if found is None:
         candidates = [a.data for a in envelope.read_envelope(data, container, limits).attachments]
-    found = next((d for d in candidates if hashlib.sha256(d).hexdigest() == sha256), None)
-    return None if found is None else annotate.feedback_copy(found, name, issues)
+        found = next((d for d in candidates if hashlib.sha256(d).hexdigest() == sha256), None)
+    return None if found is None else annotate.feedback_copy(found, name, issues, office=office, source=source,
+                                                             sha256=sha256)
 
 
 def open_annotator(limits: LimitSettings) -> sandbox.Worker:

@@ -198,6 +198,9 @@ def read_zip(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> Envelop
     """Read a ZIP dropped directly: every workbook member (also in nested ZIPs) is an attachment."""
     env = Envelope(kind="zip")
     ctx = _Context(name, limits, env)
+    if _is_workbook_package(data):  # an .xlsx saved or renamed as .zip: the workbook it is
+        env.attachments.append(Attachment(f"{_basename(name).rsplit('.', 1)[0]}.xlsx", data))
+        return env
     try:
         _collect_zip(data, name, ctx, depth=0, prefix="")
     except Exception as exc:  # a last resort: a damaged ZIP must become an issue, not a crash
@@ -206,6 +209,17 @@ def read_zip(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> Envelop
         return env
     ctx.finish("zip-no-workbook")
     return env
+
+
+def _is_workbook_package(data: bytes) -> bool:
+    """A zip whose own top-level members are an OOXML workbook ([Content_Types].xml and
+    xl/workbook.xml), not a zip of files."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = {n.lstrip("/").lower() for n in archive.namelist()}
+    except Exception:  # _collect_zip reports what is wrong with it
+        return False
+    return "[content_types].xml" in names and ("xl/workbook.xml" in names or "xl/workbook.bin" in names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -774,6 +788,8 @@ _KNOWN_HEADERS = {
 
 
 def _parse_eml(data: bytes) -> Message:
+    # Some mail stores and copies pad a saved message with NUL bytes at the end: not part of it.
+    data = data.rstrip(b"\x00")
     if not data.strip():
         raise _Unreadable("ファイルが空です")
     if b"\x00" in data[:4096]:

@@ -160,6 +160,10 @@ def inspect_workbook(data: bytes, name: str, limits: Limits = Limits()) -> GateR
 # --- magic-byte sniffing -----------------------------------------------------------------------
 
 
+# The BOF record that starts an Excel 2.x, 3.0 or 4.0 worksheet file (no OLE2 container around it).
+_RAW_BIFF_BOF = {b"\x09\x00": "Excel 2.x", b"\x09\x02": "Excel 3.0", b"\x09\x04": "Excel 4.0"}
+
+
 def _sniff_non_zip(data: bytes) -> str:
     """Say in Japanese what a non-zip, non-OLE file looks like, for the file-not-workbook message."""
     head = data[:4096]
@@ -1193,6 +1197,8 @@ class _Inspector:
             result = _inspect_ole(data, lim, self.warnings, self.name)
             result.issues.append(_legacy_format("xls", self.name))
             return result
+        if data[:2] in _RAW_BIFF_BOF and len(data) >= 4:  # Excel 2.x–4.0 wrote the BIFF stream bare
+            raise _Reject("file-legacy-xls", _RAW_BIFF_BOF[data[:2]])
         if not data.startswith(_ZIP_MAGIC):
             raise _Reject("file-not-workbook", _sniff_non_zip(data))
         infos = self._open_zip()
@@ -1296,16 +1302,19 @@ class _Inspector:
             raise _Reject("file-not-workbook", what or "OpenDocument 形式(mimetype が不正)")
         done = {"mimetype"}
         meta = {n: _MetaParser() for n in ("META-INF/manifest.xml", "meta.xml")}
-        for n, parser in meta.items():
-            if n in by_name:
-                self._read(by_name[n], parser)
-                done.add(n)
         if "META-INF/manifest.xml" not in by_name:
             raise _Reject("file-corrupt", "META-INF/manifest.xml がない")
-        if "content.xml" not in by_name:
-            raise _Reject("file-corrupt", "content.xml がない")
+        # The manifest first: in a password-protected file every other part (meta.xml too) is
+        # ciphertext, which would read as a damaged file.
+        self._read(by_name["META-INF/manifest.xml"], meta["META-INF/manifest.xml"])
+        done.add("META-INF/manifest.xml")
         if any(local == "encryption-data" for local, _ in meta["META-INF/manifest.xml"].elements):
             raise _Reject("file-encrypted", "パスワード付きの .ods")
+        if "meta.xml" in by_name:
+            self._read(by_name["meta.xml"], meta["meta.xml"])
+            done.add("meta.xml")
+        if "content.xml" not in by_name:
+            raise _Reject("file-corrupt", "content.xml がない")
         scanner = _OdsScanner(self.limits)
         self._read(by_name["content.xml"], scanner)
         done.add("content.xml")

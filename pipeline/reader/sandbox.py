@@ -149,7 +149,13 @@ def _serve(conn: Any, errpath: str | None, memory_bytes: int, fn: Callable[..., 
         # whether the child was forked or spawned.
         fd = os.open(errpath, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
         os.dup2(fd, 2)
+        # What a reader library prints goes there too, never into the command's stdout (`--json`)
+        # or the nightly log.
+        os.dup2(fd, 1)
         os.close(fd)
+        # A forked child's sys.stdout is still the parent's Python object (a capture, a console):
+        # Python-level prints follow fd 1 as well.
+        sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)  # noqa: SIM115
         _windows_stderr_to_fd2()
         import faulthandler
 

@@ -46,7 +46,26 @@ def parse_failure(exc: Exception, name: str) -> Issue:
     damaged file the gate let through)."""
     if isinstance(exc, SheetTooLarge):
         return make_issue("sheet-too-large", file=name, sheet=exc.sheet, detail=exc.detail)
-    return make_issue("file-unreadable", file=name, detail=f"{type(exc).__name__}: {str(exc)[:200]}")
+    # The reader's own words are English: the clerk reads a Japanese cause, the run report keeps
+    # the original as the issue's value.
+    original = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return make_issue("file-unreadable", file=name, value=original, detail=_reader_error_ja(str(exc)))
+
+
+_READER_ERRORS_JA = (
+    ("cannot detect file format", "ブックの形式を判別できない"),
+    ("password", "パスワードが設定されている"),
+    ("encrypt", "暗号化されている"),
+    ("zip", "ZIP の構造が壊れている"),
+    ("xml", "中の XML が壊れている"),
+    ("utf", "文字コードが壊れている"),
+)
+
+
+def _reader_error_ja(text: str) -> str:
+    low = text.lower()
+    cause = next((ja for key, ja in _READER_ERRORS_JA if key in low), "読み込み中にエラーが起きた")
+    return f"{cause}。元のメッセージは実行レポートにあります"
 
 
 def parse_sheets(
