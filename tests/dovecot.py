@@ -1,6 +1,6 @@
 """A real Dovecot IMAP server for the collect tests: unprivileged, on loopback, thrown away after.
 
-`start_dovecot(folder)` writes a throw-away configuration (passwd-file users, Maildir homes, a CA
+`start_dovecot()` writes a throw-away configuration (passwd-file users, Maildir homes, a CA
 and a server certificate for "localhost" made with openssl), starts `dovecot -F` and returns once
 its master has logged that it is listening (read from its log on stderr, no sleeping). Run as
 root (a CI container), the server is started as `nobody`, since Dovecot's login processes refuse
