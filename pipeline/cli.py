@@ -196,21 +196,23 @@ def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str
     try:
         run = run_merge(s, _progress("読み込み中"), allow_drop=allow_drop, previous=previous, notices=notices)
     except PipelineError as exc:
+        for notice in notices:  # the summary that would have shown them is not printed
+            _console(f"注意: {notice}", err=True)
         raise CommandFailed(str(exc)) from None
     click.echo(render_merge(run))
     ctx.exit(run.exit_code)
 
 
 def _collect_before_merge(s: Settings) -> list[str]:
-    """`merge --collect`: the mailbox first; a failure is a notice of the night, never its end."""
+    """`merge --collect`: the mailbox first; a failure is a notice of the night (in the merge's
+    summary and run report), never its end."""
     from pipeline.collect import collect, render_collect
 
     try:
         result = collect(s)
     except PipelineError as exc:
-        notice = f"メールボックスを読めませんでした。inbox/ にあるファイルで集約します。理由: {exc}"
-        _console(f"注意: {notice}", err=True)
-        return [notice]
+        _console("メールボックスを読めませんでした。inbox/ にあるファイルで集約します(理由は集約結果の「注意」)。", err=True)
+        return [f"メールボックスを読めませんでした。inbox/ にあるファイルで集約します。理由: {exc}"]
     _console(render_collect(result, s))
     if result.too_large:
         return [f"メールボックスに大きすぎて取り込まなかったメールが {len(result.too_large)} 通あります(collect の表示を参照)。"]

@@ -650,6 +650,9 @@ def _collect(settings: Settings, password: str) -> CollectResult:
     where = f"{box.host}:{_port(box)}"
     state = load_state(settings)
     result = CollectResult(folder=box.folder)
+    if not settings.inbox.is_dir():
+        # Not created here: a mistyped [paths] inbox would hide the returns where the merge never looks.
+        raise CollectError(f"受信フォルダー {settings.inbox} がありません。設定ファイルの [paths] inbox を確認してください。")
     conn = _connect(box, password)
     try:
         uidvalidity = _examine(conn, box, where)
@@ -688,7 +691,11 @@ def _collect(settings: Settings, password: str) -> CollectResult:
                     else:
                         received = _received(meta)
                         folder = settings.inbox / MAIL_DIR / f"{received:%Y-%m}"
-                        path, existed = _save(folder, message_name(received, listed.sender, listed.subject, digest), data, digest)
+                        name = message_name(received, listed.sender, listed.subject, digest)
+                        try:
+                            path, existed = _save(folder, name, data, digest)
+                        except OSError as exc:
+                            raise CollectError(_unwritable(folder / name, exc)) from None
                         if existed:
                             result.duplicates += 1
                         else:
@@ -701,11 +708,19 @@ def _collect(settings: Settings, password: str) -> CollectResult:
                         if message_id:
                             known_ids.add(message_id)
             state["last_uid"] = uid
-            _write_state(settings, state)  # only now: the message is saved (or needs no saving)
+            try:
+                _write_state(settings, state)  # only now: the message is saved (or needs no saving)
+            except OSError as exc:
+                raise CollectError(_unwritable(state_path(settings), exc)) from None
         with contextlib.suppress(Exception):
             conn.logout()
     except (imaplib.IMAP4.abort, OSError, ssl.SSLError) as exc:
         raise CollectError(_dropped(where, exc)) from None
+    except imaplib.IMAP4.error as exc:  # a BAD or NO the server should not have answered
+        raise CollectError(
+            f"メールサーバー {where} が予期しない応答をしました({exc})。ここまでに保存したメールはそのまま残っています。"
+            "続くようなら情報政策課に確認してください。"
+        ) from None
     finally:
         with contextlib.suppress(Exception):
             conn.shutdown()
@@ -715,12 +730,23 @@ def _collect(settings: Settings, password: str) -> CollectResult:
     state["last_saved"] = len(result.saved)
     state["last_without_return"] = len(result.without_return)
     state["saved_total"] = len(state["messages"])
-    _write_state(settings, state)
+    try:
+        _write_state(settings, state)
+    except OSError as exc:
+        raise CollectError(_unwritable(state_path(settings), exc)) from None
     return result
 
 
+def _unwritable(path: Path, exc: OSError) -> str:
+    return (
+        f"{path} に保存できません({type(exc).__name__}: {exc})。ディスクの空きと受信・出力フォルダーの書き込み権限を"
+        "確かめてください。ここまでに保存したメールはそのまま残り、次の collect が続きから取り込みます。"
+    )
+
+
 def _identity(box: MailboxSettings) -> str:
-    return f"{box.user}@{box.host}:{_port(box)}/{box.folder}"
+    """Which folder the cursor belongs to; not the port, which a relay or a change of tls may move."""
+    return f"{box.user}@{box.host}/{box.folder}"
 
 
 def _examine(conn: imaplib.IMAP4, box: MailboxSettings, where: str) -> int:

@@ -386,8 +386,9 @@ def test_connection_dropped_mid_fetch_then_a_complete_collect_without_duplicates
         assert hashlib.sha256(p.read_bytes()).hexdigest() in {hashlib.sha256(m).hexdigest() for _, m, _, _ in mails}
 
     settings_file = write_settings(tmp_path, server, account)
-    complete = run(settings_file, "collect")
+    complete = run(settings_file, "collect")  # straight to the server now: same mailbox, same cursor
     assert complete.exit_code == 0, complete.output
+    assert f"保存: {13 - len(partial)} 通" in complete.output and "省略" not in complete.output
     files = saved_files(tmp_path)
     assert set(partial) <= set(files) and len(files) == 13
     assert len({hashlib.sha256(p.read_bytes()).digest() for p in files}) == 13
@@ -472,6 +473,25 @@ def test_fault_missing_folder_lists_the_folders_there_are(server, account, tmp_p
     settings_file = write_settings(tmp_path, server, account, folder="返送/R７")
     message = fault(tmp_path, settings_file, demo_returns, "にフォルダー「返送/R７」がありません")
     assert "INBOX" in message and "返送/R5" in message
+
+
+@needs_dovecot
+def test_an_inbox_that_cannot_take_the_mail_stops_the_collect_and_the_next_one_resumes(server, account, tmp_path, demo_returns) -> None:
+    mails = demo_mails(demo_returns)[:4]
+    deliver_all(server, account, mails)
+    settings_file = write_settings(tmp_path, server, account)
+    (tmp_path / "inbox" / "mail").write_bytes(b"")  # a file where the mail folder goes
+    blocked = run(settings_file, "collect")
+    assert blocked.exit_code == 3 and "に保存できません" in blocked.output and "ディスクの空き" in blocked.output
+    state = json.loads((tmp_path / "outbox" / "mailbox-state.json").read_text(encoding="utf-8"))
+    assert state["last_uid"] == 1 and state["messages"] == []  # only the unrelated first mail is behind the cursor
+    (tmp_path / "inbox" / "mail").unlink()
+    assert run(settings_file, "collect").exit_code == 0
+    assert len(saved_files(tmp_path)) == 3
+    (tmp_path / "inbox").rename(tmp_path / "受信")
+    missing = run(settings_file, "collect")
+    assert missing.exit_code == 3 and "受信フォルダー" in missing.output and "がありません" in missing.output
+    assert not (tmp_path / "inbox").exists()
 
 
 @needs_dovecot
