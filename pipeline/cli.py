@@ -434,17 +434,19 @@ def status(ctx: click.Context, year: str | None, today: Any) -> None:
     終了コード: 0 全ての課の評価がそろった / 1 評価がそろっていない課がある / 2 使い方の誤り /
                 3 表示できない(その年度の集約をまだ実行していない・実行レポートが読めない)
     """
+    from pipeline.collect import describe_state
     from pipeline.yearly import render_status, submission_status
 
     s = _settings(ctx)
+    mailbox = describe_state(s)
     try:
         result = submission_status(s, year, today.date() if today else None)
     except PipelineError as exc:
+        if mailbox:  # a collect may have run before the first merge
+            _console(mailbox, err=True)
         raise _failed(exc) from None
     _console(render_status(result))
-    from pipeline.collect import describe_state
-
-    if mailbox := describe_state(s):
+    if mailbox:
         _console(mailbox)
     ctx.exit(result.exit_code)
 

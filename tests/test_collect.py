@@ -341,6 +341,9 @@ def test_starttls_and_new_mail_since_the_last_collect(server, account, tmp_path,
     settings_file = write_settings(tmp_path, server, account, tls="starttls", port=server.imap_port)
     first = run(settings_file, "collect")
     assert first.exit_code == 0, first.output
+    before_merge = run(settings_file, "status")  # no run report yet: exit 3, the mailbox shown still
+    assert before_merge.exit_code == 3 and "メールボックス: 最終読み取り" in before_merge.output
+    assert "そのとき保存 4 通(保存 累計 4 通" in before_merge.output
     assert len(saved_files(tmp_path)) == 4  # mails[0] and mails[5] are unrelated
     deliver_all(server, account, mails[5:9])
     second = run(settings_file, "collect")
