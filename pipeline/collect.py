@@ -294,7 +294,7 @@ def _connect(box: MailboxSettings, password: str) -> imaplib.IMAP4:
 
 _NETWORK_HINT = (
     "サーバーが止まっていないか、[mailbox] host と port が正しいか、この PC からそのサーバーへの接続が許可されているか"
-    "(情報政策課)を確かめてください。今夜の集約は inbox/ にあるファイルで行います。"
+    "(情報政策課)を確かめてください。集約(merge)は inbox/ にあるファイルで行えます。"
 )
 
 
