@@ -132,6 +132,19 @@ def test_message_names_are_bounded_valid_and_keep_the_hash() -> None:
     assert not set('<>:"/\\|?*') & set(name)
 
 
+def test_a_name_already_taken_by_other_bytes_is_never_overwritten(tmp_path) -> None:
+    folder = tmp_path / "mail" / "2025-05"
+    first, second = b"Subject: a\r\n\r\none\r\n", b"Subject: a\r\n\r\ntwo\r\n"
+    digest = hashlib.sha256(first).hexdigest()
+    path, existed = mailbox._save(folder, "20250520-0912_課_件名_00000000.eml", first, digest)
+    assert (path.name, existed) == ("20250520-0912_課_件名_00000000.eml", False)
+    assert mailbox._save(folder, path.name, first, digest) == (path, True)  # the same message again
+    other, existed = mailbox._save(folder, path.name, second, hashlib.sha256(second).hexdigest())
+    assert (other.name, existed) == ("20250520-0912_課_件名_00000000_2.eml", False)
+    assert path.read_bytes() == first and other.read_bytes() == second
+    assert sorted(p.name for p in folder.iterdir()) == [path.name, other.name]  # no temporaries left
+
+
 # --- The server ---------------------------------------------------------------------------------
 
 needs_dovecot = pytest.mark.skipif(why_no_dovecot() is not None, reason=why_no_dovecot() or "")
