@@ -411,7 +411,7 @@ def test_connection_dropped_mid_fetch_then_a_complete_collect_without_duplicates
 
 
 @needs_dovecot
-def test_crash_between_saving_and_the_state_and_a_rebuilt_folder_give_no_duplicates(server, account, tmp_path, demo_returns) -> None:
+def test_crash_between_saving_and_the_state_and_a_folder_rebuilt_on_the_server_give_no_duplicates(server, account, tmp_path, demo_returns) -> None:
     mails = demo_mails(demo_returns)[:6]
     deliver_all(server, account, mails)
     settings_file = write_settings(tmp_path, server, account)
@@ -425,10 +425,17 @@ def test_crash_between_saving_and_the_state_and_a_rebuilt_folder_give_no_duplica
     result = run(settings_file, "collect")
     assert result.exit_code == 0 and "保存: 0 通" in result.output and "保存済みのため省略: 1 通" in result.output
     assert saved_files(tmp_path) == files
-    # 2. The server's UIDVALIDITY is not the one recorded (the folder was rebuilt): read it all again
-    state = json.loads(state_file.read_text(encoding="utf-8"))
-    state_file.write_text(json.dumps(dict(state, uidvalidity=state["uidvalidity"] + 1), ensure_ascii=False), encoding="utf-8")
+    # 2. The folder is rebuilt on the server (deleted, made again, the same mail put back): a new
+    # UIDVALIDITY, so the whole folder is read again, and nothing already saved is saved twice
+    old_validity = json.loads(state_file.read_text(encoding="utf-8"))["uidvalidity"]
+    admin = server.client(account)
+    try:
+        assert admin.delete(server_folder(FOLDER))[0] == "OK"
+    finally:
+        admin.logout()
+    deliver_all(server, account, mails)
     result = run(settings_file, "collect")
+    assert json.loads(state_file.read_text(encoding="utf-8"))["uidvalidity"] != old_validity
     assert result.exit_code == 0 and "全体を読み直しました" in result.output and f"保存済みのため省略: {len(files)} 通" in result.output
     assert saved_files(tmp_path) == files
 
