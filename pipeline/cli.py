@@ -314,13 +314,16 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], year: str | None, as_j
               help="評価の件数が前回より大きく減っても(0 件を含む)出力を更新します。")
 @click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="前年度比較に使う前年度の評価(既定: outbox にある前年度の集約ブック・保存した表)。")
+@click.option("--collect", "with_collect", is_flag=True,
+              help="先にメールボックスから返送メールを取り込みます(collect)。読めなくても inbox/ にあるファイルで集約します。")
 @click.pass_context
 def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str | None, allow_drop: bool,
-          previous: Path | None) -> None:
+          previous: Path | None, with_collect: bool) -> None:
     """受信フォルダーの全ファイルを点検し、集約ブックにまとめます(毎晩の処理)。
 
     \b
     例: python -m pipeline merge --inbox inbox --outbox outbox
+        python -m pipeline merge --collect
     終了コード: 0 全て正常 / 1 一部のファイルにエラー / 2 使い方の誤り /
                 3 実行できない(実行中・書込不可・評価の件数が前回より大きく減る など)
     """
@@ -328,16 +331,69 @@ def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str
 
     _session(ctx).is_merge = True
     s = _settings(ctx, inbox=inbox, outbox=outbox, year=year)
+    notices: list[str] = []
+    if with_collect:
+        notices = _collect_before_merge(s)
     try:
         with library_output() as said:
-            run = run_merge(s, _progress("読み込み中"), allow_drop=allow_drop, previous=previous)
+            run = run_merge(s, _progress("読み込み中"), allow_drop=allow_drop, previous=previous, notices=notices)
     except PipelineError as exc:
+        for notice in notices:  # the summary that would have shown them is not printed
+            _console(f"注意: {notice}", err=True)
         raise CommandFailed(str(exc)) from None
     for line in said:  # labelled, on stderr: never mixed into the summary
         _console(f"ライブラリの出力: {line}", err=True)
     _log_run(ctx, run)
     _console(render_merge(run))
     ctx.exit(run.exit_code)
+
+
+def _collect_before_merge(s: Settings) -> list[str]:
+    """`merge --collect`: the mailbox first; a failure is a notice of the night (in the merge's
+    summary and run report), never its end."""
+    from pipeline.collect import collect, render_collect
+
+    try:
+        result = collect(s)
+    except PipelineError as exc:
+        _console("メールボックスを読めませんでした。inbox/ にあるファイルで集約します(理由は集約結果の「注意」)。", err=True)
+        return [f"メールボックスを読めませんでした。inbox/ にあるファイルで集約します。理由: {exc}"]
+    _console(render_collect(result, s))
+    if result.too_large:
+        return [f"メールボックスに大きすぎて取り込まなかったメールが {len(result.too_large)} 通あります(collect の表示を参照)。"]
+    return []
+
+
+@cli.command()
+@click.option("--set-password", is_flag=True,
+              help="メールボックスのパスワードを OS の資格情報ストア(Windows 資格情報マネージャー)に保存します。")
+@click.pass_context
+def collect(ctx: click.Context, set_password: bool) -> None:
+    """メールボックス(IMAP)の返送フォルダーから、返送ファイル付きのメールを inbox/mail/ に取り込みます。
+
+    \b
+    設定ファイルの [mailbox] のフォルダーを読み取り専用で開き、前回の取り込み以降に届いたメールのうち、
+    Excel・zip・Outlook(.msg)の添付があるものを .eml として保存します。メールの削除・移動・既読の変更はしません。
+    例: python -m pipeline collect --set-password   (最初に一度、パスワードを保存)
+        python -m pipeline collect
+    終了コード: 0 取り込んだ / 1 大きすぎて取り込めないメールがある / 2 使い方の誤り /
+                3 実行できない(サーバーに接続できない・ログインできない・証明書を確認できない・フォルダーがない・接続が切れた)
+    """
+    from pipeline import collect as mailbox
+
+    s = _settings(ctx)
+    try:
+        if set_password:
+            password = click.prompt("メールボックスのパスワード", hide_input=True, confirmation_prompt="確認のためもう一度",
+                                    err=True)
+            where = mailbox.set_password(s, password)
+            _console(f"パスワードを保存しました({where})。")
+            return
+        result = mailbox.collect(s)
+    except PipelineError as exc:
+        raise _failed(exc) from None
+    _console(mailbox.render_collect(result, s))
+    ctx.exit(result.exit_code)
 
 
 @cli.command()
@@ -542,14 +598,20 @@ def status(ctx: click.Context, year: str | None, today: Any) -> None:
                 2 使い方の誤り /
                 3 表示できない(その年度の集約をまだ実行していない・実行レポートが読めない)
     """
+    from pipeline.collect import describe_state
     from pipeline.yearly import render_status, submission_status
 
     s = _settings(ctx)
+    mailbox = describe_state(s)
     try:
         result = submission_status(s, year, today.date() if today else None)
     except PipelineError as exc:
+        if mailbox:  # a collect may have run before the first merge
+            _console(mailbox, err=True)
         raise _failed(exc) from None
     _console(render_status(result))
+    if mailbox:
+        _console(mailbox)
     ctx.exit(result.exit_code)
 
 

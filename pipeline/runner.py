@@ -290,6 +290,7 @@ def run_merge(
     allow_drop: bool = False,
     previous: Path | None = None,
     today: date | None = None,
+    notices: Sequence[str] = (),
 ) -> MergeRun:
     """The nightly merge. Raises PipelineError subclasses (exit 3) when it cannot run at all.
 
@@ -297,7 +298,8 @@ def run_merge(
     `[guards] max_drop_percent` (or to zero) since the previous run. `previous` names last year's
     evaluations for 前年度比較 and the text checks (default: found in the outbox, see
     pipeline.history). `today` (default: the clock's) decides whether `[plan] deadline` has
-    passed: 提出状況 then marks the offices that still owe answers 期限超過."""
+    passed: 提出状況 then marks the offices that still owe answers 期限超過. `notices` come before the
+    run's own in the run report and on screen (`merge --collect`: the mailbox could not be read)."""
     from filelock import FileLock, Timeout
 
     catalog = load_catalog(settings.year, settings.schemas)
@@ -311,7 +313,7 @@ def run_merge(
         ) from None
     try:
         with collector_paused():
-            return _merge_locked(catalog, settings, progress, allow_drop, previous, today or date.today())
+            return _merge_locked(catalog, settings, progress, allow_drop, previous, today or date.today(), notices)
     finally:
         lock.release()
 
@@ -405,7 +407,8 @@ def _review_texts(catalog: Catalog, settings: Settings, outcome: Outcome, past: 
 
 
 def _merge_locked(
-    catalog: Catalog, settings: Settings, progress: Progress, allow_drop: bool, previous: Path | None, today: date
+    catalog: Catalog, settings: Settings, progress: Progress, allow_drop: bool, previous: Path | None, today: date,
+    given_notices: Sequence[str] = (),
 ) -> MergeRun:
     from pipeline import atomic, master
 
@@ -426,7 +429,7 @@ def _merge_locked(
     context += json.dumps(failed_nights, ensure_ascii=False)
     # The master shows the newest input time, not the clock: the same inbox gives the same cells.
     generated = max((v.received for v in verdicts if v.received), default="")
-    notices: list[str] = []
+    notices: list[str] = list(given_notices)
     stale: list[dict[str, str]] = []  # outputs written under a stamped name: the usual one is locked
 
     def written(target: Path, path: Path, what: str) -> Path:

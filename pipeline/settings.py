@@ -45,6 +45,22 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class MailboxSettings:
+    """The section's IMAP mailbox that `collect` reads (README, 'Collecting from the mailbox').
+
+    No password here: it comes from the OS keyring or from `password_file` (pipeline.collect)."""
+
+    host: str = ""  # "" = no mailbox: `collect` says how to set one up
+    port: int = 0  # 0 = the protocol's port: 993 for imaps, 143 for starttls
+    tls: str = "imaps"  # "imaps" (TLS from the start) or "starttls"; never plain text
+    ca_file: Path | None = None  # the city's internal CA (PEM), trusted besides the system's
+    user: str = ""
+    folder: str = "INBOX"  # as staff see it, e.g. "返送/R6": sent in IMAP's modified UTF-7
+    since: date | None = None  # messages that arrived before this date are not read
+    password_file: Path | None = None  # a file only its owner can read, holding the password
+
+
+@dataclass(frozen=True)
 class Settings:
     inbox: Path = Path("inbox")
     outbox: Path = Path("outbox")
@@ -59,6 +75,7 @@ class Settings:
     max_drop_percent: float = 20.0  # [guards]: a larger fall in evaluations keeps the old outputs
     goal_sheets: str = "auto"  # [master] goal_sheets: "auto", "always" or "never"
     soffice: str = ""  # [publish] soffice: LibreOffice's program, "" = find it on PATH
+    mailbox: MailboxSettings = field(default_factory=MailboxSettings)
 
     def with_options(self, **options: Any) -> Settings:
         """Override with the command-line options that were given (None means 'not given').
@@ -94,7 +111,8 @@ class Key:
     """One key of the settings file: how its value is checked and which Settings field it sets.
 
     kind: one of CHECKS ("path", "globs", "year", "date", "text", "int", "number", "choice").
-    target: the Settings field it sets, or "limits.<name>" for a LimitSettings field.
+    target: the Settings field it sets, or "limits.<name>" / "mailbox.<name>" for a field of
+    LimitSettings / MailboxSettings.
     low/high: the allowed range (inclusive) of "int" and "number" keys; None = unbounded.
     """
 
@@ -150,6 +168,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "parse_timeout_s": _limit("parse_timeout_s", 1, 3600, kind="number"),
         "parse_memory_mib": _limit("parse_memory_mib", 256, 65536),
     },
+    "mailbox": {
+        "host": Key("text", "mailbox.host", empty_ok=True, example='"mail.city.example.lg.jp"'),
+        "port": Key("int", "mailbox.port", low=0, high=65535, example="993"),
+        "tls": Key("choice", "mailbox.tls", choices=("imaps", "starttls")),
+        "ca_file": Key("path", "mailbox.ca_file", example='"C:/welfare-plan/city-ca.pem"'),
+        "user": Key("text", "mailbox.user", example='"chiiki-fukushi"'),
+        "folder": Key("text", "mailbox.folder", example='"返送/R6"'),
+        "since": Key("date", "mailbox.since", example="2025-04-01"),
+        "password_file": Key("path", "mailbox.password_file", example='"C:/welfare-plan/secret/imap-password.txt"'),
+    },
 }
 
 YEAR_RE = re.compile(r"R(\d{1,2})")
@@ -157,7 +185,8 @@ YEAR_RE = re.compile(r"R(\d{1,2})")
 
 def default_of(key: Key) -> Any:
     """The value a key has when the file does not set it (from the dataclass definitions)."""
-    owner, name = (LimitSettings, key.target[7:]) if key.target.startswith("limits.") else (Settings, key.target)
+    section, _, name = key.target.rpartition(".")
+    owner = {"limits": LimitSettings, "mailbox": MailboxSettings}.get(section, Settings)
     f = next(f for f in fields(owner) if f.name == name)
     return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc,operator]
 
@@ -557,11 +586,15 @@ def check(data: dict[str, Any], lines: _Lines | None = None) -> tuple[dict[str, 
 def _build(values: dict[str, Any], base: Path) -> Settings:
     """Settings from checked values; paths are relative to the settings file's folder."""
     limits = {name[7:]: v for name, v in values.items() if name.startswith("limits.")}
-    top = {name: v for name, v in values.items() if not name.startswith("limits.")}
+    mailbox = {name[8:]: v for name, v in values.items() if name.startswith("mailbox.")}
+    top = {name: v for name, v in values.items() if not name.startswith(("limits.", "mailbox."))}
+    for name in ("ca_file", "password_file"):
+        if mailbox.get(name) is not None:
+            mailbox[name] = base / mailbox[name]
     for name in ("inbox", "outbox", "schemas"):
         given = top.get(name, getattr(Settings, name))
         if given is not None:
             top[name] = base / given
     if "parse_timeout_s" in limits:
         limits["parse_timeout_s"] = float(limits["parse_timeout_s"])
-    return Settings(**top, limits=LimitSettings(**limits))
+    return Settings(**top, limits=LimitSettings(**limits), mailbox=MailboxSettings(**mailbox))

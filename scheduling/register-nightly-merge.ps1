@@ -16,12 +16,16 @@
   powershell -ExecutionPolicy Bypass -File scheduling\register-nightly-merge.ps1
 .EXAMPLE
   powershell -ExecutionPolicy Bypass -File scheduling\register-nightly-merge.ps1 -Folder C:\welfare-plan -At 03:30
+.EXAMPLE
+  powershell -ExecutionPolicy Bypass -File scheduling\register-nightly-merge.ps1 -Collect
+  (メールボックスを設定したとき: 集約の前に collect で返送メールを取り込みます。merge --collect)
 #>
 param(
     [string]$Folder = (Split-Path -Parent $PSScriptRoot),  # the project folder (this script's parent)
     [string]$At = "02:00",
     [string]$TaskName = "地域福祉計画 夜間集約",
-    [string]$User = "$env:USERDOMAIN\$env:USERNAME"
+    [string]$User = "$env:USERDOMAIN\$env:USERNAME",
+    [switch]$Collect  # merge --collect: read the [mailbox] folder first
 )
 $ErrorActionPreference = "Stop"
 
@@ -33,7 +37,8 @@ if (-not (Test-Path $Python)) {
 
 # cmd /c only to keep what Python prints before its own log opens (a broken .venv); UTF-8 on purpose.
 $Command = 'if not exist outbox\logs mkdir outbox\logs & set PYTHONUTF8=1& ' +
-           '".venv\Scripts\python.exe" -m pipeline merge >> outbox\logs\console.log 2>&1'
+           '".venv\Scripts\python.exe" -m pipeline merge' + $(if ($Collect) { ' --collect' } else { '' }) +
+           ' >> outbox\logs\console.log 2>&1'
 $Action = New-ScheduledTaskAction -Execute "cmd.exe" -Argument "/d /c $Command" -WorkingDirectory $Folder
 $Trigger = New-ScheduledTaskTrigger -Daily -At $At
 $Settings = New-ScheduledTaskSettingsSet `

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.errors import PipelineError, SettingsError
-from pipeline.settings import SCHEMA, LimitSettings, Settings, load_settings
+from pipeline.settings import SCHEMA, LimitSettings, MailboxSettings, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "pipeline.toml"
@@ -265,9 +265,10 @@ def test_the_shipped_pipeline_toml_documents_every_key_of_the_schema():
 def test_the_schema_sets_every_settings_field_exactly_once():
     targets = [key.target for keys in SCHEMA.values() for key in keys.values()]
     assert len(targets) == len(set(targets))
-    settings_fields = {f.name for f in fields(Settings)} - {"limits"}
+    settings_fields = {f.name for f in fields(Settings)} - {"limits", "mailbox"}
     limit_fields = {f"limits.{f.name}" for f in fields(LimitSettings)}
-    assert set(targets) == settings_fields | limit_fields
+    mailbox_fields = {f"mailbox.{f.name}" for f in fields(MailboxSettings)}
+    assert set(targets) == settings_fields | limit_fields | mailbox_fields
     for section, keys in SCHEMA.items():
         for name, key in keys.items():
             if key.kind in ("int", "number"):
@@ -313,6 +314,16 @@ max_rows = 50000
 max_cols = 100
 parse_timeout_s = 30
 parse_memory_mib = 2048
+
+[mailbox]
+host = "mail.city.example.lg.jp"
+port = 10143
+tls = "starttls"
+ca_file = "ca/市CA.pem"
+user = "chiiki-fukushi"
+folder = "受信トレイ/返送 R7"
+since = 2026-04-01
+password_file = "secret/パスワード.txt"
 """,
     )
     s = load_settings(path)
@@ -331,6 +342,11 @@ parse_memory_mib = 2048
         limits=LimitSettings(
             max_file_mib=20, max_members=500, max_entry_mib=100, max_total_mib=300, max_cells=1_000_000,
             max_rows=50_000, max_cols=100, parse_timeout_s=30.0, parse_memory_mib=2048,
+        ),
+        mailbox=MailboxSettings(
+            host="mail.city.example.lg.jp", port=10143, tls="starttls", ca_file=base / "ca" / "市CA.pem",
+            user="chiiki-fukushi", folder="受信トレイ/返送 R7", since=date(2026, 4, 1),
+            password_file=base / "secret" / "パスワード.txt",
         ),
     )
     assert isinstance(s.limits.parse_timeout_s, float) and isinstance(s.max_drop_percent, float)
