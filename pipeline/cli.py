@@ -291,8 +291,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], year: str | None, as_j
             report, written = run_validate(list(paths), s, folder, _progress("点検中"))
     except PipelineError as exc:
         raise CommandFailed(str(exc)) from None
-    for line in said:  # on stderr, labelled: never inside the JSON or the list
-        _console(f"ライブラリの出力: {line}", err=True)
+    _log_library_output(ctx, said)
     _log_files(ctx, list(report.files), lambda f: f.status, report.notes, ())
     if as_json:
         # One JSON document as UTF-8 bytes, whatever the console's encoding (cp932 would lose 𠮷).
@@ -341,8 +340,7 @@ def merge(ctx: click.Context, inbox: Path | None, outbox: Path | None, year: str
         for notice in notices:  # the summary that would have shown them is not printed
             _console(f"注意: {notice}", err=True)
         raise CommandFailed(str(exc)) from None
-    for line in said:  # labelled, on stderr: never mixed into the summary
-        _console(f"ライブラリの出力: {line}", err=True)
+    _log_library_output(ctx, said)
     _log_run(ctx, run)
     _console(render_merge(run))
     ctx.exit(run.exit_code)
@@ -528,6 +526,14 @@ def utf8_mode_argv(encoding: str | None = None) -> list[str] | None:
 
 
 # --- Yearly commands: import-published, status, remind ---------------------------------------------
+
+
+def _log_library_output(ctx: click.Context, said: Iterable[str]) -> None:
+    """What a library printed or warned during the command: in the log, labelled, never on the console
+    (it would land in --json or the summary staff read)."""
+    session = _session(ctx)
+    for line in said:
+        session.write(f"ライブラリの出力・警告(Python): {line}")
 
 
 def _console(text: str, err: bool = False) -> None:

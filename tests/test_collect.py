@@ -33,6 +33,7 @@ from test_mail import msg_files
 from pipeline import collect as mailbox
 from pipeline.cli import cli
 from pipeline.demo import DEMO_RESULTS, load_results
+from pipeline.marks import PART_SEP
 
 JST = timezone(timedelta(hours=9))
 FOLDER = "返送/R6"  # as staff write it; Dovecot's Maildir keeps it as 返送.R6
@@ -335,8 +336,8 @@ def test_collect_and_merge_the_demo_returns_from_the_mailbox(server, account, tm
     for entry in published:
         result_text, rating, outlook, source = answers[(entry["project"], entry["department"])]
         assert (result_text, rating, outlook) == (entry["result"], entry["rating"], entry["outlook"])
-        assert str(source).startswith("mail/2025-05/") and " › " in str(source)
-    assert any(".msg › " in str(a[3]) for a in answers.values()) and any(".zip › " in str(a[3]) for a in answers.values())
+        assert str(source).startswith("mail/2025-05/") and PART_SEP in str(source)
+    assert any(".msg" + PART_SEP in str(a[3]) for a in answers.values()) and any(".zip" + PART_SEP in str(a[3]) for a in answers.values())
 
     again = run(settings_file, "collect")
     assert again.exit_code == 0 and "保存: 0 通" in again.output
@@ -605,11 +606,11 @@ def test_collect_without_a_mailbox_says_how_to_set_one_up(tmp_path) -> None:
 
 def test_mailbox_settings_are_checked_like_every_other_key(tmp_path) -> None:
     settings_file = tmp_path / "pipeline.toml"
-    settings_file.write_text('[mailbox]\ntls = "ssl"\nport = 99999\nsince = "2025/04/01"\npasword_file = "x"\n', encoding="utf-8")
+    settings_file.write_text('[mailbox]\ntls = "ssl"\nport = 99999\nsince = "4月1日"\npasword_file = "x"\n', encoding="utf-8")
     result = run(settings_file, "collect")
     assert result.exit_code == 3
     for expected in ('[mailbox] tls = "ssl"(2 行目): "imaps"、"starttls" のどれかを書いてください',
                      "[mailbox] port = 99999(3 行目): 範囲の外です。0〜65535 の整数で書いてください",
-                     '[mailbox] since = "2025/04/01"(4 行目): 日付を 年-月-日',
+                     '[mailbox] since = "4月1日"(4 行目): 日付を 2025-05-30、2025/05/30、令和7年5月30日 のどれかの形で',
                      "[mailbox] pasword_file = \"x\"(5 行目): 不明な項目です。password_file のまちがいではありませんか"):
         assert expected in result.output, result.output
