@@ -2,7 +2,7 @@
 
 One job: decide, for a text, whether it is safe as it is, whether it fits in a cell, how wide it
 shows and how many lines it wraps to. Every writer uses these rules: the master and the summary
-(xlsxwriter, pipeline.master), the templates (openpyxl, pipeline.templates, and pipeline.demo
+(xlsxwriter, pipeline.sheets.kit), the templates (openpyxl, pipeline.templates, and pipeline.demo
 through it) and the feedback copies (openpyxl, pipeline.reader.annotate). Pure functions, standard
 library only, so the reader side can use them without importing an Excel library.
 

@@ -3,7 +3,7 @@
 One job: plan, before a sheet is written, which rows go on which printed page, so that every
 page can be read on its own (docs/printing.md); and hand a finished workbook to LibreOffice for
 its PDF. The planning is pure: no Excel library, no I/O. The writers
-(pipeline.master, pipeline.publish) describe a sheet as blocks of lines with explicit heights;
+(pipeline.sheets, pipeline.publish) describe a sheet as blocks of lines with explicit heights;
 `paginate` returns each line's row and page and the manual page breaks; the writer then writes
 the rows, sets every row's height and the breaks, and prints at the fixed `print_scale`.
 

@@ -300,17 +300,18 @@ def find_personal_info(catalog: Catalog, rows: Iterable[Evaluation],
 def write_publication(path: Path, catalog: Catalog, rows: Sequence[Evaluation], past: history.PastYear | None,
                       *, generated: str, today: date) -> None:
     """Write the committee document to exactly `path` (the caller makes it atomic)."""
-    from pipeline import master
+    from pipeline.sheets import goals, kit
+    from pipeline.sheets.tally import Tally
 
-    wb = master._new_workbook(path, catalog, "公表用", "publish", generated)
-    st = master._Styles(wb)
+    wb = kit.new_workbook(path, catalog, "公表用", "publish", generated)
+    st = kit.Styles(wb)
     header = _page_header(catalog)
     by_key = {r.key: r for r in rows}
     _write_cover(wb, st, catalog, today)
     for goal in catalog.goals:
-        ws = wb.add_worksheet(master.goal_sheet_name(goal.number))
-        master.write_goal_table(ws, st, catalog, goal.number, by_key, header=header, missing={}, goal_line=True)
-    tally = master._Tally(catalog, rows)
+        ws = wb.add_worksheet(goals.goal_sheet_name(goal.number))
+        goals.write_goal_table(ws, st, catalog, goal.number, by_key, header=header, missing={}, goal_line=True)
+    tally = Tally(catalog, rows)
     _write_counts(wb, st, catalog, tally, header)
     if past is not None:
         _write_comparison(wb, st, catalog, tally, past, header)
@@ -355,17 +356,17 @@ _COVER_WIDTHS = (24, 10, 150, 28)
 
 
 def _write_cover(wb: Any, st: Any, catalog: Catalog, today: date) -> None:
-    from pipeline import master
+    from pipeline.sheets import kit
 
     ws = wb.add_worksheet(COVER_SHEET)
     for c, width in enumerate(_COVER_WIDTHS):
         ws.set_column(c, c, width)
-    big = wb.add_format({"font_name": master.FONT, "font_size": 28, "bold": True, "align": "center",
+    big = wb.add_format({"font_name": kit.FONT, "font_size": 28, "bold": True, "align": "center",
                          "valign": "vcenter"})
-    mid = wb.add_format({"font_name": master.FONT, "font_size": 18, "align": "center", "valign": "vcenter"})
-    org = wb.add_format({"font_name": master.FONT, "font_size": 16, "align": "center", "valign": "vcenter"})
-    bold = wb.add_format({"font_name": master.FONT, "font_size": 12, "bold": True, "valign": "top"})
-    text = wb.add_format({"font_name": master.FONT, "font_size": 12, "valign": "top", "text_wrap": True})
+    mid = wb.add_format({"font_name": kit.FONT, "font_size": 18, "align": "center", "valign": "vcenter"})
+    org = wb.add_format({"font_name": kit.FONT, "font_size": 16, "align": "center", "valign": "vcenter"})
+    bold = wb.add_format({"font_name": kit.FONT, "font_size": 12, "bold": True, "valign": "top"})
+    text = wb.add_format({"font_name": kit.FONT, "font_size": 12, "valign": "top", "text_wrap": True})
     # The blank rows spread the cover over the page (it prints at most one page, fitted).
     lines: list[tuple[float, Any]] = [(150, None), (48, (catalog.title, big)), (36, (f"({report_label(catalog)})", mid)),
                                       (120, None), (28, (wareki_month(today), org)), (28, (_published_by(catalog), org)),
@@ -389,19 +390,19 @@ def _write_cover(wb: Any, st: Any, catalog: Catalog, today: date) -> None:
         note = f"※{catalog.rating_note}"
         ws.merge_range(row, 1, row, 2, "", text)
         ws.write_string(row, 1, note, text)
-        ws.set_row(row, max(22, master._row_height([(note, sum(_COVER_WIDTHS[1:3]))])))
+        ws.set_row(row, max(22, kit.row_height([(note, sum(_COVER_WIDTHS[1:3]))])))
     ws.print_area(0, 0, row, len(_COVER_WIDTHS) - 1)
     ws.set_paper(printing.A3)
     ws.set_landscape()
     ws.fit_to_pages(1, 1)  # one page, whatever the fonts: nothing on it needs a planned break
     ws.center_horizontally()
-    ws.set_margins(**master.PAGE_A3.margins())
+    ws.set_margins(**kit.PAGE_A3.margins())
 
 
 def _write_counts(wb: Any, st: Any, catalog: Catalog, tally: Any, header: str) -> None:
-    from pipeline import master
+    from pipeline.sheets import counts, kit
 
-    sheet = master._CountSheet(wb, st, wb.add_worksheet(SUMMARY_SHEET), master.PAGE_A3, missing=False)
+    sheet = counts.CountSheet(wb, st, wb.add_worksheet(SUMMARY_SHEET), kit.PAGE_A3, missing=False)
     sheet.lines([("title", f"{catalog.title} {catalog.year_label} 評価の集計"),
                  ("note", "割合は、評価のあった事業(担当課ごと)に対する割合です。")])
     by_goal = sheet.count_table("基本目標別", [(f"基本目標{g.number}", g.name, tally.goal[g.number])
@@ -434,33 +435,34 @@ def _write_comparison(wb: Any, st: Any, catalog: Catalog, tally: Any, past: hist
     """This year's A–D beside last year's, per 基本目標 and 施策の方向性, the A・B share of both
     years as a chart, and the evaluations whose rating changed. Only the (事業, 担当課) pairs of
     this year's plan are counted for last year."""
-    from pipeline import master
+    from pipeline.sheets import kit
+    from pipeline.sheets.tally import Tally
 
     ws = wb.add_worksheet(COMPARE_SHEET)
-    page = master.PAGE_A3
+    page = kit.PAGE_A3
     widths = _COMPARE_WIDTHS
     for c, width in enumerate(widths):
         ws.set_column(c, c, width)
-    ws.set_default_row(master._ROW_PT)
+    ws.set_default_row(kit.ROW_PT)
     scale = printing.print_scale(widths, page)
     capacity = printing.capacity_pt(page, scale)
-    before = master._Tally(catalog, _past_rows(catalog, past))
+    before = Tally(catalog, _past_rows(catalog, past))
     headers = _COMPARE_HEADERS
-    row_pt = master._ROW_PT
-    head_pt = master._row_height(zip(headers, widths, strict=True), min_lines=2, exact=True)
+    row_pt = kit.ROW_PT
+    head_pt = kit.row_height(zip(headers, widths, strict=True), min_lines=2, exact=True)
 
     def table(title: str, entries: list[tuple[str, str, dict[str, int], dict[str, int]]]) -> tuple[
             printing.Block, list[printing.Line]]:
         lines = [printing.Line(row_pt, ("section", title)), printing.Line(head_pt, ("header", headers))]
-        rows = [printing.Line(max(row_pt, master._row_height([(code, widths[0]), (name, widths[1])], exact=True)),
+        rows = [printing.Line(max(row_pt, kit.row_height([(code, widths[0]), (name, widths[1])], exact=True)),
                               ("cmp", code, name, old, new)) for code, name, old, new in entries]
-        return printing.Block([*lines, *rows, master._spacer()], keep=True, header=2), rows
+        return printing.Block([*lines, *rows, kit.spacer()], keep=True, header=2), rows
 
     blocks = [printing.Block([printing.Line(24, ("title", f"{catalog.title} 前年度との比較")),
                               printing.Line(row_pt, ("note", f"前年度は{_short_year(past.year)}、今年度は{catalog.year_label}。"
                                                      f"前年度の評価は、{catalog.year_label}の計画と同じ事業・担当課のものを"
                                                      "数えています。割合は評価のあった事業に対する割合です。")),
-                              master._spacer()], keep=True)]
+                              kit.spacer()], keep=True)]
     goal_block, goal_rows = table("基本目標別", [(f"基本目標{g.number}", g.name, before.goal[g.number], tally.goal[g.number])
                                             for g in catalog.goals])
     blocks.append(goal_block)
@@ -468,7 +470,7 @@ def _write_comparison(wb: Any, st: Any, catalog: Catalog, tally: Any, past: hist
                                       tally.direction[(d.goal, d.number)]) for d in catalog.directions])
     blocks.append(dir_block)
     height = max(240, 110 + 50 * len(catalog.goals))
-    band = [printing.Line(row_pt, ("band",)) for _ in range(master._rows_for_height(height + 8))]
+    band = [printing.Line(row_pt, ("band",)) for _ in range(kit.rows_for_height(height + 8))]
     band[0] = printing.Line(row_pt, ("chart",))
     blocks.append(printing.Block(band, keep=True))
     changed = []
@@ -479,7 +481,7 @@ def _write_comparison(wb: Any, st: Any, catalog: Catalog, tally: Any, past: hist
     span_widths = [sum(widths[c0:c1 + 1]) for c0, c1 in _COMPARE_CHANGED_SPANS]
     lines = [printing.Line(row_pt, ("section", "評価が変わった事業")), printing.Line(row_pt, ("changed_header",))]
     for p, dept, old_r, new_r in changed:
-        h = master._row_height([(p.label, span_widths[0]), (p.name, span_widths[1]), (dept, span_widths[2])])
+        h = kit.row_height([(p.label, span_widths[0]), (p.name, span_widths[1]), (dept, span_widths[2])])
         lines.append(printing.Line(max(row_pt, h), ("changed", p, dept, old_r, new_r)))
     if not changed:
         lines.append(printing.Line(row_pt, ("empty", "評価が変わった事業はありません。")))
@@ -505,34 +507,34 @@ def _write_comparison(wb: Any, st: Any, catalog: Catalog, tally: Any, past: hist
         elif kind == "chart":
             chart_row = r
         elif kind == "changed_header":
-            master.span_headers(ws, st, r, _COMPARE_CHANGED_SPANS, (
+            kit.span_headers(ws, st, r, _COMPARE_CHANGED_SPANS, (
                 "事業No.", "個別事業・取り組み", "担当課", f"{_short_year(past.year)}の評価", f"{catalog.year_label}の評価"))
         elif kind == "changed":
             p, dept, old_r, new_r = item[1:]
             rating_rows.append(r)
-            master.span_row(ws, st, r, _COMPARE_CHANGED_SPANS, p, (p.name, dept, old_r, new_r),
-                            ("center", "wrap", "wrap", "rating", "rating"))
+            kit.span_row(ws, st, r, _COMPARE_CHANGED_SPANS, p, (p.name, dept, old_r, new_r),
+                         ("center", "wrap", "wrap", "rating", "rating"))
 
-    master._write_layout(ws, layout, write)
+    kit.write_layout(ws, layout, write)
     row_of = {id(p.line): p.row for p in layout.placed if not p.repeated}
     first, last = row_of[id(goal_rows[0])], row_of[id(goal_rows[-1])]
-    chart = master.new_chart(wb, {"type": "bar"})
-    font = master.chart_font(master.CHART_TEXT_PT, scale)
+    chart = kit.new_chart(wb, {"type": "bar"})
+    font = kit.chart_font(kit.CHART_TEXT_PT, scale)
     for col, name, colour in ((10, _short_year(past.year), "#A6A6A6"), (11, catalog.year_label, "#4E9A4E")):
         chart.add_series({"name": name, "categories": [ws.name, first, 1, last, 1],
                           "values": [ws.name, first, col, last, col], "fill": {"color": colour}, "gap": 80,
                           "data_labels": {"value": True, "num_format": "0.0%", "font": font}})
     # (no spaces around the Latin letters: LibreOffice draws such a space in a fallback font)
-    chart.set_title({"name": "基本目標別のA・B評価の割合", "name_font": master.chart_font(master.CHART_TITLE_PT, scale, bold=True)})
+    chart.set_title({"name": "基本目標別のA・B評価の割合", "name_font": kit.chart_font(kit.CHART_TITLE_PT, scale, bold=True)})
     chart.set_y_axis({"reverse": True, "num_font": font})
     chart.set_x_axis({"num_font": font, "num_format": "0%", "min": 0, "max": 1,
                       "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
     chart.set_legend({"position": "bottom", "font": font})
-    chart.set_size({"width": master._CHART_WIDTH, "height": height})
+    chart.set_size({"width": kit.CHART_WIDTH, "height": height})
     ws.insert_chart(chart_row, 0, chart, {"x_offset": 4, "y_offset": 4, "object_position": 1})
     if rating_rows:
-        master._rating_colours(st, ws, rating_rows[0], 6, rating_rows[-1], 12)
-    master._setup_print(ws, header, page=page, scale=scale, breaks=layout.breaks)
+        kit.rating_colours(st, ws, rating_rows[0], 6, rating_rows[-1], 12)
+    kit.setup_print(ws, header, page=page, scale=scale, breaks=layout.breaks)
 
 
 def _past_rows(catalog: Catalog, past: history.PastYear) -> list[Evaluation]:

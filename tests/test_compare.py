@@ -472,7 +472,7 @@ def test_the_comparison_names_the_table_staff_imported(r7: Catalog, published: d
     """After import-published, last year is read from outbox/history/evaluations-R6.json; the
     sheets name the table staff gave, the run report the file read."""
     from pipeline.history import read_stored, write_stored
-    from pipeline.master import _comparison_notes
+    from pipeline.sheets.comparison import comparison_notes
 
     evaluations = {k: PastEvaluation(*k, v["rating"]) for k, v in published.items()}
     stored = write_stored(tmp_path / "evaluations-R6.json", PastYear("R6", "令和6年度評価表.xlsx", evaluations))
@@ -481,7 +481,7 @@ def test_the_comparison_names_the_table_staff_imported(r7: Catalog, published: d
     rows = [Evaluation(*k, "", v["rating"], "") for k, v in published.items()]
     c = compare_years(r7, rows, past)
     assert c.source == "令和6年度評価表.xlsx"
-    assert "前年度(令和6年度)の評価: 令和6年度評価表.xlsx" in _comparison_notes(c)[0]
+    assert "前年度(令和6年度)の評価: 令和6年度評価表.xlsx" in comparison_notes(c)[0]
     # stored again (a later import of the same year), the imported table's name stays
     again = read_stored(write_stored(tmp_path / "again.json", past))
     assert again is not None and again.imported_from == "令和6年度評価表.xlsx"

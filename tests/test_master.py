@@ -20,14 +20,7 @@ import yaml
 from pipeline.atomic import write_atomically
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.master import (
-    CONTINUED,
-    ERROR_MARK,
-    FONT,
     MASTER_SHEETS,
-    MISSING_MARK,
-    UNIT_FONT,
-    goal_columns,
-    list_columns,
     master_name,
     master_sheets,
     summary_name,
@@ -36,6 +29,10 @@ from pipeline.master import (
 )
 from pipeline.merge import merge
 from pipeline.report import Evaluation, FileVerdict, Issue, Outcome, Provenance, make_issue
+from pipeline.sheets.evaluation_list import list_columns
+from pipeline.sheets.goals import CONTINUED, goal_columns
+from pipeline.sheets.kit import FONT, UNIT_FONT
+from pipeline.sheets.tally import ERROR_MARK, MISSING_MARK
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = "2025-05-02T03:00:00+09:00"

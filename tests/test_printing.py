@@ -28,7 +28,7 @@ from pipeline.catalog import load_catalog
 from pipeline.cli import cli
 from pipeline.errors import InputError
 from pipeline.layout import OUTPUT_PROPERTY
-from pipeline.master import CONTINUED, master_name, summary_name
+from pipeline.master import master_name, summary_name
 from pipeline.printing import Block, Line, Page, paginate
 from pipeline.publish import (
     COMPARE_SHEET,
@@ -41,6 +41,7 @@ from pipeline.publish import (
 )
 from pipeline.runner import run_merge
 from pipeline.settings import Settings
+from pipeline.sheets.goals import CONTINUED
 
 R6 = load_catalog("R6")
 TODAY = date(2026, 3, 10)

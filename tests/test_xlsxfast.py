@@ -15,6 +15,7 @@ import xlsxwriter
 from pipeline import master, xlsxfast
 from pipeline.catalog import load_catalog
 from pipeline.merge import merge
+from pipeline.sheets import evaluation_list, kit
 from tests.test_master import GENERATED, build_files, published, sample_issues  # noqa: F401
 
 # Texts xlsxwriter changes on the way into sharedStrings.xml, or writes raw, or quotes.
@@ -43,9 +44,9 @@ def _inputs(catalog, published):  # noqa: F811
 
 
 def _stock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(master.xlsxfast, "Workbook", xlsxwriter.Workbook)
-    real = master._write_list
-    monkeypatch.setattr(master, "_write_list", lambda *a, **k: real(*a, **k, fast=False))
+    monkeypatch.setattr(xlsxfast, "Workbook", xlsxwriter.Workbook)
+    real = evaluation_list.write_list
+    monkeypatch.setattr(evaluation_list, "write_list", lambda *a, **k: real(*a, **k, fast=False))
 
 
 def _parts(path: Path) -> dict[str, bytes]:
@@ -126,7 +127,7 @@ def test_merge_row_writes_what_merge_range_writes(tmp_path: Path) -> None:
             for c0, c1 in ((0, 0), (1, 3), (4, 9)):
                 if c1 > c0:
                     if light:
-                        master.merge_row(ws, r, c0, c1, fmt)
+                        kit.merge_row(ws, r, c0, c1, fmt)
                     else:
                         ws.merge_range(r, c0, r, c1, "", fmt)
                 ws.write_string(r, c0, f"{r}-{c0}", fmt)
