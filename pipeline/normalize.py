@@ -82,7 +82,7 @@ def label_key(text: str) -> str:
     key = squash(fold(text)).lower()
     key = key.replace("【", "").replace("】", "").replace("[", "").replace("]", "")
     # "(令和6年度)", "(R6年度)", "(R6)", "(2024年度)": 年度 is optional as a whole (`年度?` alone
-    # made 年 required, so the common "(R6)" was not recognised)
+    # would make 年 required and miss the common "(R6)")
     key = re.sub(r"\((令和|平成|r|h)?\d+(年度?)?\)$", "", key)
     key = re.sub(r"(令和|r)\d+年度$", "", key)
     return key.replace("no.", "no").replace("no", "no.")
