@@ -39,8 +39,9 @@ from pipeline.normalize import (
     parse_measure,
     same_name,
 )
-from pipeline.reader import contained, gate, sandbox
+from pipeline.reader import contained, sandbox
 from pipeline.reader.rows import CONTENT, NAME, Candidate, Parsed, Table, warn_normalised
+from pipeline.reader.scanning import GateResult
 from pipeline.report import (
     VERIFIED_SOURCES,
     Evaluation,
@@ -75,7 +76,7 @@ def _shown_not_blank(c: Candidate) -> set[str]:
     return {i.cell for i in c.issues if i.code in _NOT_BLANK_CODES}
 
 
-def _uncalculated(checked: gate.GateResult, candidates: list[Candidate], name: str, issues: list[Issue]) -> None:
+def _uncalculated(checked: GateResult, candidates: list[Candidate], name: str, issues: list[Issue]) -> None:
     """Formulas saved by a tool that does not calculate (or asked Excel to recalculate on open):
     their cached results may be stale or 0, so say so once for the file."""
     first = next((i for c in candidates for i in c.issues if i.code == "cell-formula"), None)
@@ -410,7 +411,7 @@ class _Options:
         return "" if (self.year, self.read_own_outputs) == (catalog.year, False) else f"|{self.year}|{self.read_own_outputs}"
 
 
-def _apply(catalog: Catalog, d: _Draft, checked: gate.GateResult, parsed: Parsed, options: _Options) -> None:
+def _apply(catalog: Catalog, d: _Draft, checked: GateResult, parsed: Parsed, options: _Options) -> None:
     """Decide what a read workbook is (own output, template, table), who sent it and which year
     it reports, and keep its rows for the checks. Raises what a fault of ours raised."""
     name = d.source.name
@@ -526,7 +527,7 @@ def _overlap(tables: list[Table]) -> bool:
 def _read_outcome(catalog: Catalog, d: _Draft, parts: list[Any], outcome: Any, options: _Options) -> None:
     """A contained read's outcome (read_return's result, or how its process failed) applied to
     its draft."""
-    checked = parts[0] if parts else gate.GateResult(kind="")
+    checked = parts[0] if parts else GateResult(kind="")
     if isinstance(outcome, Parsed):
         _apply(catalog, d, checked, outcome, options)
         return

@@ -40,9 +40,10 @@ from hostile import (
 
 from pipeline import ingest
 from pipeline.catalog import load_catalog
-from pipeline.reader import contained, gate, sandbox, workbook
-from pipeline.reader.gate import GateResult, Limits, inspect_workbook
+from pipeline.reader import contained, sandbox, workbook
+from pipeline.reader.gate import inspect_workbook
 from pipeline.reader.rows import DDE
+from pipeline.reader.scanning import GateResult, Limits, col_letters
 from pipeline.report import CODES
 from pipeline.settings import LimitSettings
 from pipeline.validate import validate_paths
@@ -509,4 +510,4 @@ def test_read_return_keeps_its_signature() -> None:
     params = list(inspect.signature(contained.read_return).parameters)
     assert params == ["data", "name", "limits", "read_own"]
     assert ".ods" in ingest.WORKBOOK_SUFFIXES and {".xls", ".xlsb"} <= ingest.WORKBOOK_SUFFIXES
-    assert gate.col_letters(256) == "IV"
+    assert col_letters(256) == "IV"

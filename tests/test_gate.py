@@ -39,8 +39,9 @@ from hostile import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.reader.gate import GateResult, Limits, SheetFacts, inspect_workbook
+from pipeline.reader.gate import inspect_workbook
 from pipeline.reader.sandbox import SandboxError, run_contained
+from pipeline.reader.scanning import GateResult, Limits, SheetFacts
 from pipeline.report import CODES
 
 BOUND_S = 10.0

@@ -15,7 +15,7 @@ import hashlib
 import os
 from typing import TYPE_CHECKING
 
-from pipeline.reader import envelope, gate, rows, sandbox, workbook
+from pipeline.reader import envelope, gate, rows, sandbox, scanning, workbook
 from pipeline.report import Issue, internal_error, make_issue
 from pipeline.settings import LimitSettings
 
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 READERS = 2  # contained readers of a merge: the machines it runs on have 2 cores or more
 
 
-def gate_limits(limits: LimitSettings) -> gate.Limits:
-    return gate.Limits(
+def gate_limits(limits: LimitSettings) -> scanning.Limits:
+    return scanning.Limits(
         max_file_bytes=limits.max_file_mib * 2**20,
         max_members=limits.max_members,
         max_entry_bytes=limits.max_entry_mib * 2**20,
@@ -52,7 +52,7 @@ def _worker(fn: object, limits: LimitSettings) -> sandbox.Worker:
                           memory_bytes=limits.parse_memory_mib * 2**20)
 
 
-def inspect(data: bytes, name: str, limits: LimitSettings) -> gate.GateResult | None:
+def inspect(data: bytes, name: str, limits: LimitSettings) -> scanning.GateResult | None:
     """The gate's verdict on one workbook, reached in a contained worker; None when the gate
     could not finish (it hung, ran out of memory or died)."""
     try:
@@ -66,8 +66,8 @@ def inspect(data: bytes, name: str, limits: LimitSettings) -> gate.GateResult | 
 
 
 def read_sheets(
-    data: bytes, name: str, limits: gate.Limits
-) -> tuple[gate.GateResult, list[workbook.RawSheet], list[Issue]]:
+    data: bytes, name: str, limits: scanning.Limits
+) -> tuple[scanning.GateResult, list[workbook.RawSheet], list[Issue]]:
     """One workbook's sheets: the gate, then calamine. Runs in the worker.
 
     The gate's result is emitted first, so that it reaches the caller even if the parser then
@@ -85,7 +85,7 @@ def read_sheets(
             for sheet, state, cells, merged in payload], []
 
 
-def read_return(data: bytes, name: str, limits: gate.Limits, read_own: bool = False) -> rows.Parsed:
+def read_return(data: bytes, name: str, limits: scanning.Limits, read_own: bool = False) -> rows.Parsed:
     """One workbook: its sheets (read_sheets), then the candidate rows. Runs in the worker.
 
     A damaged file is an issue; a fault of ours while reading the rows is `failed`

@@ -27,8 +27,8 @@ from pipeline.normalize import (
     parse_rating,
     squash,
 )
-from pipeline.reader.gate import GateResult
-from pipeline.reader.gate import col_letters as column_letter
+from pipeline.reader.scanning import GateResult
+from pipeline.reader.scanning import col_letters as column_letter
 from pipeline.reader.workbook import RawSheet
 from pipeline.report import Issue, make_issue, moment
 

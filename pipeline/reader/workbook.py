@@ -13,7 +13,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.reader.gate import SheetFacts, col_letters
+from pipeline.reader.scanning import SheetFacts, col_letters
 from pipeline.report import Issue, make_issue
 
 
