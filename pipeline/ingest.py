@@ -3,8 +3,9 @@ an e-mail or zip are unwrapped by a contained worker (pipeline.reader.contained)
 the attachments' bytes; a workbook's bytes go to validate, whose contained readers parse them.
 
 Nothing here judges the data or parses it; it returns Sources (bytes and where they came from),
-and a FileVerdict for what is not read (ignored files, unreadable folders and files). Inputs are opened read-only and
-never modified, moved or deleted. Every file found is accounted for: nothing is skipped silently.
+and a FileVerdict for what is not read (ignored files, unreadable folders and files). Inputs are
+opened read-only and never modified, moved or deleted. Every file found is accounted for: nothing
+is skipped silently.
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ class Listed:
     undecodable: str = ""  # hex of the bytes of its name that are not text (`name` shows them as such)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Source:
-    """One workbook to validate, with where it came from."""
+    """One workbook to validate, with where it came from. Never changed once read: a reader that
+    is done with the bytes lets the Source go (pipeline.validate keeps its provenance)."""
 
     name: str  # relative to the inbox: "健康課/file.xlsx" or "健康課/mail.eml ＞ file.xlsx"
     path: Path  # the inbox file it was read from

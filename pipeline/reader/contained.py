@@ -2,10 +2,11 @@
 
 Every parse of untrusted bytes happens in a child process of pipeline.reader.sandbox, under the
 memory cap and the per-call timeout of [limits] (parse_memory_mib, parse_timeout_s), on every
-platform: unwrapping an e-mail or zip (`unwrap`), reading a workbook (`read_return`: the gate,
-calamine, the candidate rows) and annotating a 差し戻し copy (`feedback_copy`). Each hands plain
-values back (an Envelope, a Parsed, a Copy); a call that hangs, exhausts its memory or kills its
-process raises SandboxError in the caller, which makes it an issue on that one file.
+platform: unwrapping an e-mail or zip (`open_unwrapper`: pipeline.reader.envelope), reading a
+workbook (`read_return`: the gate, calamine, the candidate rows), annotating a 差し戻し copy
+(`feedback_copy`) and the gate alone (`inspect`). Each hands plain values back (an Envelope, a
+Parsed, a Copy, a GateResult); a call that hangs, exhausts its memory or kills its process raises
+SandboxError in the caller, which makes it an issue on that one file.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pipeline.reader import envelope, gate, rows, sandbox, scanning, workbook
 from pipeline.report import Issue, internal_error, make_issue
@@ -47,9 +49,8 @@ def zip_limits(limits: LimitSettings) -> envelope.ZipLimits:
     )
 
 
-def _worker(fn: object, limits: LimitSettings) -> sandbox.Worker:
-    return sandbox.Worker(fn, timeout_s=limits.parse_timeout_s,  # type: ignore[arg-type]
-                          memory_bytes=limits.parse_memory_mib * 2**20)
+def _worker(fn: Callable[..., Any], limits: LimitSettings) -> sandbox.Worker:
+    return sandbox.Worker(fn, timeout_s=limits.parse_timeout_s, memory_bytes=limits.parse_memory_mib * 2**20)
 
 
 def inspect(data: bytes, name: str, limits: LimitSettings) -> scanning.GateResult | None:
