@@ -65,7 +65,7 @@ class _Biff:
     states, where each sheet starts), the shared-string count against the bytes that hold it, and
     each sheet's DIMENSIONS record, from which calamine reserves memory. Cell values, formulas,
     errors and hidden rows are not seen: an .xls is read for its values only (file-legacy-format),
-    and the worker bounds what it returns (pipeline.ingest._parse).
+    and the worker bounds what it returns (pipeline.reader.workbook.parse_sheets).
     """
 
     MAX_GLOBAL_RECORDS = 200_000  # a real file has a few thousand (XF, FONT, NAME, SST+CONTINUE)
