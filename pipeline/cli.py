@@ -8,6 +8,9 @@ Exit codes: 0 no errors, 1 errors found in the inputs, 2 usage error, 3 could no
 4 an unexpected exception (a fault of ours: traceback in the log), 130 interrupted (Ctrl+C).
 Every command appends to outbox/logs/pipeline.log (pipeline.session); click's own messages are
 Japanese (pipeline.clija).
+
+Long only because it holds every command's options and its Japanese help text; each command body
+is a few lines around one library call.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Pure data, no file I/O and no pandas. Every stage builds Issues through `make_issue`, so
 each code has exactly one severity and one Japanese message template, and the README's
 code table is tested against `CODES`.
+
+Its length is the registry: every code with its Japanese title and message lives here, in one
+place, so that a code cannot have two wordings; the types around it are a few small dataclasses.
 """
 
 from __future__ import annotations

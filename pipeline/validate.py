@@ -13,6 +13,9 @@ they decide which rows a file may change.
 
 Containment: whatever goes wrong inside the checks of one file (a bug, a value no one foresaw)
 becomes `internal-error` on that file; the other files are validated as if it were not there.
+
+One module, though long: the office, the year, the schema pass and the plan checks decide one
+verdict together (each depends on the others' findings); reading the bytes is pipeline.reader's.
 """
 
 from __future__ import annotations

@@ -36,6 +36,9 @@ workbook holding only エラー一覧, and its title line says so.
 A department that sends our copy back gets it cleaned first: the old エラー一覧 goes, our
 comment blocks nobody edited go, and the fills we painted are restored from a hidden column of
 the old list. A department sheet that merely shares the name エラー一覧 is never removed.
+
+One module, though long: marking the cells, writing エラー一覧 and cleaning a returned copy all
+work on the same openpyxl workbook and the same record of what we painted.
 """
 
 from __future__ import annotations

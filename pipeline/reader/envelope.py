@@ -22,6 +22,9 @@ decoding here is deliberately tolerant:
 Outlook `.msg` files are read with olefile (BSD); extract-msg is GPL and is not used.
 Problems become `Issue`s (codes in the "e-mail intake" section of `pipeline.report.CODES`);
 attachments that are not workbooks are skipped silently.
+
+One module, though long: .eml, .msg and .zip share one walk (a container inside a container), one
+`_Context` of limits and inflate budget, and one set of Japanese name and header decoders.
 """
 
 from __future__ import annotations
