@@ -15,9 +15,12 @@ library only, so the reader side can use them without importing an Excel library
   keeps it text.
 * Excel's limit of 32,767 characters per cell counts UTF-16 code units: 𠮷 (outside the BMP)
   counts 2. `fits_in_cell` only encodes texts longer than half the limit (each character is 1
-  or 2 units), so the check costs nothing for ordinary cells. Our own texts built from names,
+  or 2 units), so the check costs nothing for ordinary cells. `check_fits` is the one refusal
+  every writer makes; the row schema asks `fits_in_cell` too. Our own texts built from names,
   messages and lists are bounded by construction (`bounded_text`, `bounded_list`: 「ほか N 件」,
   「(以下略。全文は実行レポート)」), so no number or length of inputs makes a writer refuse.
+* Cell names count columns from 1 as Excel's A1 names do (1 -> A); a writer that counts from 0
+  (xlsxwriter) adds one at the call.
 * Display width counts a full-width or ambiguous-width character (east_asian_width F, W or A)
   as 2 column units, as a Japanese font shows it.
 * Row heights: not every reader grows a wrapped row by itself (LibreOffice, viewers, print
@@ -28,6 +31,7 @@ library only, so the reader side can use them without importing an Excel library
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -86,6 +90,17 @@ def fits_in_cell(text: str) -> bool:
     return len(text) <= _HALF_LIMIT or utf16_len(text) <= EXCEL_MAX_CHARS
 
 
+def check_fits(text: str, place: str) -> None:
+    """Raise ValueError naming `place` when `text` is over Excel's cell limit.
+
+    Department values are never cut: a writer refuses the text and its caller reports it.
+    """
+    if not fits_in_cell(text):
+        raise ValueError(
+            f"{place}: {utf16_len(text):,} 文字あり、Excel の1セルの上限 {EXCEL_MAX_CHARS:,} 文字を超えています。"
+        )
+
+
 def truncate_to_cell(text: str, limit: int = EXCEL_MAX_CHARS) -> str:
     """`text` cut to at most `limit` UTF-16 units, never inside a surrogate pair.
 
@@ -136,6 +151,26 @@ def bounded_list(items: Iterable[str], sep: str = "\n", limit: int = EXCEL_MAX_C
 def clean_xml(text: str) -> str:
     """`text` without the control characters XML cannot hold (TAB, LF and CR stay)."""
     return _ILLEGAL_XML.sub("", text)
+
+
+# --- cell names ------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)
+def column_letters(col: int) -> str:
+    """Excel's letters for column number `col`, counted from 1: 1 -> "A", 28 -> "AB", 16384 -> "XFD"."""
+    if col < 1:
+        raise ValueError(f"column numbers start at 1, not {col}")
+    out = ""
+    while col:
+        col, rem = divmod(col - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+def cell_name(row: int, col: int) -> str:
+    """The A1 name of the cell at `row` and `col`, both counted from 1."""
+    return f"{column_letters(col)}{row}"
 
 
 # --- width and height ------------------------------------------------------------------------------

@@ -28,18 +28,12 @@ import click
 from pipeline import clija, jsontext
 from pipeline.errors import PipelineError, SettingsError
 from pipeline.quiet import library_output
+from pipeline.report import FILE_STATUS_LABELS, FILE_STATUSES
 from pipeline.session import EXIT_CRASH, EXIT_INTERRUPTED, CommandSession, crash_line
 from pipeline.settings import DEFAULT_FILE, Settings, load_settings
 
 clija.install()  # before the options below are made: click names their types when they are created
 
-STATUS_JA = {
-    "accepted": "受理",
-    "partial": "一部受理",
-    "rejected": "不受理",
-    "superseded": "置換済",
-    "ignored": "対象外",
-}
 SEVERITY_JA = {"error": "エラー", "warning": "警告"}
 
 
@@ -707,7 +701,7 @@ def _log_files(ctx: click.Context, files: list[Any], status_of: Any, notes: Iter
     for f in files:
         status = status_of(f)
         counts = f"エラー {len(f.errors)}、警告 {len(f.warnings)}" if status != "ignored" else (f.reason or "対象外")
-        session.write(f"ファイル: {status} {STATUS_JA.get(status, status)}\t{f.name}\t({counts})")
+        session.write(f"ファイル: {status} {FILE_STATUS_LABELS.get(status, status)}\t{f.name}\t({counts})")
     for n in notes:
         session.write(f"指摘: {n.code} {SEVERITY_JA.get(n.severity, n.severity)}\t{n.file}\t{n.message}")
     for notice in notices:
@@ -734,8 +728,8 @@ def render_files(files: list[Any], notes: Iterable[Any] = ()) -> str:
             f"、警告 {len(f.warnings)}" if f.warnings else ""
         )
         if f.status == "ignored":
-            counts = f.reason or "対象外"
-        lines.append(f"{f.status:<10} {STATUS_JA.get(f.status, f.status)}\t{f.name}\t({counts})")
+            counts = f.reason or FILE_STATUS_LABELS["ignored"]
+        lines.append(f"{f.status:<10} {FILE_STATUS_LABELS.get(f.status, f.status)}\t{f.name}\t({counts})")
     issues = [(f.name, i) for f in files for i in f.issues] + [(n.file, n) for n in notes]
     if issues:
         lines.append("")
@@ -751,8 +745,7 @@ def render_merge(run: Any) -> str:
     st = r["statuses"]
     lines = [
         f"{run.catalog.year_label} {run.catalog.plan} 集約結果",
-        f"ファイル: 受理 {st['accepted']} / 一部受理 {st['partial']} / 不受理 {st['rejected']}"
-        f" / 置換済 {st['superseded']} / 対象外 {st['ignored']}",
+        "ファイル: " + " / ".join(f"{FILE_STATUS_LABELS[s]} {st[s]}" for s in FILE_STATUSES),
         f"評価行: {r['rows']} / {r['assignments']}(エラー {r['errors']} 件、警告 {r['warnings']} 件)",
     ]
     for goal in run.catalog.goals:
@@ -785,7 +778,7 @@ def render_merge(run: Any) -> str:
     bad = [f for f in run.files if f.errors]
     for f in bad[:10]:
         status = run.status_of(f)
-        lines.append(f"  要確認: {f.name} ({STATUS_JA.get(status, status)}、エラー {len(f.errors)} 件)")
+        lines.append(f"  要確認: {f.name} ({FILE_STATUS_LABELS.get(status, status)}、エラー {len(f.errors)} 件)")
     if len(bad) > 10:
         lines.append(f"  ほか {len(bad) - 10} ファイル(詳細は実行レポート)")
     lines.append(f"集約ブック: {run.master}")

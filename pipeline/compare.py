@@ -24,14 +24,13 @@ from pipeline.catalog import Catalog
 from pipeline.history import PastYear
 from pipeline.marks import NO_VALUE
 from pipeline.normalize import RATINGS
-from pipeline.report import Evaluation
+from pipeline.report import NOT_REFLECTED, STATUS_MISSING, Evaluation
 
 RANK = {letter: i for i, letter in enumerate(RATINGS)}  # A 0 (best) … D 3
 UP, DOWN, SAME = "↑", "↓", "→"
 NONE = NO_VALUE  # no rating to show or compare
 NEW = "新規"  # not in last year's plan
-NOT_RETURNED = "未提出"  # nothing received from the office this year (yet)
-NOT_REFLECTED = "未反映"  # received, but kept out of the master by an error
+NOT_RETURNED = STATUS_MISSING  # nothing received from the office this year (yet)
 
 
 @dataclass(frozen=True)

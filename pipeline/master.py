@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import celltext
 from pipeline.catalog import Catalog
-from pipeline.celltext import EXCEL_MAX_CHARS
 from pipeline.compare import compare_years
 from pipeline.report import Evaluation, FileVerdict, Issue, Outcome
 from pipeline.sheets import comparison, counts, evaluation_list, goals, status
@@ -54,7 +53,7 @@ from pipeline.sheets.comparison import COMPARISON_SHEET
 from pipeline.sheets.counts import SUMMARY_SHEET, CountSheet
 from pipeline.sheets.evaluation_list import LIST_SHEET
 from pipeline.sheets.goals import goal_sheet_name
-from pipeline.sheets.kit import HALF_LIMIT, PAGE_A4, Styles, display_time, new_workbook, page_header, too_long
+from pipeline.sheets.kit import PAGE_A4, Styles, display_time, new_workbook, page_header
 from pipeline.sheets.status import ISSUES_SHEET, STATUS_SHEET
 from pipeline.sheets.tally import Tally, absences, unreflected
 
@@ -198,15 +197,9 @@ def check_rows(catalog: Catalog, rows: Iterable[Evaluation]) -> None:
     for r in rows:
         if (r.project, r.department) not in keys:
             raise ValueError(f"事業No.{r.project}・担当課「{r.department}」は計画の割り当てにありません。")
-        if max(len(r.result), len(r.outlook), len(r.department)) <= HALF_LIMIT:
-            continue  # a text this short always fits (the file name is ours: bounded when written)
-        for column, text in (
+        for column, text in (  # the file name is ours: bounded when written
             ("事業実績・評価理由", r.result),
             ("今後の事業計画・展望", r.outlook),
             ("担当課", r.department),
         ):
-            if too_long(text):
-                raise ValueError(
-                    f"事業No.{catalog.projects[r.project].label}・担当課「{r.department}」の「{column}」が "
-                    f"{celltext.utf16_len(text):,} 文字あり、Excel の1セルの上限 {EXCEL_MAX_CHARS:,} 文字を超えています。"
-                )
+            celltext.check_fits(text, f"事業No.{catalog.projects[r.project].label}・担当課「{r.department}」の「{column}」")

@@ -27,6 +27,7 @@ from pipeline.catalog import Catalog
 from pipeline.marks import NO_VALUE
 from pipeline.report import (
     CODES,
+    FILE_STATUS_LABELS,
     STATUS_ACCEPTED,
     STATUS_ERRORS,
     STATUS_MISSING,
@@ -225,9 +226,9 @@ def _dropped(
             reason = "ファイルが受付フォルダにありません"
         elif f.status == "rejected":
             first = next((i for i in f.errors), None)
-            reason = f"ファイルが不受理になりました({CODES[first.code].title if first else NO_VALUE})"
+            reason = f"ファイルが{FILE_STATUS_LABELS['rejected']}になりました({CODES[first.code].title if first else NO_VALUE})"
         elif f.status == "ignored":
-            reason = f"ファイルが対象外になりました({f.reason})"
+            reason = f"ファイルが{FILE_STATUS_LABELS['ignored']}になりました({f.reason})"
         elif any(x.key == key for x in f.excluded):
             reason = "ファイルのこの行に誤りがあります"
         else:

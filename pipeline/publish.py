@@ -37,6 +37,7 @@ from typing import Any
 
 from pipeline import atomic, history, printing
 from pipeline.catalog import Catalog, load_catalog
+from pipeline.celltext import column_letters
 from pipeline.errors import InputError, OutputError
 from pipeline.layout import OUTPUT_PROPERTY, parse_output_mark
 from pipeline.normalize import RATINGS, as_text, fold, parse_project, parse_rating
@@ -224,7 +225,7 @@ def read_evaluations(path: Path, catalog: Catalog) -> tuple[list[Evaluation], di
         found[(project, department)] = Evaluation(project, department, cell("事業実績・評価理由"), rating,
                                                   cell("今後の事業計画・展望"))
         for fld, name in ANSWER_COLUMNS.items():
-            cells[((project, department), fld)] = f"{_column_letter(cols[name] or 0)}{n}"
+            cells[((project, department), fld)] = f"{column_letters((cols[name] or 0) + 1)}{n}"
     rows = [found[a.key] for a in catalog.assignments if a.key in found]
     return rows, cells
 
@@ -237,12 +238,6 @@ def _output_mark(path: Path) -> dict[str, str]:
         return {}
     m = re.search(rf'name="{OUTPUT_PROPERTY}"[^>]*>\s*<vt:lpwstr>([^<]*)</vt:lpwstr>', xml)
     return parse_output_mark(m[1]) if m else {}
-
-
-def _column_letter(i: int) -> str:
-    from xlsxwriter.utility import xl_col_to_name
-
-    return xl_col_to_name(i)
 
 
 # --- personal information --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pipeline.celltext import EXCEL_MAX_CHARS
 from pipeline.filenames import shown_name
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ CODES: dict[str, Code] = {
     "text-too-long": Code(
         ERROR,
         "文字数が多すぎる",
-        "「{column}」が {length:,} 文字あります。Excel の1セルの上限 32,767 文字以内にしてください。",
+        "「{column}」が {length:,} 文字あります。Excel の1セルの上限 " f"{EXCEL_MAX_CHARS:,}" " 文字以内にしてください。",
     ),
     "value-normalised": Code(
         WARNING,
@@ -955,10 +956,22 @@ class ValidationReport:
 
 # --- the merge's outcome and the run report ----------------------------------------------------
 
+# The status vocabulary, defined here once and shown as it is by every output: an office's status
+# (提出状況, status, remind, the console), a file's (FILE_STATUS_LABELS) and an absent evaluation's.
 STATUS_MISSING = "未提出"
 STATUS_ERRORS = "エラーあり"
 STATUS_PARTIAL = "一部受理"
 STATUS_ACCEPTED = "受理"
+# A file's status (FILE_STATUSES, as the run report records it) in the words staff read.
+FILE_STATUS_LABELS = {
+    "accepted": STATUS_ACCEPTED,
+    "partial": STATUS_PARTIAL,
+    "rejected": "不受理",
+    "superseded": "新しい提出で置換",
+    "ignored": "対象外",
+}
+# An assignment received from its office but not in the master (an error kept it out).
+NOT_REFLECTED = "未反映"
 UNATTRIBUTED = "差出課不明"
 # Shown before the status of an office that still owes answers after the deadline: 期限超過(未提出).
 STATUS_OVERDUE = "期限超過"

@@ -119,10 +119,7 @@ def set_text(cell: Cell, value: str) -> None:
     32,767-unit limit raises ValueError (a template must never be cut short silently).
     """
     value = celltext.clean_xml(value)
-    if not celltext.fits_in_cell(value):
-        raise ValueError(
-            f"セル {cell.coordinate}: 文字数が Excel の上限 {celltext.EXCEL_MAX_CHARS:,} 文字を超えています。"
-        )
+    celltext.check_fits(value, f"セル {cell.coordinate}")
     cell.value = value
     cell.data_type = "s"
     if celltext.needs_quote(value):

@@ -37,7 +37,6 @@ from typing import IO, Any
 import xlsxwriter
 from xlsxwriter.packager import Packager
 from xlsxwriter.sharedstrings import SharedStrings, _preserve_whitespace
-from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import Worksheet
 
 # Level 1 deflates the master's 130 MB of shared strings 3× faster than zlib's default 6, for a
@@ -141,10 +140,6 @@ class FastSheet(Worksheet):
             self.fh.write(chunk)
         fh.close()
         self._fast_fh = None
-
-
-def cell_ref(col: int) -> str:
-    return xl_col_to_name(col)
 
 
 # --- the shared strings -----------------------------------------------------------------------

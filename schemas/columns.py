@@ -3,7 +3,6 @@
 Plain data (no pandera import), so the reader can name columns without loading the schema library.
 """
 
-MAX_CELL_TEXT = 32_767  # Excel's limit for one cell
 MEASURE_PATTERN = r"^\(\d{1,2}\)[①-⑳]$"
 RATINGS = ["A", "B", "C", "D"]
 

@@ -14,7 +14,6 @@ import pandas as pd
 import pandera.pandas as pa
 from plan_schemas.columns import (  # noqa: F401  (re-exported with the schema)
     DEPARTMENT,
-    MAX_CELL_TEXT,
     MEASURE,
     MEASURE_PATTERN,
     OUTLOOK,
@@ -25,24 +24,16 @@ from plan_schemas.columns import (  # noqa: F401  (re-exported with the schema)
     RESULT,
 )
 
-
-def _utf16_units(texts: pd.Series) -> pd.Series:
-    """Length as Excel counts it: UTF-16 code units (𠮷 and other supplementary characters count 2)."""
-    return texts.str.encode("utf-16-le").str.len() // 2
+from pipeline.celltext import fits_in_cell
 
 
 def _fits_in_cell(texts: pd.Series) -> pd.Series:
-    """Whether each text fits in a cell. A text of at most half the limit in characters fits
-    whatever they are (each is 1 or 2 UTF-16 units), so only longer ones are measured: encoding
-    every text of a 60,000-row night would hold a second copy of all of them at once."""
-    fits = texts.str.len() <= MAX_CELL_TEXT // 2
-    longer = ~fits
-    if longer.any():
-        fits[longer] = _utf16_units(texts[longer]) <= MAX_CELL_TEXT
-    return fits
+    """Whether each text fits in a cell, by celltext's rule (Excel counts UTF-16 units, so
+    17,000 × 𠮷 is 34,000 and does not fit). Each text is measured on its own: encoding every
+    text of a 60,000-row night at once would hold a second copy of all of them."""
+    return texts.map(fits_in_cell, na_action="ignore").fillna(True).astype(bool)
 
 
-# Excel's limit is in UTF-16 units; code points would let 17,000 × 𠮷 (34,000 units) through.
 _FITS_IN_CELL = pa.Check(_fits_in_cell, name="text-too-long", error="text-too-long")
 
 

@@ -12,7 +12,10 @@ from pipeline import celltext
 from pipeline.celltext import (
     EXCEL_MAX_CHARS,
     approx_lines,
+    cell_name,
+    check_fits,
     clean_xml,
+    column_letters,
     display_width,
     fit_width,
     fits_in_cell,
@@ -107,3 +110,22 @@ def test_row_height_uses_the_font_size_and_caps_at_409() -> None:
     assert row_height([("あ" * 100, 21.5)], 10, exact=True) == pytest.approx(10 * 10.4 + 4)  # 200 in 20
     assert row_height([("あ" * 100_000, 10)], 11) == celltext.MAX_ROW_HEIGHT
     assert row_height([], 11) == pytest.approx(11 * celltext.LINE_SPACING + 11 * pad)
+
+
+def test_column_letters_count_from_one_as_excel_names_columns():
+    assert [column_letters(n) for n in (1, 26, 27, 52, 53, 256, 702, 703, 16_384)] == [
+        "A", "Z", "AA", "AZ", "BA", "IV", "ZZ", "AAA", "XFD"]
+    assert cell_name(1, 1) == "A1" and cell_name(12, 28) == "AB12"
+    with pytest.raises(ValueError):
+        column_letters(0)  # a 0-based caller that forgot its + 1 is caught, not shown as ""
+
+
+def test_check_fits_refuses_a_text_over_the_limit_naming_its_place_and_length():
+    yoshi = "\U00020bb7"  # 𠮷: two UTF-16 units
+    check_fits(yoshi * 16_383 + "a", "セル F4")  # 32,767 units: fits, nothing raised
+    check_fits("", "セル F4")
+    with pytest.raises(ValueError) as caught:
+        check_fits(yoshi * 17_000, "シート「評価一覧」のセル F4")
+    message = str(caught.value)
+    assert message.startswith("シート「評価一覧」のセル F4: 34,000 文字あり")
+    assert "32,767" in message

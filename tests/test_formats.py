@@ -43,7 +43,7 @@ from pipeline.catalog import load_catalog
 from pipeline.reader import contained, sandbox, workbook
 from pipeline.reader.gate import inspect_workbook
 from pipeline.reader.rows import DDE
-from pipeline.reader.scanning import GateResult, Limits, col_letters
+from pipeline.reader.scanning import GateResult, Limits
 from pipeline.report import CODES
 from pipeline.settings import LimitSettings
 from pipeline.validate import validate_paths
@@ -510,4 +510,3 @@ def test_read_return_keeps_its_signature() -> None:
     params = list(inspect.signature(contained.read_return).parameters)
     assert params == ["data", "name", "limits", "read_own"]
     assert ".ods" in ingest.WORKBOOK_SUFFIXES and {".xls", ".xlsb"} <= ingest.WORKBOOK_SUFFIXES
-    assert col_letters(256) == "IV"

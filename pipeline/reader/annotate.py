@@ -60,7 +60,7 @@ from openpyxl.cell.cell import ERROR_CODES, Cell
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.styles.fills import Fill
-from openpyxl.utils.cell import get_column_letter, range_boundaries
+from openpyxl.utils.cell import range_boundaries
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 from openpyxl.worksheet.hyperlink import Hyperlink
@@ -385,7 +385,7 @@ def _resolve(wb: Workbook, issue: Issue) -> _Target | None:
     if min_col is None or min_row is None or min_row > 1_048_576 or min_col > 16_384:
         return None
     ws = wb[issue.sheet]
-    coordinate = f"{get_column_letter(min_col)}{min_row}"
+    coordinate = f"{celltext.column_letters(min_col)}{min_row}"
     # A value can only live in the top-left cell of a merged range; paint that one.
     for merged in ws.merged_cells.ranges:
         if coordinate in merged:
@@ -580,11 +580,11 @@ def _build_summary(
     # character counts 2, a proportional Latin letter or digit of the UD font 1.2. 内容 wraps at
     # 80, 事業 at 40.
     for col, width in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(col)].width = min(math.ceil(width) + 2, 80 if col == 6 else 40)
-    ws.column_dimensions[get_column_letter(_RESTORE_COL)].hidden = True
+        ws.column_dimensions[celltext.column_letters(col)].width = min(math.ceil(width) + 2, 80 if col == 6 else 40)
+    ws.column_dimensions[celltext.column_letters(_RESTORE_COL)].hidden = True
     # Explicit heights for wrapped texts: LibreOffice never grows rows by itself.
     for r, texts in wrapped:
-        cells = [(text, ws.column_dimensions[get_column_letter(col)].width) for text, col in texts]
+        cells = [(text, ws.column_dimensions[celltext.column_letters(col)].width) for text, col in texts]
         if any(celltext.wrapped_lines(text, width) > 1 for text, width in cells):
             ws.row_dimensions[r].height = celltext.row_height(cells, _LIST_FONT_SIZE, exact=True)
 

@@ -16,6 +16,7 @@ from typing import Any
 from plan_schemas.columns import DEPARTMENT, MEASURE, OUTLOOK, PROJECT, RATING, REQUIRED, RESULT
 
 from pipeline import layout
+from pipeline.celltext import column_letters
 from pipeline.normalize import (
     as_text,
     clean_text,
@@ -28,7 +29,6 @@ from pipeline.normalize import (
     squash,
 )
 from pipeline.reader.scanning import GateResult
-from pipeline.reader.scanning import col_letters as column_letter
 from pipeline.reader.workbook import RawSheet
 from pipeline.report import Issue, make_issue, moment
 
@@ -112,16 +112,6 @@ def find_header(sheet: RawSheet) -> int | None:
     return found
 
 
-_LETTERS: list[str] = []
-
-
-def _letters(count: int) -> list[str]:
-    """Column letters A, B, … for the first `count` columns (built once)."""
-    while len(_LETTERS) < count:
-        _LETTERS.append(column_letter(len(_LETTERS) + 1))
-    return _LETTERS
-
-
 def read_meta(sheets: list[RawSheet]) -> dict[str, str] | None:
     """Our template's metadata sheet as key → value, or None when this is not our template."""
     for sheet in sheets:
@@ -185,10 +175,10 @@ def _sheet_rows(file_index: int, name: str, sheet: RawSheet, header: int, issues
         if text and i not in columns.values() and not layout.is_reference_label(text):
             issues.append(
                 make_issue("column-extra", file=name, sheet=sheet.name,
-                           cell=f"{column_letter(i + 1)}{header + 1}", value=text)
+                           cell=f"{column_letters(i + 1)}{header + 1}", value=text)
             )
     previous: Candidate | None = None
-    letters = _letters(max(columns.values()) + 1)
+    letters = [column_letters(i + 1) for i in range(max(columns.values()) + 1)]
     for r in range(header + 1, len(sheet.rows)):
         row = sheet.rows[r]
         if _is_header(row):  # a header repeated after a page break
@@ -323,7 +313,7 @@ def _year_places(sheet: RawSheet, header: int) -> list[tuple[list[str], str]]:
         for r in rows:
             for i, value in enumerate(sheet.rows[r]):
                 if isinstance(value, str) and 0 < len(value) <= 200:
-                    yield f"{column_letter(i + 1)}{r + 1}", value
+                    yield f"{column_letters(i + 1)}{r + 1}", value
 
     places: list[tuple[list[str], str]] = []
     for cell, text in cells([header]):

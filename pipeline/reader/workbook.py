@@ -13,7 +13,8 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.reader.scanning import SheetFacts, col_letters
+from pipeline.celltext import column_letters
+from pipeline.reader.scanning import SheetFacts
 from pipeline.report import Issue, make_issue
 
 
@@ -106,7 +107,7 @@ def _check_bounds(name: str, sheet: Any, max_cells: int, max_rows: int, max_cols
     rows, cols = end[0] + 1, end[1] + 1
     if rows > max_rows or cols > max_cols:
         what = f"{max_rows:,} 行" if rows > max_rows else f"{max_cols:,} 列"
-        raise SheetTooLarge(name, f"{col_letters(cols)}{rows} までデータがあり、{what}を超えている")
+        raise SheetTooLarge(name, f"{column_letters(cols)}{rows} までデータがあり、{what}を超えている")
     count = 0
     for row in sheet.iter_rows():  # one row at a time: nothing the size of the sheet is built
         count += sum(1 for v in row if v != "")
@@ -116,4 +117,4 @@ def _check_bounds(name: str, sheet: Any, max_cells: int, max_rows: int, max_cols
 
 def _range(m: Any) -> str:
     (r1, c1), (r2, c2) = m
-    return f"{col_letters(c1 + 1)}{r1 + 1}:{col_letters(c2 + 1)}{r2 + 1}"
+    return f"{column_letters(c1 + 1)}{r1 + 1}:{column_letters(c2 + 1)}{r2 + 1}"

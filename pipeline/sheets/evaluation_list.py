@@ -11,11 +11,9 @@ import xlsxwriter
 
 from pipeline import celltext, xlsxfast
 from pipeline.catalog import Catalog, Project
-from pipeline.celltext import EXCEL_MAX_CHARS
 from pipeline.report import Evaluation
 from pipeline.sheets.kit import (
     DATETIME_WIDTH,
-    HALF_LIMIT,
     Styles,
     bounded,
     cell_name,
@@ -23,7 +21,6 @@ from pipeline.sheets.kit import (
     rating_colours,
     row_height,
     setup_print,
-    too_long,
 )
 
 LIST_SHEET = "評価一覧"
@@ -131,11 +128,8 @@ class _FastCells:
     def _text(self, ref: str, row: int, col: int, text: str, style: str) -> str:
         if not text:
             return f'<c r="{ref}" s="{self._index(style)}"/>'
-        if len(text) > HALF_LIMIT and too_long(text):
-            raise ValueError(
-                f"シート「{self.ws.name}」のセル {cell_name(row, col)}: 文字数が Excel の上限 "
-                f"{EXCEL_MAX_CHARS:,} 文字を超えています。"
-            )
+        if not celltext.fits_in_cell(text):
+            celltext.check_fits(text, f"シート「{self.ws.name}」のセル {cell_name(row, col)}")
         x = self._xf.get((style, False)) if text[0] not in _QUOTE_FIRST else None
         if x is None:
             x = self._index(style, celltext.needs_quote(text))
@@ -147,7 +141,7 @@ class _FastCells:
     def row(self, row: int, last_col: int, height: float, values: Sequence[tuple[str, Any, str]]) -> None:
         letters = self._letters
         while len(letters) <= last_col:
-            letters.append(xlsxfast.cell_ref(len(letters)))
+            letters.append(celltext.column_letters(len(letters) + 1))
         n = row + 1
         parts = [self.ws.row_open(row, 0, last_col, height)]
         append = parts.append

@@ -42,12 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import xlsxwriter
-from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
 from pipeline import celltext, printing, xlsxfast
 from pipeline.catalog import Catalog, Project
-from pipeline.celltext import EXCEL_MAX_CHARS
 from pipeline.layout import OUTPUT_PROPERTY, output_mark
 
 FONT = printing.TEXT_FONT  # every cell and chart
@@ -155,11 +153,8 @@ class Styles:
             # A real blank, not an empty string: Excel's COUNTA and filters treat "" as filled.
             ws.write_blank(row, col, None, self.fmt[name])
             return
-        if len(text) > HALF_LIMIT and too_long(text):  # the cheap test first: 600k cells
-            raise ValueError(
-                f"シート「{ws.name}」のセル {cell_name(row, col)}: 文字数が Excel の上限 "
-                f"{EXCEL_MAX_CHARS:,} 文字を超えています。"
-            )
+        if not celltext.fits_in_cell(text):
+            celltext.check_fits(text, f"シート「{ws.name}」のセル {cell_name(row, col)}")
         ws.write_string(row, col, text, self.quoted(name) if celltext.needs_quote(text) else self.fmt[name])
 
     def put_time(self, ws: Worksheet, row: int, col: int, iso: str, name: str = "datetime") -> None:
@@ -338,21 +333,16 @@ def rating_colours(st: Styles, ws: Worksheet, r0: int, c0: int, r1: int, c1: int
 
 
 # The text rules live in pipeline.celltext (shared with the templates and the feedback copies).
-HALF_LIMIT = EXCEL_MAX_CHARS // 2  # a text this short always fits
 
 
 def bounded(text: str) -> str:
     """One of our texts (a file name, a message, a reason), cut to fit a cell when it must."""
-    return text if len(text) <= HALF_LIMIT else celltext.bounded_text(text)
+    return celltext.bounded_text(text)
 
 
 def bounded_list(items: Sequence[str]) -> str:
     """Our list (file names, senders) in one cell, one per line, with 「ほか N 件」 when it must."""
     return celltext.bounded_list(items, "\n")
-
-
-def too_long(text: str) -> bool:
-    return not celltext.fits_in_cell(text)
 
 
 def row_height(cells: Iterable[tuple[str, float]], *, min_lines: int = 1, exact: bool = False) -> float:
@@ -384,7 +374,7 @@ def _escape_header(text: str) -> str:
 
 
 def cell_name(row: int, col: int) -> str:
-    """A cell's A1 name, for messages."""
-    return xl_rowcol_to_cell(row, col)
+    """A cell's A1 name, for messages, from xlsxwriter's row and column (counted from 0)."""
+    return celltext.cell_name(row + 1, col + 1)
 
 

@@ -13,6 +13,7 @@ from pipeline import celltext, printing
 from pipeline.marks import NO_VALUE
 from pipeline.report import (
     ERROR,
+    FILE_STATUS_LABELS,
     STATUS_ACCEPTED,
     STATUS_ERRORS,
     STATUS_MISSING,
@@ -48,13 +49,6 @@ STATUS_COLOURS = {
 }
 SEVERITY_LABELS = {ERROR: "エラー", "warning": "警告"}
 SEVERITY_COLOURS = {"エラー": ("#FFC7CE", "#9C0006"), "警告": ("#FFEB9C", "#7F6000")}
-FILE_STATUS_LABELS = {
-    "accepted": "受理",
-    "partial": "一部受理",
-    "rejected": "不受理",
-    "superseded": "新しい提出で置換",
-    "ignored": "対象外",
-}
 
 # --- 提出状況 -----------------------------------------------------------------------------------
 

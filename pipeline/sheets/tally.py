@@ -8,16 +8,16 @@ from collections.abc import Iterable
 
 from pipeline.catalog import Catalog
 from pipeline.normalize import RATINGS
-from pipeline.report import STATUS_ERRORS, Evaluation, Outcome
+from pipeline.report import NOT_REFLECTED, STATUS_ERRORS, STATUS_MISSING, Evaluation, Outcome
 
 # Why an assignment has no evaluation in the master, in the words the sheets print. 未提出 only
 # when nothing was received from the office: an office that sent a return whose row (or whole
 # file) was kept out by an error is waiting for a correction, not for a first answer.
-MISSING_MARK = "(未提出)"
-ERROR_MARK = "(エラーのため未反映)"
-UNREFLECTED_MARK = "(未反映)"  # received, no error of the office's: e.g. its rows came in another office's file
-MISSING = "未提出"  # the count columns: nothing received
-UNREFLECTED = "未反映"  # the count columns: received, not in the master (ERROR_MARK and UNREFLECTED_MARK)
+MISSING = STATUS_MISSING  # the count columns: nothing received
+UNREFLECTED = NOT_REFLECTED  # the count columns: received, not in the master (ERROR_MARK and UNREFLECTED_MARK)
+MISSING_MARK = f"({MISSING})"
+ERROR_MARK = f"(エラーのため{UNREFLECTED})"
+UNREFLECTED_MARK = f"({UNREFLECTED})"  # received, no error of the office's: e.g. its rows came in another office's file
 
 
 def absences(catalog: Catalog, result: Outcome) -> dict[tuple[str, str], str]:
