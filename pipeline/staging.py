@@ -75,14 +75,15 @@ class Staging:
         if staged is not None:
             _unlink_quietly(staged[0])
 
-    def commit(self) -> dict[Path, Path]:
-        """Rename every staged temporary over its target, in staging order. Returns each target
-        and the path written: the target, or a stamped sibling when the target is locked (then
-        recorded in `stale` and `notices`). An error stops the commit: what is not yet committed
-        stays staged (and is discarded), what is committed stays."""
+    def commit(self, *targets: Path) -> dict[Path, Path]:
+        """Rename staged temporaries over their targets: `targets` in that order, or every staged
+        one in staging order. Returns each target and the path written: the target, or a stamped
+        sibling when the target is locked (then recorded in `stale` and `notices`). An error stops
+        the commit: what is not yet committed stays staged (and is discarded), what is committed
+        stays."""
         written: dict[Path, Path] = {}
-        while self._staged:
-            target, (tmp, what) = next(iter(self._staged.items()))
+        for target in targets or tuple(self._staged):
+            tmp, what = self._staged[target]  # KeyError: nothing was staged for it
             # write_atomically's own temporary receives the staged file by a rename (no copy),
             # then it is fsynced and replaced, with the stamped name when the target is locked.
             path = atomic.write_atomically(target, _move_from(tmp))

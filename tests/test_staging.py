@@ -143,3 +143,30 @@ def test_staging_a_target_again_replaces_its_temporary(outbox: Path) -> None:
         staging.commit()
     assert report.read_text(encoding="utf-8") == '{"rows": 70}'
     assert temps(outbox) == []
+
+
+def test_commit_of_named_targets_commits_those_in_order_and_keeps_the_rest_staged(outbox: Path) -> None:
+    master, summary, report = (outbox / n for n in ("地域福祉計画_評価集約_R6.xlsx", "地域福祉計画_評価集計_R6.xlsx",
+                                                   "run-report.json"))
+    order: list[str] = []
+    real_replace = os.replace
+
+    def noting(src: os.PathLike[str], dst: os.PathLike[str]) -> None:
+        if not Path(dst).name.startswith(TEMP_PREFIX):
+            order.append(Path(dst).name)
+        real_replace(src, dst)
+
+    with Staging() as staging:
+        make_xlsx(staging.reserve(summary, "集計ブック"), "今夜の集計")
+        staging.stage(report, "実行レポート", lambda tmp: tmp.write_text("{}", encoding="utf-8"))
+        staging.stage(master, "集約ブック", lambda tmp: make_xlsx(tmp, "今夜の集約"))
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(os, "replace", noting)
+            staging.commit(master, summary)
+        assert order == [master.name, summary.name]
+        assert list(staging.pending) == [report]
+        assert report.read_text(encoding="utf-8") == '{"rows": 68}'  # not committed yet
+        with pytest.raises(KeyError):
+            staging.commit(outbox / "never-staged.json")
+    assert report.read_text(encoding="utf-8") == '{"rows": 68}'  # discarded on leaving: last night's stays
+    assert temps(outbox) == []
