@@ -54,6 +54,7 @@ from pipeline.marks import PART_SEP
 from pipeline.merge import merge
 from pipeline.report import FileVerdict, Issue, Outcome, RunReport, ValidationReport, make_issue
 from pipeline.settings import Settings
+from pipeline.staging import Staging
 from pipeline.validate import validate_sources
 from pipeline.yearly import deadline_passed
 
@@ -429,38 +430,14 @@ def _merge_locked(
     context += json.dumps(failed_nights, ensure_ascii=False)
     # The master shows the newest input time, not the clock: the same inbox gives the same cells.
     generated = max((v.received for v in verdicts if v.received), default="")
-    notices: list[str] = list(given_notices)
-    stale: list[dict[str, str]] = []  # outputs written under a stamped name: the usual one is locked
-
-    def written(target: Path, path: Path, what: str) -> Path:
-        if path != target:
-            notices.append(
-                f"{what} {target.name} が開かれていたため(Excel など)、{path.name} に書き出しました。"
-                f"{target.name} は古い内容のままです。閉じておけば、次の集約で {target.name} に書き直します。"
-            )
-            stale.append({"output": what, "usual": str(target), "written": str(path)})
-        return path
-
-    # Every output is first written in full to a temporary beside it, and only then renamed over
-    # the old one, so a full disk while writing any of them leaves all previous outputs as they were.
+    # Tonight's outputs: each written in full to a temporary beside its target, then all renamed into
+    # place together (pipeline.staging), so a failure before the commit leaves every previous output.
+    staging = Staging()
     master_target = outbox / master.master_name(catalog)
     summary_target = outbox / master.summary_name(catalog)
     report_path = outbox / REPORT_NAME
     history = outbox / HISTORY_DIR
     history_path = history / f"run-report-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    staged: list[Path] = []
-
-    def stage(target: Path, write: Callable[[Path], object]) -> Path:
-        tmp = atomic.temp_path_for(target)
-        staged.append(tmp)
-        write(tmp)
-        return tmp
-
-    def commit(target: Path, tmp: Path) -> Path:
-        # write_atomically's own temporary receives the staged file by a rename (no copy), then
-        # it is fsynced and replaced, with the fallback name when the target is open in Excel.
-        return atomic.write_atomically(target, lambda t: os.replace(tmp, t))
-
     feedback_names: dict[str, str] = {}
 
     report_dict: dict[str, Any] = {}
@@ -476,10 +453,10 @@ def _merge_locked(
             generated_at=datetime.now().astimezone().isoformat(timespec="seconds"),
             files=tuple(verdicts),
             outcome=final,
-            notices=tuple(notices),
+            notices=(*given_notices, *staging.notices),  # then where a locked output went instead
             previous_year={"year": past.year, "source": past.source} if past is not None else None,
             feedback=feedback_names,
-            stale=tuple(dict(e) for e in stale),
+            stale=tuple(dict(e) for e in staging.stale),
         )
         report_dict.clear()
         report_dict.update(report.to_dict())  # made once: MergeRun.report is the same dict
@@ -514,8 +491,7 @@ def _merge_locked(
                 # On a machine that forks, two children write beside this process, which writes the
                 # master: the summary (it needs only the rows) and the feedback copies (whose failures
                 # the master lists last, in 検証結果: it waits for them only there).
-                summary_tmp = atomic.temp_path_for(summary_target)
-                staged.append(summary_tmp)
+                summary_tmp = staging.reserve(summary_target, "集計ブック")  # written beside, in a child
                 if cache.changed:  # pickled beside too, and renamed into place at the end
                     cache.path.parent.mkdir(parents=True, exist_ok=True)
                     cache_tmp = atomic.temp_path_for(cache.path)
@@ -533,7 +509,9 @@ def _merge_locked(
                 def copied() -> list[Issue]:
                     nonlocal copies, outcome
                     copies, failed = copies_job.result()
-                    staged.extend(tmp for target, tmp in copies if tmp != target)
+                    for target, tmp in copies:
+                        if tmp != target:  # a copy of an earlier night's bytes stays as it is
+                            staging.adopt(target, tmp, "差し戻し用の写し")
                     made = {target for target, _ in copies}
                     feedback_names.update({n: t.name for n, t in targets.items() if t in made})
                     outcome = before.with_notes(failed)
@@ -541,8 +519,8 @@ def _merge_locked(
 
                 issues = _Later(copied)
                 gc.freeze()  # what the run holds: out of the collector's view while the master is written
-                master_tmp = stage(
-                    master_target,
+                staging.stage(
+                    master_target, "集約ブック",
                     lambda tmp: master.write_master(tmp, catalog, before, verdicts, issues, generated=generated,
                                                     previous=past, today=today,
                                                     deadline=settings.deadline,
@@ -554,15 +532,16 @@ def _merge_locked(
                 summary_job.result()
             run_report, blob = report_blob(outcome, master_target, summary_target)
             history.mkdir(exist_ok=True)
-            report_tmp = stage(report_path, lambda tmp: tmp.write_bytes(blob))
+            staging.stage(report_path, "実行レポート", lambda tmp: tmp.write_bytes(blob))
             if not unchanged:
+                staged_copies = [target for target, tmp in copies if tmp != target]
+                done = staging.commit(*staged_copies, master_target, summary_target)
                 source_of = {t: n for n, t in targets.items()}
-                for target, tmp in copies:
-                    path = written(target, commit(target, tmp), "差し戻し用の写し") if tmp != target else target
+                for target, _ in copies:
+                    path = done.get(target, target)
                     feedback.append(path)
                     feedback_names[source_of[target]] = path.name  # the copy actually written
-                master_path = written(master_target, commit(master_target, master_tmp), "集約ブック")
-                summary_path = written(summary_target, commit(summary_target, summary_tmp), "集計ブック")
+                master_path, summary_path = done[master_target], done[summary_target]
         except PipelineError:
             raise
         except OSError as exc:
@@ -576,32 +555,33 @@ def _merge_locked(
                 "前回の出力はそのまま残っています。このメッセージを添えてシステム担当に連絡してください。"
             ) from exc
         try:
-            if stale:  # written under other names: the report says so
+            if staging.stale:  # written under other names: the report says so
                 run_report, blob = report_blob(outcome, master_path, summary_path)
-                report_tmp = stage(report_path, lambda tmp: tmp.write_bytes(blob))
-            report_written = written(report_path, commit(report_path, report_tmp), "実行レポート")
+                staging.stage(report_path, "実行レポート", lambda tmp: tmp.write_bytes(blob))
+            report_written = staging.commit(report_path)[report_path]
             if report_written != report_path:  # the report itself names where it went
                 run_report, blob = report_blob(outcome, master_path, summary_path)
                 atomic.write_bytes_atomically(report_written, blob, fallback=False)
-            history_tmp = stage(history_path, lambda tmp: tmp.write_bytes(blob))
-            commit(history_path, history_tmp)
+            staging.stage(history_path, "実行レポートの履歴", lambda tmp: tmp.write_bytes(blob))
+            staging.commit(history_path)
             _prune_history(history, settings.keep_history)
             report_path = report_written
-            _settle_stamped(outbox, stale, {m for m in (master_path, summary_path, report_path, *feedback)})
+            _settle_stamped(outbox, staging.stale, {m for m in (master_path, summary_path, report_path, *feedback)})
         except OSError as exc:
             raise OutputError(f"実行レポートを書き込めません({type(exc).__name__}: {exc})。") from None
         written_all = True
     finally:
         if cache_tmp is not None and not written_all:
-            staged.append(cache_tmp)
+            with contextlib.suppress(OSError):
+                cache_tmp.unlink(missing_ok=True)
         for job in (summary_job, copies_job):
             if job is not None:
                 job.wait()  # a child still writing would leave its temporaries behind
-        if copies_job is not None and copies_job.wait()[0] == "ok":
-            staged.extend(tmp for target, tmp in copies_job.wait()[1][0] if tmp != target)
-        for tmp in staged:  # whatever was not renamed into place (the sweep would get it next time)
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+        if not written_all and copies_job is not None and copies_job.wait()[0] == "ok":
+            for target, tmp in copies_job.wait()[1][0]:  # made before the night failed, maybe never taken
+                if tmp != target:
+                    staging.adopt(target, tmp, "差し戻し用の写し")
+        staging.discard()  # whatever was not renamed into place (the sweep would get it next time)
     with contextlib.suppress(OSError):  # the caches are an optimisation only
         if cache_tmp is None:
             cache.save()
@@ -612,7 +592,7 @@ def _merge_locked(
         with contextlib.suppress(OSError):
             cache_tmp.unlink(missing_ok=True)
     return MergeRun(catalog, verdicts, outcome, run_report, master_path, summary_path, report_path, feedback,
-                    notices, report_dict or run_report.to_dict(), past)
+                    [*given_notices, *staging.notices], report_dict or run_report.to_dict(), past)
 
 
 def _staged_copies(
@@ -620,20 +600,13 @@ def _staged_copies(
 ) -> tuple[list[tuple[Path, Path]], list[Issue]]:
     """write_feedback_copies to temporaries (renamed into place with the run's other outputs);
     when it fails, the temporaries it made are removed before the failure is passed on."""
-    from pipeline import atomic
 
-    made: list[Path] = []
-
-    def stage(target: Path) -> Path:
-        made.append(atomic.temp_path_for(target))
-        return made[-1]
-
+    staging = Staging()  # the copies' temporaries, handed to the parent, or removed when this fails
     try:
-        return write_feedback_copies(verdicts, folder, settings, stage=stage)
+        return write_feedback_copies(verdicts, folder, settings,
+                                     stage=lambda target: staging.reserve(target, "差し戻し用の写し"))
     except BaseException:
-        for tmp in made:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+        staging.discard()
         raise
 
 
