@@ -64,8 +64,6 @@ __all__ = [
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 # Containers we open, in the inbox and inside another container (attached mail, nested ZIP).
 ENVELOPE_SUFFIXES = (".eml", ".msg", ".zip")
-# Shown between a container and a member in names: "回答.zip ＞ 評価表.xlsx".
-SEP = PART_SEP
 
 _JST = timezone(timedelta(hours=9), "JST")
 _UTC = UTC
@@ -269,7 +267,7 @@ class _Context:
         if suffix == ".zip" and kind == "eml":
             kind = "zip"  # not a ZIP inside: let the ZIP reader say it is damaged
         if kind == "zip":
-            _collect_zip(data, name, self, depth=depth + 1, prefix=name + SEP)
+            _collect_zip(data, name, self, depth=depth + 1, prefix=name + PART_SEP)
         elif kind in ("eml", "msg"):
             self._nested_message(data, name, kind, depth + 1)
 
@@ -284,13 +282,13 @@ class _Context:
         sub.budget = self.budget
         try:
             if kind == "eml":
-                _collect_eml_parts(_parse_eml(data), sub, depth=depth, prefix=name + SEP)
+                _collect_eml_parts(_parse_eml(data), sub, depth=depth, prefix=name + PART_SEP)
             else:
                 with olefile.OleFileIO(io.BytesIO(data)) as ole:
                     reader = _MsgReader(ole, sub)
                     if not reader.looks_like_message():
                         raise _Unreadable("Outlook のメッセージ(.msg)ではありません")
-                    reader.collect("", depth=depth, prefix=name + SEP)
+                    reader.collect("", depth=depth, prefix=name + PART_SEP)
         except _Unreadable as exc:
             self.issue("email-unreadable", value=name, detail=str(exc))
         except Exception as exc:  # a damaged nested item must not stop the rest
@@ -328,7 +326,7 @@ def _suffix(name: str) -> str:
 
 
 def _basename(name: str) -> str:
-    return re.split(r"[/\\]|" + SEP, name)[-1]
+    return re.split(r"[/\\]|" + re.escape(PART_SEP), name)[-1]
 
 
 def _is_junk(base: str) -> bool:
@@ -916,7 +914,7 @@ def _zip_members(data: bytes, label: str, ctx: _Context, depth: int, prefix: str
             except _ZipUnsafe:
                 raise
             except Exception as exc:  # CRC errors, unsupported methods (Deflate64), zlib errors
-                ctx.issue("zip-unreadable", value=f"{label}{SEP}{member}", detail=_describe(exc))
+                ctx.issue("zip-unreadable", value=f"{label}{PART_SEP}{member}", detail=_describe(exc))
                 continue
             ctx.found(prefix + member, content, depth)
     if encrypted:
