@@ -55,6 +55,7 @@ from pipeline import atomic
 from pipeline.errors import PipelineError
 from pipeline.filenames import safe_filename
 from pipeline.settings import MailboxSettings, Settings
+from pipeline.times import now_iso
 
 STATE_NAME = "mailbox-state.json"
 MAIL_DIR = "mail"  # under the inbox
@@ -572,7 +573,7 @@ def _record_failure(settings: Settings, message: str) -> None:
 
 
 def _now() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
+    return now_iso()
 
 
 # --- Saving one message -------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from pipeline.normalize import nfc
 from pipeline.reader import contained, envelope, sandbox
 from pipeline.report import FileVerdict, Issue, Provenance, make_issue
 from pipeline.settings import LimitSettings
+from pipeline.times import local_iso
 
 # Read by their bytes, whatever the suffix says: .xlsx/.xlsm, .ods and BIFF8 .xls (values only); the
 # gate rejects .xlsb and Excel 95 .xls with a code.
@@ -84,12 +84,6 @@ class Source:
     def provenance(self) -> Provenance:
         return Provenance(self.name, str(self.path), self.sha256, self.received, self.sender, self.subject,
                           mtime=self.mtime or self.received, email_date=self.email_date)
-
-
-def local_time(timestamp: float | datetime) -> str:
-    """An aware local ISO time; all received times share one offset so they compare as strings."""
-    moment = timestamp if isinstance(timestamp, datetime) else datetime.fromtimestamp(timestamp)
-    return moment.astimezone().isoformat(timespec="seconds")
 
 
 def _hidden(entry: os.DirEntry[str]) -> bool:
@@ -198,7 +192,7 @@ def open_inputs(files: Iterable[Listed], limits: LimitSettings) -> Iterator[Sour
                 yield FileVerdict.judged(where, [make_issue("file-vanished", file=name, detail=type(exc).__name__),
                                                  *named])
                 continue
-            received = local_time(st.st_mtime)
+            received = local_iso(st.st_mtime)
             where = Provenance(name, str(path), received=received, mtime=received)
             # A name that says workbook, mail or zip is read as such (the gate and the envelope reader
             # tell what the bytes really are: an .xlsx named .zip is the workbook it is); any other
@@ -247,7 +241,7 @@ def _unwrap(
         where = Provenance(name, str(path), hashlib.sha256(data).hexdigest(), received, mtime=received)
         yield FileVerdict.judged(where, [make_issue(code, file=name, value=path.name, detail=detail), *(named or [])])
         return
-    dated = local_time(message.received) if message.received else ""
+    dated = local_iso(message.received) if message.received else ""
     when = dated or received
     errors = [i for i in message.issues if i.is_error]
     if not message.attachments or errors:

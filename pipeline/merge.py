@@ -39,8 +39,8 @@ from pipeline.report import (
     OfficeStatus,
     Outcome,
     make_issue,
-    moment,
 )
+from pipeline.times import moment, shown_moment
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 USABLE = ("accepted", "partial")
@@ -201,10 +201,6 @@ def _order_conflicts(files: list[FileVerdict]) -> list[Issue]:
                 notes.append(make_issue("order-conflict", file=f.name, value=f.name, office=office, other=winner.name,
                                         saved=shown_moment(saved), other_saved=shown_moment(w_saved)))
     return notes
-
-
-def shown_moment(when: datetime) -> str:
-    return when.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def _dropped(

@@ -31,7 +31,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from pipeline.layout import OUTPUT_PROPERTY, parse_output_mark
 from pipeline.normalize import RATINGS, as_text, fold, parse_project, parse_rating
 from pipeline.report import Evaluation, Issue, make_issue
 from pipeline.settings import Settings
+from pipeline.times import now_iso
 
 PUBLISH_DIR = "publish"
 COVER_SHEET, SUMMARY_SHEET, COMPARE_SHEET = "表紙", "評価の集計", "前年度比較"
@@ -122,7 +123,7 @@ def run_publish(settings: Settings, out_dir: Path | None = None, pdf: bool = Fal
                 f"このPCには {family} がありません。Excel や LibreOffice は別のフォントで表示・印刷するため、"
                 "行の高さや改ページがずれることがあります(docs/printing.md)。"
             )
-    generated = datetime.now().astimezone().isoformat(timespec="seconds")
+    generated = now_iso()
     try:
         atomic.long_path(out_dir).mkdir(parents=True, exist_ok=True)
         result.xlsx = atomic.write_atomically(

@@ -14,7 +14,6 @@ import dataclasses
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline.celltext import EXCEL_MAX_CHARS
@@ -899,18 +898,6 @@ class FileVerdict:
             "reason": self.reason,
             "issues": [issue_entry(i) for i in (*self.issues, *notes)],
         }
-
-
-def moment(iso: str) -> datetime | None:
-    """An ISO time as an aware datetime, or None: a time without an offset is UTC, as docProps/core.xml
-    writes it (W3CDTF). Saved and received times compare as moments, never as strings."""
-    if not iso:
-        return None
-    try:
-        when = datetime.fromisoformat(iso.strip())
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def summary_counts(issues: Iterable[Issue], statuses: Iterable[str]) -> dict[str, Any]:

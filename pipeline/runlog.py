@@ -18,13 +18,11 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from pipeline.times import now_iso
+
 LOGS_DIR = "logs"
 LOG_NAME = "pipeline.log"
 _ROTATED = re.compile(r"pipeline-(\d{4}-\d{2})(?:-\d+)?\.log")
-
-
-def now_iso() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def log_path(outbox: Path) -> Path:

@@ -55,6 +55,7 @@ from pipeline.merge import merge
 from pipeline.report import FileVerdict, Issue, Outcome, RunReport, ValidationReport, make_issue
 from pipeline.settings import Settings
 from pipeline.staging import Staging
+from pipeline.times import now_iso
 from pipeline.validate import validate_sources
 from pipeline.yearly import deadline_passed
 
@@ -450,7 +451,7 @@ def _merge_locked(
             goals=final.goal_counts(catalog),
             master=str(master_path),
             summary=str(summary_path),
-            generated_at=datetime.now().astimezone().isoformat(timespec="seconds"),
+            generated_at=now_iso(),
             files=tuple(verdicts),
             outcome=final,
             notices=(*given_notices, *staging.notices),  # then where a locked output went instead

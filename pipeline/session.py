@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import lastrun
-from pipeline.runlog import RunLog, log_path, now_iso
+from pipeline.runlog import RunLog, log_path
 from pipeline.settings import DEFAULT_FILE, load_settings
+from pipeline.times import now_iso
 
 EXIT_CRASH = 4
 EXIT_INTERRUPTED = 130

@@ -35,7 +35,7 @@ from pipeline.catalog import Assignment, Catalog
 from pipeline.celltext import utf16_len
 from pipeline.ingest import Source
 from pipeline.marks import PART_SEP
-from pipeline.merge import EVIDENCE_JA, USABLE, evidence, order_key, shown_moment
+from pipeline.merge import EVIDENCE_JA, USABLE, evidence, order_key
 from pipeline.normalize import (
     fiscal_years,
     nfc,
@@ -55,9 +55,9 @@ from pipeline.report import (
     ValidationReport,
     internal_error,
     make_issue,
-    moment,
 )
 from pipeline.settings import LimitSettings
+from pipeline.times import moment, shown_moment
 
 # The schema runs as one lazy pandera pass over the rows of many files at once (a pass per file
 # would cost more than reading it), this many rows at a time: then the files' checks finish and

@@ -36,8 +36,9 @@ from pipeline import lastrun
 from pipeline.catalog import Assignment, Catalog, load_catalog, year_label
 from pipeline.errors import InputError, OutputError, PipelineError
 from pipeline.marks import NO_VALUE
-from pipeline.report import CODES, STATUS_ACCEPTED, UNATTRIBUTED, FileVerdict, Issue, moment, office_label
+from pipeline.report import CODES, STATUS_ACCEPTED, UNATTRIBUTED, FileVerdict, Issue, office_label
 from pipeline.settings import Settings
+from pipeline.times import moment
 from pipeline.wareki import wareki, wareki_time
 
 REPORT_NAME = "run-report.json"  # as pipeline.runner (not imported: it pulls in the merge)

@@ -30,7 +30,8 @@ from pipeline.normalize import (
 )
 from pipeline.reader.scanning import GateResult
 from pipeline.reader.workbook import RawSheet
-from pipeline.report import Issue, make_issue, moment
+from pipeline.report import Issue, make_issue
+from pipeline.times import moment
 
 NAME = "個別事業・取り組み"
 
