@@ -53,9 +53,10 @@ from pipeline.sheets.comparison import COMPARISON_SHEET
 from pipeline.sheets.counts import SUMMARY_SHEET, CountSheet
 from pipeline.sheets.evaluation_list import LIST_SHEET
 from pipeline.sheets.goals import goal_sheet_name
-from pipeline.sheets.kit import PAGE_A4, Styles, display_time, new_workbook, page_header
+from pipeline.sheets.kit import PAGE_A4, Styles, new_workbook, page_header
 from pipeline.sheets.status import ISSUES_SHEET, STATUS_SHEET
 from pipeline.sheets.tally import Tally, absences, unreflected
+from pipeline.times import shown_wall_clock
 
 if TYPE_CHECKING:
     from pipeline.history import PastYear
@@ -170,7 +171,7 @@ def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: s
         g = goal.number
         sheet = CountSheet(wb, st, wb.add_worksheet(goal_sheet_name(g)), PAGE_A4)
         sheet.lines([("title", f"{catalog.title} {catalog.year_label} 評価集計"),
-                     ("section", f"基本目標 {g} {goal.name}"), ("note", f"最新受信 {display_time(generated)}"),
+                     ("section", f"基本目標 {g} {goal.name}"), ("note", f"最新受信 {shown_wall_clock(generated)}"),
                      *(("note", f"{letter}: {meaning}") for letter, meaning in catalog.ratings.items())])
         directions = [d for d in catalog.directions if d.goal == g]
         sheet.count_table("施策の方向性別", [(d.code, d.name, tally.direction[(g, d.number)]) for d in directions],

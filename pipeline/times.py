@@ -10,8 +10,10 @@ zone its writer meant:
   with no local offset known (RFC 5322 §3.3) (`mail_zone`).
 
 Times are compared as moments (aware datetimes), never as strings. They are stored as ISO 8601
-with their offset (`now_iso`, `local_iso`) and shown to staff in 和暦 (pipeline.wareki) or, in a
-message, as "YYYY-MM-DD HH:MM" in this machine's zone (`shown_moment`). Standard library only.
+with their offset (`now_iso`, `local_iso`) and shown to staff in 和暦 (pipeline.wareki), in a
+message as "YYYY-MM-DD HH:MM" in this machine's zone (`shown_moment`), and in a workbook as the
+wall-clock time they were written in (`wall_clock`, `shown_wall_clock`: Excel has no time zones).
+Standard library only.
 """
 
 from __future__ import annotations
@@ -63,3 +65,21 @@ def now_iso() -> str:
 def shown_moment(when: datetime) -> str:
     """A moment as a message shows it: "2025-05-27 02:00" in this machine's zone."""
     return when.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def wall_clock(iso: str) -> datetime | None:
+    """An ISO time as the wall-clock time it was written in (its offset dropped), for a workbook
+    cell; None when it is not a time."""
+    if not iso:
+        return None
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return when.replace(tzinfo=None)
+
+
+def shown_wall_clock(iso: str) -> str:
+    """An ISO time as "YYYY-MM-DD HH:MM" in the zone it was written in; other text as it is."""
+    when = wall_clock(iso)
+    return when.strftime("%Y-%m-%d %H:%M") if when else iso

@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from pipeline.times import JST, local_iso, local_moment_iso, mail_zone, moment, now_iso, shown_moment
+from pipeline.times import (
+    JST,
+    local_iso,
+    local_moment_iso,
+    mail_zone,
+    moment,
+    now_iso,
+    shown_moment,
+    shown_wall_clock,
+    wall_clock,
+)
 
 
 def test_an_unzoned_core_xml_time_is_utc_and_moments_compare_across_offsets() -> None:
@@ -40,3 +50,10 @@ def test_a_moment_is_shown_in_this_machines_zone() -> None:
     when = datetime(2025, 5, 27, 2, 0, 5, tzinfo=timezone(timedelta(hours=9)))
     assert shown_moment(when) == when.astimezone().strftime("%Y-%m-%d %H:%M")
     assert len(shown_moment(when)) == len("2025-05-27 02:00")
+
+
+def test_a_workbook_shows_the_wall_clock_time_a_time_was_written_in() -> None:
+    received = "2025-05-27T11:00:05+09:00"  # a department's mail, received in Tokyo
+    assert wall_clock(received) == datetime(2025, 5, 27, 11, 0, 5)  # Excel has no zones: as written
+    assert shown_wall_clock(received) == "2025-05-27 11:00"
+    assert shown_wall_clock("不明") == "不明" and wall_clock("") is None

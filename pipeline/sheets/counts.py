@@ -24,7 +24,6 @@ from pipeline.sheets.kit import (
     ROW_PT,
     Styles,
     chart_font,
-    display_time,
     new_chart,
     rating_colours,
     row_height,
@@ -36,6 +35,7 @@ from pipeline.sheets.kit import (
     write_layout,
 )
 from pipeline.sheets.tally import MISSING, UNREFLECTED, Tally, empty_counts
+from pipeline.times import shown_wall_clock
 
 SUMMARY_SHEET = "集計"
 
@@ -53,7 +53,7 @@ def write_counts_sheet(wb: xlsxwriter.Workbook, st: Styles, catalog: Catalog, ta
     total = tally.total
     submitted = sum(total[x] for x in RATINGS)
     sheet.lines([("title", f"{catalog.title} {catalog.year_label} 集計"),
-                 ("note", f"最新受信 {display_time(generated)}  評価対象 "
+                 ("note", f"最新受信 {shown_wall_clock(generated)}  評価対象 "
                           f"{submitted + total[MISSING] + total[UNREFLECTED]} 件(反映済み {submitted} 件・"
                           f"未提出 {total[MISSING]} 件・未反映 {total[UNREFLECTED]} 件)"),
                  ("note", "未提出は課から何も届いていない評価、未反映は届いたがエラーなどで反映されていない評価"

@@ -17,11 +17,11 @@ from pipeline.sheets.kit import (
     Styles,
     bounded,
     cell_name,
-    parse_time,
     rating_colours,
     row_height,
     setup_print,
 )
+from pipeline.times import wall_clock
 
 LIST_SHEET = "評価一覧"
 
@@ -158,7 +158,7 @@ class _FastCells:
                     append(self._text(ref, row, col, value.label, style))
             else:  # "time": the received times of a file's rows are one
                 if value not in self._times:
-                    when = parse_time(value)
+                    when = wall_clock(value)
                     self._times[value] = self.ws.datetime_number(when) if when is not None else None
                 number = self._times[value]
                 if number is None:

@@ -47,6 +47,7 @@ from xlsxwriter.worksheet import Worksheet
 from pipeline import celltext, printing, xlsxfast
 from pipeline.catalog import Catalog, Project
 from pipeline.layout import OUTPUT_PROPERTY, output_mark
+from pipeline.times import shown_wall_clock, wall_clock
 
 FONT = printing.TEXT_FONT  # every cell and chart
 UNIT_FONT = printing.UNIT_FONT  # the standard font: fixes the column-width unit (pipeline.printing)
@@ -159,7 +160,7 @@ class Styles:
 
     def put_time(self, ws: Worksheet, row: int, col: int, iso: str, name: str = "datetime") -> None:
         """An ISO time as an Excel date-time (wall-clock time as received); other text as text."""
-        when = parse_time(iso)
+        when = wall_clock(iso)
         if when is None:
             self.put(ws, row, col, iso, "text")
         else:
@@ -200,7 +201,7 @@ def page_header(catalog: Catalog, generated: str) -> str:
     """The printed header: the plan and year on the left, the sheet's name in the centre, the
     latest receipt on the right."""
     left = _escape_header(f"{catalog.title} {catalog.year_label}")
-    right = _escape_header(f"最新受信 {display_time(generated)}")
+    right = _escape_header(f"最新受信 {shown_wall_clock(generated)}")
     return f"&L{left}&C&A&R{right}"
 
 
@@ -351,22 +352,6 @@ def row_height(cells: Iterable[tuple[str, float]], *, min_lines: int = 1, exact:
     every reader (LibreOffice, viewers, print preview of a never-edited file) grows rows to fit
     wrapped text by itself, and the page breaks are planned from these heights."""
     return printing.snap(celltext.row_height(cells, FONT_SIZE, min_lines=min_lines, exact=exact))
-
-
-def parse_time(iso: str) -> datetime | None:
-    if not iso:
-        return None
-    try:
-        when = datetime.fromisoformat(iso)
-    except ValueError:
-        return None
-    # Wall-clock time as received (JST); Excel has no time zones.
-    return when.replace(tzinfo=None)
-
-
-def display_time(iso: str) -> str:
-    when = parse_time(iso)
-    return when.strftime("%Y-%m-%d %H:%M") if when else iso
 
 
 def _escape_header(text: str) -> str:
