@@ -44,6 +44,7 @@ from pipeline.normalize import RATINGS, as_text, fold, parse_project, parse_rati
 from pipeline.report import Evaluation, Issue, make_issue
 from pipeline.settings import Settings
 from pipeline.times import now_iso
+from pipeline.wareki import wareki_month
 
 PUBLISH_DIR = "publish"
 COVER_SHEET, SUMMARY_SHEET, COMPARE_SHEET = "表紙", "評価の集計", "前年度比較"
@@ -329,12 +330,6 @@ def issued_month(text: str) -> date:
     if not m or not 1 <= int(m[2]) <= 12:
         raise ValueError(f"発行年月「{text}」は YYYY-MM の形で書いてください(例: 2026-03)。")
     return date(int(m[1]), int(m[2]), 1)
-
-
-def wareki_month(day: date) -> str:
-    """令和8年3月 (令和元年5月)."""
-    n = day.year - 2018
-    return f"令和{'元' if n == 1 else n}年{day.month}月" if n >= 1 else f"{day.year}年{day.month}月"
 
 
 def _published_by(catalog: Catalog) -> str:

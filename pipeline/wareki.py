@@ -30,6 +30,14 @@ def wareki(day: date) -> str:
     return f"{day.year}年{day.month}月{day.day}日({weekday})"
 
 
+def wareki_month(day: date) -> str:
+    """令和8年3月 (令和元年5月); a month before 令和 in 西暦 (2019年4月)."""
+    if day >= REIWA_START.replace(day=1):
+        n = day.year - 2018
+        return f"令和{'元' if n == 1 else n}年{day.month}月"
+    return f"{day.year}年{day.month}月"
+
+
 def wareki_time(moment: datetime | str) -> str:
     """令和7年5月30日(金) 2:05 in the moment's own (local) time; an ISO text that is not a time is
     returned as it is."""

@@ -37,11 +37,11 @@ from pipeline.publish import (
     personal_info,
     publish_name,
     run_publish,
-    wareki_month,
 )
 from pipeline.runner import run_merge
 from pipeline.settings import Settings
 from pipeline.sheets.goals import CONTINUED
+from pipeline.wareki import wareki_month
 
 R6 = load_catalog("R6")
 TODAY = date(2026, 3, 10)
@@ -346,6 +346,7 @@ def test_cover_criteria_sit_beside_their_letters(published):
 def test_wareki_month():
     assert wareki_month(date(2026, 3, 1)) == "令和8年3月"
     assert wareki_month(date(2019, 5, 1)) == "令和元年5月"
+    assert wareki_month(date(2019, 4, 30)) == "2019年4月"  # before 令和, as wareki shows a day
 
 
 # --- rendering ---------------------------------------------------------------------------------------
