@@ -47,23 +47,13 @@ from pipeline.reader.scanning import (
     fmt_bytes,
 )
 from pipeline.report import Issue, make_issue
+from pipeline.times import local_moment_iso
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 # Parts we parse as XML for metadata: tiny in any real file, so a cap keeps expat cheap.
 _META_CAP = 16 * 2**20
-
-
-def _local_time(iso: str) -> str:
-    """meta.xml's dc:date as an aware time: LibreOffice writes local time without a zone."""
-    from datetime import datetime
-
-    try:
-        when = datetime.fromisoformat(iso[:26])
-    except ValueError:
-        return ""
-    return (when if when.tzinfo else when.astimezone()).isoformat(timespec="seconds")
 
 
 def inspect_workbook(data: bytes, name: str, limits: Limits = Limits()) -> GateResult:
@@ -342,7 +332,7 @@ class _Inspector:
             sheets=scanner.sheets,
             application=texts.get("generator", "").strip()[:200],
             external_links=scanner.external_links,
-            saved=_local_time(texts.get("date", "").strip()[:40]),
+            saved=local_moment_iso(texts.get("date", "").strip()[:40]),
             custom=dict(meta["meta.xml"].props),
         )
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 
-from pipeline.reader.scanning import TEXT_CAP, Limits, Reject, SheetFacts, col_letters, expat_for
+from pipeline.celltext import column_letters
+from pipeline.reader.scanning import TEXT_CAP, Limits, Reject, SheetFacts, expat_for
 
 _ODS_VALUES = ("office:value", "office:string-value", "office:date-value", "office:time-value",
                "office:boolean-value")  # fmt: skip
@@ -180,11 +181,11 @@ class OdsScanner:
             raise Reject("sheet-too-large", f"データのあるセルが {lim.max_cells:,} 個を超えている", f.name)
         if r2 > lim.max_rows:
             raise Reject(
-                "sheet-too-large", f"{col_letters(c1)}{r2} にデータがあり、{lim.max_rows:,} 行を超えている", f.name
+                "sheet-too-large", f"{column_letters(c1)}{r2} にデータがあり、{lim.max_rows:,} 行を超えている", f.name
             )
         if c2 > lim.max_cols:
             raise Reject(
-                "sheet-too-large", f"{col_letters(c2)}{r1} にデータがあり、{lim.max_cols:,} 列を超えている", f.name
+                "sheet-too-large", f"{column_letters(c2)}{r1} にデータがあり、{lim.max_cols:,} 列を超えている", f.name
             )
         f.max_row, f.max_col = max(f.max_row, r2), max(f.max_col, c2)
         if not formula:
@@ -197,7 +198,7 @@ class OdsScanner:
         self._block = (r1, c1, r2, c2)
         for r in range(r1, r2 + 1):
             for c in range(c1, c2 + 1):
-                addr = f"{col_letters(c)}{r}"
+                addr = f"{column_letters(c)}{r}"
                 f.formulas[addr] = text
                 if not cached:
                     f.no_cache.add(addr)
@@ -212,21 +213,21 @@ class OdsScanner:
         r1, c1, r2, c2 = self._block
         for r in range(r1, r2 + 1):
             for c in range(c1, c2 + 1):
-                self._f.errors[f"{col_letters(c)}{r}"] = value or "#エラー"
+                self._f.errors[f"{column_letters(c)}{r}"] = value or "#エラー"
 
     def _merged(self, r1: int, c1: int, r2: int, c2: int, rs: int, cs: int) -> None:
         f, lim = self._f, self.limits
         assert f is not None
         crep = c2 - c1 + 1
         if r2 + rs - 1 > lim.max_rows or c2 + cs - 1 > lim.max_cols:
-            ref = f"{col_letters(c1)}{r1}:{col_letters(c2 + cs - 1)}{r2 + rs - 1}"
+            ref = f"{column_letters(c1)}{r1}:{column_letters(c2 + cs - 1)}{r2 + rs - 1}"
             raise Reject("sheet-too-large", f"範囲 {ref} が大きすぎる", f.name)
         self._area += rs * cs * (r2 - r1 + 1) * crep
         if self._area > lim.max_cells:
             raise Reject("sheet-too-large", "結合セルの範囲が大きすぎる", f.name)
         for r in range(r1, r2 + 1):
             for c in range(c1, c2 + 1):
-                f.merged.append(f"{col_letters(c)}{r}:{col_letters(c + cs - 1)}{r + rs - 1}")
+                f.merged.append(f"{column_letters(c)}{r}:{column_letters(c + cs - 1)}{r + rs - 1}")
 
     def _chars(self, text: str) -> None:
         if self._text is not None and sum(map(len, self._text)) < 256:

@@ -8,7 +8,8 @@ import io
 import struct
 from typing import Any, ClassVar
 
-from pipeline.reader.scanning import META_SHEET, GateResult, Limits, Reject, SheetFacts, col_letters
+from pipeline.celltext import column_letters
+from pipeline.reader.scanning import META_SHEET, GateResult, Limits, Reject, SheetFacts
 from pipeline.report import Issue, make_issue
 
 
@@ -168,7 +169,7 @@ class _Biff:
             if not (first_row <= last_row <= 65536 and first_col <= last_col <= 256):
                 raise Reject("file-corrupt", f"シート「{name}」の範囲(DIMENSIONS)が不正", sheet=name)
             if (last_row - first_row) * (last_col - first_col) > self.limits.max_cells:
-                ref = f"{col_letters(first_col + 1)}{first_row + 1}:{col_letters(last_col)}{last_row}"
+                ref = f"{column_letters(first_col + 1)}{first_row + 1}:{column_letters(last_col)}{last_row}"
                 raise Reject(
                     "sheet-too-large",
                     f"使用範囲 {ref} が {self.limits.max_cells:,} セルを超えている(書式だけの空セルを含む)",

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import re
 
+from pipeline.celltext import column_letters
 from pipeline.reader.scanning import (
     TEXT_CAP,
     Limits,
     Reject,
     SheetFacts,
     col_index,
-    col_letters,
     parse_ref,
     xml_attributes,
     xml_unescape,
@@ -266,7 +266,7 @@ class SheetScanner:
             if row > self.limits.max_rows:
                 raise Reject(
                     "sheet-too-large",
-                    f"{col_letters(col)}{row} にデータがあり、{self.limits.max_rows:,} 行を超えている",
+                    f"{column_letters(col)}{row} にデータがあり、{self.limits.max_rows:,} 行を超えている",
                     f.name,
                 )
         if col > f.max_col:
@@ -274,14 +274,14 @@ class SheetScanner:
             if col > self.limits.max_cols:
                 raise Reject(
                     "sheet-too-large",
-                    f"{col_letters(col)}{row} にデータがあり、{self.limits.max_cols:,} 列を超えている",
+                    f"{column_letters(col)}{row} にデータがあり、{self.limits.max_cols:,} 列を超えている",
                     f.name,
                 )
         ctype = a.get("t", "n")
         fm = _F.search(body) if b"f" in body else None
         if fm is None and ctype != "e":
             return
-        addr = f"{col_letters(col)}{row}"
+        addr = f"{column_letters(col)}{row}"
         vm = _V.search(body)
         v = (vm.group(1) or b"") if vm else b""
         if fm is not None:

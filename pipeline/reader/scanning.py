@@ -147,15 +147,6 @@ def xml_attributes(raw: bytes) -> dict[str, str]:
     return out
 
 
-def col_letters(col: int) -> str:
-    """1 -> "A", 28 -> "AB"."""
-    out = ""
-    while col:
-        col, rem = divmod(col - 1, 26)
-        out = chr(65 + rem) + out
-    return out
-
-
 _COLS: dict[bytes, int] = {}
 
 
