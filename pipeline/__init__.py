@@ -24,7 +24,7 @@ _API = {
     "run_demo": "pipeline.runner",
     "MergeRun": "pipeline.runner",
     "Settings": "pipeline.settings",
-    "LimitSettings": "pipeline.settings",
+    "Limits": "pipeline.settings",
     "load_settings": "pipeline.settings",
     "load_catalog": "pipeline.catalog",
     "Catalog": "pipeline.catalog",

@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pipeline.settings import LimitSettings
+from pipeline.limits import Limits
 
 CACHE_FILE = "validation.pickle"
 FORMAT = 2
@@ -39,7 +39,7 @@ def code_version() -> str:
 class ResultCache:
     """Load once, `get` and `put` during the run, `save` at the end (only what this run used)."""
 
-    def __init__(self, folder: Path, catalog_version: str, limits: LimitSettings) -> None:
+    def __init__(self, folder: Path, catalog_version: str, limits: Limits) -> None:
         self.path = folder / CACHE_FILE
         self.key = (FORMAT, catalog_version, code_version(), tuple(sorted(asdict(limits).items())))
         self._old: dict[str, Any] = {}

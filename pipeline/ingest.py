@@ -21,11 +21,11 @@ from pathlib import Path
 
 from pipeline import inbox_files
 from pipeline.filenames import shown_name, undecodable_bytes
+from pipeline.limits import Limits
 from pipeline.marks import PART_SEP
 from pipeline.normalize import nfc
 from pipeline.reader import contained, envelope, sandbox
 from pipeline.report import FileVerdict, Issue, Provenance, make_issue
-from pipeline.settings import LimitSettings
 from pipeline.times import local_iso
 
 # Read by their bytes, whatever the suffix says: .xlsx/.xlsm, .ods and BIFF8 .xls (values only); the
@@ -160,7 +160,7 @@ def find_files(paths: Iterable[Path], exclude: Iterable[str] = ()) -> list[Liste
     ]
 
 
-def open_inputs(files: Iterable[Listed], limits: LimitSettings) -> Iterator[Source | FileVerdict]:
+def open_inputs(files: Iterable[Listed], limits: Limits) -> Iterator[Source | FileVerdict]:
     """Sources to validate, and finished verdicts for what is not read or cannot be."""
     with contained.open_unwrapper(limits) as unwrapper:  # started at the first e-mail or zip
         for item in files:
@@ -178,7 +178,7 @@ def open_inputs(files: Iterable[Listed], limits: LimitSettings) -> Iterator[Sour
                 continue
             suffix = path.suffix.lower()
             try:
-                data, st = inbox_files.read_regular(path, limits.max_file_mib * 2**20)
+                data, st = inbox_files.read_regular(path, limits.max_file_bytes)
             except inbox_files.NotRegular as exc:
                 yield FileVerdict.judged(where, [make_issue("file-not-regular", file=name, value=str(exc)), *named])
                 continue
@@ -212,17 +212,17 @@ def ignored(where: Provenance, reason: str, named: Iterable[Issue] = ()) -> File
     return FileVerdict.ignored(where, reason, [make_issue(code, file=where.name, detail=reason), *named])
 
 
-def read_input(path: Path, limits: LimitSettings) -> bytes | None:
+def read_input(path: Path, limits: Limits) -> bytes | None:
     """An inbox file's bytes read again (for its 差し戻し copy), or None when it is gone or is no
     longer a regular file within `max_file_mib`."""
     try:
-        return inbox_files.read_regular(path, limits.max_file_mib * 2**20)[0]
+        return inbox_files.read_regular(path, limits.max_file_bytes)[0]
     except (OSError, inbox_files.NotRegular, inbox_files.TooLarge):
         return None
 
 
 def _unwrap(
-    unwrapper: sandbox.Worker, path: Path, name: str, data: bytes, received: str, limits: LimitSettings,
+    unwrapper: sandbox.Worker, path: Path, name: str, data: bytes, received: str, limits: Limits,
     named: list[Issue] | None = None,
 ) -> Iterator[Source | FileVerdict]:
     """Workbooks inside an e-mail or zip, unwrapped in the contained worker. Errors about the
@@ -231,7 +231,7 @@ def _unwrap(
     each attachment. A message the parser cannot finish (it hangs, runs out of memory, dies or
     raises) is unreadable: an issue on that file, and the walk goes on."""
     try:
-        message = unwrapper.call(data, path.name, contained.zip_limits(limits))
+        message = unwrapper.call(data, path.name, limits)
     except Exception as exc:
         if isinstance(exc, sandbox.SandboxError):
             detail = f"{exc.kind}: {exc.detail}"

@@ -124,7 +124,7 @@ def write_feedback_copies(
     written: list[tuple[Path, Path]] = []
     notes: list[Issue] = []
     targets = feedback_targets(verdicts, folder)
-    limits = contained.zip_limits(settings.limits)
+    limits = settings.limits
     with contained.open_annotator(settings.limits) as annotator:  # started at the first copy to make
         for v in verdicts:
             if v.name not in targets:

@@ -25,23 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import SettingsError
+from pipeline.limits import Limits
 
 DEFAULT_FILE = "pipeline.toml"
-
-
-@dataclass(frozen=True)
-class LimitSettings:
-    """Safety limits for untrusted inputs (see README, 'Hostile inputs')."""
-
-    max_file_mib: int = 50
-    max_members: int = 1000
-    max_entry_mib: int = 200
-    max_total_mib: int = 500
-    max_cells: int = 2_000_000
-    max_rows: int = 100_000
-    max_cols: int = 200
-    parse_timeout_s: float = 10.0
-    parse_memory_mib: int = 1024
 
 
 @dataclass(frozen=True)
@@ -70,7 +56,7 @@ class Settings:
     schemas: Path | None = None  # None: the schemas/ folder shipped with the package
     keep_history: int = 60  # run reports kept in outbox/history
     keep_logs: int = 24  # monthly logs kept in outbox/logs beside pipeline.log
-    limits: LimitSettings = field(default_factory=LimitSettings)
+    limits: Limits = field(default_factory=Limits)
     exclude: tuple[str, ...] = ()  # [paths] exclude: folder globs the inbox walk skips
     max_drop_percent: float = 20.0  # [guards]: a larger fall in evaluations keeps the old outputs
     goal_sheets: str = "auto"  # [master] goal_sheets: "auto", "always" or "never"
@@ -112,7 +98,7 @@ class Key:
 
     kind: one of CHECKS ("path", "globs", "year", "date", "text", "int", "number", "choice").
     target: the Settings field it sets, or "limits.<name>" / "mailbox.<name>" for a field of
-    LimitSettings / MailboxSettings.
+    Limits / MailboxSettings.
     low/high: the allowed range (inclusive) of "int" and "number" keys; None = unbounded.
     """
 
@@ -129,7 +115,7 @@ def _limit(name: str, low: float, high: float, kind: str = "int") -> Key:
     return Key(kind, f"limits.{name}", low, high)
 
 
-# Every section and key the file may hold. Defaults are the dataclasses' own (Settings, LimitSettings).
+# Every section and key the file may hold. Defaults are the dataclasses' own (Settings, Limits).
 # The limits' minimums keep a valid return readable (a workbook has ~10-25 zip members and a few
 # hundred cells); their maximums are generous (Excel's own sheet size, 1 GiB files, an hour).
 SCHEMA: dict[str, dict[str, Key]] = {
@@ -186,7 +172,7 @@ YEAR_RE = re.compile(r"R(\d{1,2})")
 def default_of(key: Key) -> Any:
     """The value a key has when the file does not set it (from the dataclass definitions)."""
     section, _, name = key.target.rpartition(".")
-    owner = {"limits": LimitSettings, "mailbox": MailboxSettings}.get(section, Settings)
+    owner = {"limits": Limits, "mailbox": MailboxSettings}.get(section, Settings)
     f = next(f for f in fields(owner) if f.name == name)
     return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc,operator]
 
@@ -597,4 +583,4 @@ def _build(values: dict[str, Any], base: Path) -> Settings:
             top[name] = base / given
     if "parse_timeout_s" in limits:
         limits["parse_timeout_s"] = float(limits["parse_timeout_s"])
-    return Settings(**top, limits=LimitSettings(**limits), mailbox=MailboxSettings(**mailbox))
+    return Settings(**top, limits=Limits(**limits), mailbox=MailboxSettings(**mailbox))

@@ -34,6 +34,7 @@ from pipeline.cache import ResultCache
 from pipeline.catalog import Assignment, Catalog
 from pipeline.celltext import utf16_len
 from pipeline.ingest import Source
+from pipeline.limits import Limits
 from pipeline.marks import PART_SEP
 from pipeline.merge import EVIDENCE_JA, USABLE, evidence, order_key
 from pipeline.normalize import (
@@ -56,7 +57,6 @@ from pipeline.report import (
     internal_error,
     make_issue,
 )
-from pipeline.settings import LimitSettings
 from pipeline.times import moment, shown_moment
 
 # The schema runs as one lazy pandera pass over the rows of many files at once (a pass per file
@@ -733,7 +733,7 @@ def _attributed(catalog: Catalog, verdict: FileVerdict) -> FileVerdict:
 def validate_sources(
     catalog: Catalog,
     items: Iterable[Source | FileVerdict],
-    limits: LimitSettings,
+    limits: Limits,
     cache: ResultCache | None = None,
     *,
     fiscal_year: str | None = None,
@@ -758,7 +758,6 @@ def validate_sources(
     slots: list[FileVerdict | _Draft] = []
     drafts: list[_Draft] = []
     cached: dict[int, Content] = {}
-    gate_limits = contained.gate_limits(limits)
 
     positions: dict[int, int] = {}
 
@@ -811,7 +810,7 @@ def validate_sources(
 
     rows = 0
     with contained.open_readers(limits) as pool:
-        reads = pool.map(to_read(), lambda pair: (pair[1].data, pair[1].name, gate_limits, read_own_outputs))
+        reads = pool.map(to_read(), lambda pair: (pair[1].data, pair[1].name, limits, read_own_outputs))
         for (d, _source), parts, outcome in reads:
             try:
                 _read_outcome(catalog, d, parts, outcome, options)
@@ -842,7 +841,7 @@ def validate_sources(
 
 
 def validate_paths(
-    catalog: Catalog, paths: Iterable[Path], limits: LimitSettings | None = None, exclude: Iterable[str] = ()
+    catalog: Catalog, paths: Iterable[Path], limits: Limits | None = None, exclude: Iterable[str] = ()
 ) -> ValidationReport:
     """Validate files and folders (recursively): the library behind `pipeline validate`.
 
@@ -850,6 +849,6 @@ def validate_paths(
     >>> report.exit_code
     0
     """
-    limits = limits or LimitSettings()
+    limits = limits or Limits()
     files = ingest.find_files(paths, exclude)
     return ValidationReport(tuple(validate_sources(catalog, ingest.open_inputs(files, limits), limits)))

@@ -297,7 +297,7 @@ def _master_year(path: Path, settings: Settings) -> str | None:
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
         return None
     try:
-        if path.stat().st_size > settings.limits.max_file_mib * 2**20:
+        if path.stat().st_size > settings.limits.max_file_bytes:
             return None  # the reader reports it (file-too-large)
         data = path.read_bytes()
     except OSError:

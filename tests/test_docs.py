@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from pipeline.cli import cli
+from pipeline.limits import Limits
 from pipeline.report import CODES
-from pipeline.settings import LimitSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -90,7 +90,7 @@ def test_settings_file_keys_are_documented_and_valid():
         assert f"`[{section}]`" in README
         for key in keys:
             assert f"`{key}`" in README, f"[{section}] {key}"
-    assert set(shipped["limits"]) == set(LimitSettings.__dataclass_fields__)
+    assert set(shipped["limits"]) == set(Limits.__dataclass_fields__)
 
 
 def test_scheduling_is_documented():

@@ -39,9 +39,11 @@ from hostile import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.limits import MIB, Limits
+from pipeline.reader import gate
 from pipeline.reader.gate import inspect_workbook
 from pipeline.reader.sandbox import SandboxError, run_contained
-from pipeline.reader.scanning import GateResult, Limits, SheetFacts
+from pipeline.reader.scanning import GateResult, SheetFacts
 from pipeline.report import CODES
 
 BOUND_S = 10.0
@@ -99,7 +101,7 @@ def test_zero_bytes() -> None:
 
 
 def test_too_large() -> None:
-    rejected(base_xlsx(), "file-too-large", limits=Limits(max_file_bytes=1000))
+    rejected(base_xlsx(), "file-too-large", limits=Limits(max_file_mib=1000 / MIB))
 
 
 @pytest.mark.parametrize(
@@ -179,7 +181,7 @@ def test_whitespace_bomb() -> None:
 
 def test_total_inflated_limit() -> None:
     data = base_xlsx(sheets=3)
-    rejected(data, "file-zip-bomb", limits=Limits(max_total_bytes=5000))
+    rejected(data, "file-zip-bomb", limits=Limits(max_total_mib=5000 / MIB))
 
 
 def test_overlapping_entries() -> None:
@@ -241,11 +243,11 @@ def test_dtd_in_utf16_part() -> None:
     rejected(rewrite(base_xlsx(), {"docProps/core.xml": core}), "file-unsafe-xml")
 
 
-def test_dtd_split_across_chunks() -> None:
+def test_dtd_split_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     pad = b" " * (2**20 - 4)  # "<!DOCTYPE" straddles the 1 MiB chunk boundary
     xml = b'<?xml version="1.0"?>' + pad[: 2**20 - 21 - 4] + b"<!DOCTYPE x []><x/>"
-    no_ratio = Limits(min_inflate_ratio=0.0)  # the padding compresses far below 1 %
-    rejected(rewrite(base_xlsx(), add={"customXml/item1.xml": xml}), "file-unsafe-xml", limits=no_ratio)
+    monkeypatch.setattr(gate, "MIN_INFLATE_RATIO", 0.0)  # the padding compresses far below 1 %
+    rejected(rewrite(base_xlsx(), add={"customXml/item1.xml": xml}), "file-unsafe-xml")
 
 
 # --- other containers ---------------------------------------------------------------------------

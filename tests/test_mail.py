@@ -9,6 +9,7 @@ A small OLE2 (CFB) writer below builds .msg files, since olefile can only read t
 from __future__ import annotations
 
 import base64
+import inspect
 import io
 import json
 import struct
@@ -23,11 +24,11 @@ from hostile import compound_file as build_cfb  # the one [MS-CFB] writer of the
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.limits import Limits
 from pipeline.reader import envelope
 from pipeline.reader.envelope import (
     Attachment,
     Envelope,
-    ZipLimits,
     read_eml,
     read_envelope,
     read_msg,
@@ -570,12 +571,14 @@ def test_nested_zip() -> None:
     assert env.attachments == [Attachment("内側.zip ＞ 評価表.xlsx", XLSX_A), Attachment("b.xlsx", XLSX_B)]
 
 
-def test_nesting_deeper_than_limit_is_unsafe() -> None:
+def test_nesting_deeper_than_limit_is_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:
     data = XLSX_A
     name = "x.xlsx"
     for level in range(3):
         data, name = plain_zip({name: data}), f"level{level}.zip"
-    env = read_zip(data, "top.zip", ZipLimits(max_depth=1))
+    with monkeypatch.context() as m:
+        m.setattr(envelope, "MAX_DEPTH", 1)
+        env = read_zip(data, "top.zip")
     assert "zip-unsafe" in codes(env)
     assert env.attachments == []
     assert read_zip(data, "top.zip").attachments == [Attachment("level1.zip ＞ level0.zip ＞ x.xlsx", XLSX_A)]
@@ -584,7 +587,7 @@ def test_nesting_deeper_than_limit_is_unsafe() -> None:
 def test_zip_bomb_member_limit_counts_inflated_bytes() -> None:
     bomb = plain_zip({"評価表.xlsx": b"\0" * (3 * 2**20)})
     assert len(bomb) < 20_000
-    env = read_zip(bomb, "bomb.zip", ZipLimits(max_member_bytes=2**20))
+    env = read_zip(bomb, "bomb.zip", Limits(max_file_mib=1))
     assert codes(env) == ["zip-unsafe"]
     assert env.attachments == []
     assert "ZIP 爆弾" in env.issues[0].message
@@ -594,7 +597,7 @@ def test_zip_total_limit_over_all_members_and_nested_zips() -> None:
     chunk = b"\0" * (700 * 2**10)
     inner = plain_zip({"c.xlsx": chunk})
     z = plain_zip({"a.xlsx": chunk, "in.zip": inner})
-    env = read_zip(z, "many.zip", ZipLimits(max_total_bytes=2**20))
+    env = read_zip(z, "many.zip", Limits(max_total_mib=1))
     assert "zip-unsafe" in codes(env)
     assert env.attachments == []
 
@@ -608,7 +611,7 @@ def test_zip_declared_size_is_not_trusted() -> None:
         local, central = info.header_offset, bytes(z).index(b"PK\x01\x02")
     struct.pack_into("<I", z, local + 22, 10)
     struct.pack_into("<I", z, central + 24, 10)
-    env = read_zip(bytes(z), "lie.zip", ZipLimits(max_member_bytes=2**20))
+    env = read_zip(bytes(z), "lie.zip", Limits(max_file_mib=1))
     assert env.attachments == []
     assert codes(env)[0] in ("zip-unsafe", "zip-unreadable")
 
@@ -626,7 +629,7 @@ def test_zip_with_traversal_or_absolute_name_is_rejected(bad: str) -> None:
 
 def test_zip_with_too_many_members() -> None:
     z = plain_zip({f"{i}.txt": b"x" for i in range(6)})
-    env = read_zip(z, "many.zip", ZipLimits(max_members=5))
+    env = read_zip(z, "many.zip", Limits(max_members=5))
     assert codes(env) == ["zip-unsafe"]
     assert "6" in env.issues[0].message
 
@@ -904,7 +907,9 @@ def test_codes_registered() -> None:
 def test_envelope_contract_defaults() -> None:
     env = Envelope(kind="zip")
     assert (env.sender, env.sender_name, env.subject, env.received) == ("", "", "", None)
-    assert ZipLimits() == ZipLimits(1000, 50 * 2**20, 200 * 2**20, 3)
+    assert envelope.MAX_DEPTH == 3
+    # the reader's defaults are the one Limits' (pipeline.toml's), not a second set of its own
+    assert inspect.signature(read_envelope).parameters["limits"].default == Limits()
     assert envelope.WORKBOOK_SUFFIXES == (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 
 

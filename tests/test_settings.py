@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.errors import PipelineError, SettingsError
-from pipeline.settings import SCHEMA, LimitSettings, MailboxSettings, Settings, load_settings
+from pipeline.settings import SCHEMA, Limits, MailboxSettings, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "pipeline.toml"
@@ -266,7 +266,7 @@ def test_the_schema_sets_every_settings_field_exactly_once():
     targets = [key.target for keys in SCHEMA.values() for key in keys.values()]
     assert len(targets) == len(set(targets))
     settings_fields = {f.name for f in fields(Settings)} - {"limits", "mailbox"}
-    limit_fields = {f"limits.{f.name}" for f in fields(LimitSettings)}
+    limit_fields = {f"limits.{f.name}" for f in fields(Limits)}
     mailbox_fields = {f"mailbox.{f.name}" for f in fields(MailboxSettings)}
     assert set(targets) == settings_fields | limit_fields | mailbox_fields
     for section, keys in SCHEMA.items():
@@ -339,7 +339,7 @@ password_file = "secret/パスワード.txt"
         max_drop_percent=12.5,
         goal_sheets="never",
         soffice="C:/Program Files/LibreOffice/program/soffice.exe",
-        limits=LimitSettings(
+        limits=Limits(
             max_file_mib=20, max_members=500, max_entry_mib=100, max_total_mib=300, max_cells=1_000_000,
             max_rows=50_000, max_cols=100, parse_timeout_s=30.0, parse_memory_mib=2048,
         ),
@@ -357,9 +357,9 @@ def test_a_date_may_be_a_string_and_a_missing_key_takes_its_default(tmp_path):
     s = load_settings(write(tmp_path, '[plan]\ndeadline = "2025-06-02"\n[guards]\nmax_drop_percent = 20\n'))
     assert s.deadline == date(2025, 6, 2)
     assert s.inbox == tmp_path / "inbox" and s.outbox == tmp_path / "outbox"  # relative to the file
-    assert s.year == "R6" and s.keep_history == 60 and s.limits == LimitSettings()
+    assert s.year == "R6" and s.keep_history == 60 and s.limits == Limits()
     assert s.max_drop_percent == 20.0 and isinstance(s.max_drop_percent, float)
-    assert load_settings(write(tmp_path, "", "empty.toml")).limits == LimitSettings()
+    assert load_settings(write(tmp_path, "", "empty.toml")).limits == Limits()
 
 
 @pytest.mark.parametrize(("given", "normalised"), [("r7", "R7"), ("R6", "R6"), ("r06", "R6"), ("Ｒ７", "R7")])

@@ -25,10 +25,11 @@ from pipeline import history, ingest
 from pipeline.catalog import load_catalog
 from pipeline.cli import cli
 from pipeline.errors import InputError
+from pipeline.limits import Limits
 from pipeline.master import master_name
 from pipeline.reader.envelope import read_envelope
 from pipeline.runner import run_merge
-from pipeline.settings import LimitSettings, Settings
+from pipeline.settings import Settings
 from pipeline.validate import validate_sources
 from pipeline.yearly import (
     ImportFailed,
@@ -208,7 +209,7 @@ def test_import_published_of_our_own_master(tmp_path, inbox):
     with pytest.raises(ImportFailed, match=r"令和6年度\(R6\)の集約ブックです。令和5年度の評価表ではない"):
         import_published(run.master, "R5", s)
     # the validator's option: a return is never one of our outputs, a table to import may be
-    limits = LimitSettings()
+    limits = Limits()
     [ignored] = validate_sources(run.catalog, ingest.open_inputs(ingest.find_files([run.master]), limits), limits)
     assert (ignored.status, [i.code for i in ignored.issues]) == ("ignored", ["own-output"])
     [read] = validate_sources(run.catalog, ingest.open_inputs(ingest.find_files([run.master]), limits), limits,

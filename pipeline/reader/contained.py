@@ -17,9 +17,9 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pipeline.limits import Limits
 from pipeline.reader import envelope, gate, rows, sandbox, scanning, workbook
 from pipeline.report import Issue, internal_error, make_issue
-from pipeline.settings import LimitSettings
 
 if TYPE_CHECKING:
     from pipeline.reader.annotate import Copy
@@ -27,38 +27,18 @@ if TYPE_CHECKING:
 READERS = 2  # contained readers of a merge: the machines it runs on have 2 cores or more
 
 
-def gate_limits(limits: LimitSettings) -> scanning.Limits:
-    return scanning.Limits(
-        max_file_bytes=limits.max_file_mib * 2**20,
-        max_members=limits.max_members,
-        max_entry_bytes=limits.max_entry_mib * 2**20,
-        max_total_bytes=limits.max_total_mib * 2**20,
-        max_cells=limits.max_cells,
-        max_rows=limits.max_rows,
-        max_cols=limits.max_cols,
-        timeout_s=limits.parse_timeout_s,
-        memory_bytes=limits.parse_memory_mib * 2**20,
-    )
 
 
-def zip_limits(limits: LimitSettings) -> envelope.ZipLimits:
-    return envelope.ZipLimits(
-        max_members=limits.max_members,
-        max_member_bytes=limits.max_file_mib * 2**20,
-        max_total_bytes=limits.max_total_mib * 2**20,
-    )
+def _worker(fn: Callable[..., Any], limits: Limits) -> sandbox.Worker:
+    return sandbox.Worker(fn, timeout_s=limits.parse_timeout_s, memory_bytes=limits.memory_bytes)
 
 
-def _worker(fn: Callable[..., Any], limits: LimitSettings) -> sandbox.Worker:
-    return sandbox.Worker(fn, timeout_s=limits.parse_timeout_s, memory_bytes=limits.parse_memory_mib * 2**20)
-
-
-def inspect(data: bytes, name: str, limits: LimitSettings) -> scanning.GateResult | None:
+def inspect(data: bytes, name: str, limits: Limits) -> scanning.GateResult | None:
     """The gate's verdict on one workbook, reached in a contained worker; None when the gate
     could not finish (it hung, ran out of memory or died)."""
     try:
-        return sandbox.run_contained(gate.inspect_workbook, data, name, gate_limits(limits),
-                                     timeout_s=limits.parse_timeout_s, memory_bytes=limits.parse_memory_mib * 2**20)
+        return sandbox.run_contained(gate.inspect_workbook, data, name, limits,
+                                     timeout_s=limits.parse_timeout_s, memory_bytes=limits.memory_bytes)
     except sandbox.SandboxError:
         return None
 
@@ -67,7 +47,7 @@ def inspect(data: bytes, name: str, limits: LimitSettings) -> scanning.GateResul
 
 
 def read_sheets(
-    data: bytes, name: str, limits: scanning.Limits
+    data: bytes, name: str, limits: Limits
 ) -> tuple[scanning.GateResult, list[workbook.RawSheet], list[Issue]]:
     """One workbook's sheets: the gate, then calamine. Runs in the worker.
 
@@ -86,7 +66,7 @@ def read_sheets(
             for sheet, state, cells, merged in payload], []
 
 
-def read_return(data: bytes, name: str, limits: scanning.Limits, read_own: bool = False) -> rows.Parsed:
+def read_return(data: bytes, name: str, limits: Limits, read_own: bool = False) -> rows.Parsed:
     """One workbook: its sheets (read_sheets), then the candidate rows. Runs in the worker.
 
     A damaged file is an issue; a fault of ours while reading the rows is `failed`
@@ -113,15 +93,15 @@ def reader_crashed(name: str, exc: sandbox.SandboxError) -> Issue:
     return make_issue("reader-crashed", file=name, detail=f"{exc.kind}: {exc.detail}")
 
 
-def open_readers(limits: LimitSettings) -> sandbox.Pool:
+def open_readers(limits: Limits) -> sandbox.Pool:
     """Contained workers that read workbooks (`read_return`) for a whole run, side by side, each
     with the memory cap and the per-file timeout of one reader."""
     size = max(1, min(READERS, os.cpu_count() or 1))
     return sandbox.Pool(read_return, size=size, timeout_s=limits.parse_timeout_s,
-                        memory_bytes=limits.parse_memory_mib * 2**20)
+                        memory_bytes=limits.memory_bytes)
 
 
-def reader_notes(pool: sandbox.Pool, limits: LimitSettings) -> list[Issue]:
+def reader_notes(pool: sandbox.Pool, limits: Limits) -> list[Issue]:
     """The run's notes about its contained readers: memory-cap-unavailable when a reader ran
     without its memory cap (said once per run, however many readers and files)."""
     if pool.memory_capped:
@@ -132,9 +112,9 @@ def reader_notes(pool: sandbox.Pool, limits: LimitSettings) -> list[Issue]:
 # --- e-mails and zips ---------------------------------------------------------------------------
 
 
-def open_unwrapper(limits: LimitSettings) -> sandbox.Worker:
+def open_unwrapper(limits: Limits) -> sandbox.Worker:
     """A contained worker that unwraps .eml/.msg/.zip files for a whole walk: `call(data, name,
-    zip_limits(limits))` returns the Envelope (its attachments' bytes, sender, date, issues)."""
+    limits)` returns the Envelope (its attachments' bytes, sender, date, issues)."""
     return _worker(envelope.read_envelope, limits)
 
 
@@ -142,7 +122,7 @@ def open_unwrapper(limits: LimitSettings) -> sandbox.Worker:
 
 
 def feedback_copy(data: bytes, container: str, sha256: str, name: str, issues: list[Issue],
-                  limits: envelope.ZipLimits, office: str = "", source: str = "") -> Copy | None:
+                  limits: Limits, office: str = "", source: str = "") -> Copy | None:
     """The annotated copy of the workbook whose bytes hash to `sha256`: `data` itself, or else one
     of its attachments (an e-mail or zip, whatever `container`, the inbox file's name, ends in).
     None when the file no longer holds those bytes: only what was validated is annotated. The copy
@@ -157,6 +137,6 @@ def feedback_copy(data: bytes, container: str, sha256: str, name: str, issues: l
                                                              sha256=sha256)
 
 
-def open_annotator(limits: LimitSettings) -> sandbox.Worker:
+def open_annotator(limits: Limits) -> sandbox.Worker:
     """A contained worker that makes 差し戻し copies for a whole run (`feedback_copy`)."""
     return _worker(feedback_copy, limits)

@@ -46,15 +46,16 @@ from email.utils import parsedate_to_datetime
 
 import olefile
 
+from pipeline.limits import Limits
 from pipeline.marks import PART_SEP
 from pipeline.report import Issue, make_issue
 
 __all__ = [
     "ENVELOPE_SUFFIXES",
+    "MAX_DEPTH",
     "WORKBOOK_SUFFIXES",
     "Attachment",
     "Envelope",
-    "ZipLimits",
     "read_eml",
     "read_envelope",
     "read_msg",
@@ -95,15 +96,7 @@ class Attachment:
     data: bytes
 
 
-@dataclass(frozen=True)
-class ZipLimits:
-    """Bounds for opening ZIP files, so a hostile or broken archive cannot exhaust memory."""
-
-    max_members: int = 1000
-    max_member_bytes: int = 50 * 2**20  # inflated size of one member, counted while reading
-    max_total_bytes: int = 200 * 2**20  # inflated bytes over all ZIPs in one input file
-    max_depth: int = 3  # containers inside containers: zip in mail in zip ...
-
+MAX_DEPTH = 3  # containers inside containers: zip in mail in zip ...
 
 @dataclass
 class Envelope:
@@ -126,7 +119,7 @@ class Envelope:
 # ---------------------------------------------------------------------------------------------
 
 
-def read_envelope(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> Envelope:
+def read_envelope(data: bytes, name: str, limits: Limits = Limits()) -> Envelope:
     """Dispatch on content first (OLE2 → .msg, PK → .zip), then on the name suffix.
 
     Magic bytes win over the suffix because people rename files ("返信.eml" that Outlook
@@ -142,7 +135,7 @@ def read_envelope(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> En
     return read_eml(data, name, limits)
 
 
-def read_eml(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> Envelope:
+def read_eml(data: bytes, name: str, limits: Limits = Limits()) -> Envelope:
     """Read an RFC 5322 message (.eml), walking the whole MIME tree for workbooks."""
     env = Envelope(kind="eml")
     ctx = _Context(name, limits, env)
@@ -162,7 +155,7 @@ def read_eml(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> Envelop
     return env
 
 
-def read_msg(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> Envelope:
+def read_msg(data: bytes, name: str, limits: Limits = Limits()) -> Envelope:
     """Read an Outlook item (.msg, an OLE2 compound file) with olefile."""
     env = Envelope(kind="msg")
     ctx = _Context(name, limits, env)
@@ -195,7 +188,7 @@ def _unreadable(env: Envelope, name: str, detail: str) -> Envelope:
     return env
 
 
-def read_zip(data: bytes, name: str, limits: ZipLimits = ZipLimits()) -> Envelope:
+def read_zip(data: bytes, name: str, limits: Limits = Limits()) -> Envelope:
     """Read a ZIP dropped directly: every workbook member (also in nested ZIPs) is an attachment."""
     env = Envelope(kind="zip")
     ctx = _Context(name, limits, env)
@@ -239,7 +232,7 @@ class _ZipUnsafe(Exception):
 class _Context:
     """State for one top-level input: limits, the inflate budget and what was skipped."""
 
-    def __init__(self, name: str, limits: ZipLimits, env: Envelope, in_zip: bool = False) -> None:
+    def __init__(self, name: str, limits: Limits, env: Envelope, in_zip: bool = False) -> None:
         self.name = name
         self.limits = limits
         self.env = env
@@ -272,7 +265,7 @@ class _Context:
             self._nested_message(data, name, kind, depth + 1)
 
     def _nested_message(self, data: bytes, name: str, kind: str, depth: int) -> None:
-        if depth > self.limits.max_depth:
+        if depth > MAX_DEPTH:
             if self.in_zip:
                 raise _ZipUnsafe("メールや ZIP の入れ子が深すぎます")
             self.issue("zip-unsafe", value=name, detail="メールや ZIP の入れ子が深すぎます")
@@ -881,7 +874,7 @@ def _collect_zip(data: bytes, name: str, ctx: _Context, depth: int, prefix: str)
 
 
 def _zip_members(data: bytes, label: str, ctx: _Context, depth: int, prefix: str) -> None:
-    if depth > ctx.limits.max_depth:
+    if depth > MAX_DEPTH:
         raise _ZipUnsafe("ZIP やメールの入れ子が深すぎます")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -924,7 +917,7 @@ def _zip_members(data: bytes, label: str, ctx: _Context, depth: int, prefix: str
 
 def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: str, ctx: _Context) -> bytes:
     """Read one member, counting the bytes actually produced: declared sizes can lie."""
-    limit = ctx.limits.max_member_bytes
+    limit = ctx.limits.max_file_bytes
     chunks = []
     size = 0
     with archive.open(info) as stream:
@@ -1097,7 +1090,7 @@ class _MsgReader:
     def collect(self, storage: str, depth: int, prefix: str, level: int = 0) -> None:
         """Hand every attachment under `storage` ("" or "…/__substg1.0_3701000D/") to ctx.
 
-        Embedded items (forward-as-attachment chains) do not count towards ZipLimits.max_depth:
+        Embedded items (forward-as-attachment chains) do not count towards MAX_DEPTH:
         they inflate nothing and are bounded by the file's size. `level` only stops a crafted
         file from recursing without end.
         """

@@ -32,6 +32,7 @@ import zipfile
 from urllib.parse import unquote
 from xml.parsers import expat
 
+from pipeline.limits import Limits
 from pipeline.reader.scan_ods import OdsScanner
 from pipeline.reader.scan_xls import inspect_ole
 from pipeline.reader.scan_xlsx import SheetScanner
@@ -40,7 +41,6 @@ from pipeline.reader.scanning import (
     META_SHEET,
     ZIP_MAGIC,
     GateResult,
-    Limits,
     Reject,
     SheetFacts,
     expat_for,
@@ -52,6 +52,10 @@ from pipeline.times import local_moment_iso
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
+# Apache POI's ZipSecureFile defaults: a member that inflates more than 100-fold (compressed
+# below 1 % of its size) is a bomb, once it is larger than the grace size inflated.
+MIN_INFLATE_RATIO = 0.01
+RATIO_GRACE_BYTES = 100 * 2**10
 # Parts we parse as XML for metadata: tiny in any real file, so a cap keeps expat cheap.
 _META_CAP = 16 * 2**20
 
@@ -400,8 +404,8 @@ class _Inspector:
                 f"{info.filename}: 展開後 {fmt_bytes(info.file_size)}、上限 {fmt_bytes(lim.max_entry_bytes)}",
             )
         if (
-            info.file_size > lim.ratio_grace_bytes
-            and info.compress_size < lim.min_inflate_ratio * info.file_size
+            info.file_size > RATIO_GRACE_BYTES
+            and info.compress_size < MIN_INFLATE_RATIO * info.file_size
         ):
             raise Reject(
                 "file-zip-bomb",

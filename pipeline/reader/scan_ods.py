@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 from pipeline.celltext import column_letters
-from pipeline.reader.scanning import TEXT_CAP, Limits, Reject, SheetFacts, expat_for
+from pipeline.limits import Limits
+from pipeline.reader.scanning import TEXT_CAP, Reject, SheetFacts, expat_for
 
 _ODS_VALUES = ("office:value", "office:string-value", "office:date-value", "office:time-value",
                "office:boolean-value")  # fmt: skip

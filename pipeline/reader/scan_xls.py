@@ -9,7 +9,8 @@ import struct
 from typing import Any, ClassVar
 
 from pipeline.celltext import column_letters
-from pipeline.reader.scanning import META_SHEET, GateResult, Limits, Reject, SheetFacts
+from pipeline.limits import Limits
+from pipeline.reader.scanning import META_SHEET, GateResult, Reject, SheetFacts
 from pipeline.report import Issue, make_issue
 
 

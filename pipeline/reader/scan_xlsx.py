@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 
 from pipeline.celltext import column_letters
+from pipeline.limits import Limits
 from pipeline.reader.scanning import (
     TEXT_CAP,
-    Limits,
     Reject,
     SheetFacts,
     col_index,

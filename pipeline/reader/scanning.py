@@ -1,6 +1,6 @@
-"""What the gate and its scanners share: the limits they enforce, the facts a worksheet scan
-learns (SheetFacts), the verdict on a file (GateResult), the rejection that stops a scan, and the
-small lexing helpers (cell references, XML attributes and entities, column letters)."""
+"""What the gate and its scanners share: the facts a worksheet scan learns (SheetFacts), the
+verdict on a file (GateResult), the rejection that stops a scan, and the small lexing helpers
+(cell references, XML attributes and entities). The limits they enforce are pipeline.limits.Limits."""
 
 from __future__ import annotations
 
@@ -10,23 +10,6 @@ from typing import Any
 from xml.parsers import expat
 
 from pipeline.report import ERROR, Issue
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits. The zip ones are Apache POI's ZipSecureFile defaults (min ratio 1 %, 100 KiB grace)."""
-
-    max_file_bytes: int = 50 * 2**20
-    max_members: int = 1000
-    max_entry_bytes: int = 200 * 2**20  # inflated size of one zip member
-    max_total_bytes: int = 500 * 2**20  # inflated total
-    min_inflate_ratio: float = 0.01  # compressed/uncompressed below this ...
-    ratio_grace_bytes: int = 100 * 2**10  # ... for members larger than this inflated
-    max_cells: int = 2_000_000  # <c> elements per sheet
-    max_rows: int = 100_000  # real extent (row index of last non-empty cell)
-    max_cols: int = 200
-    timeout_s: float = 10.0  # sandbox
-    memory_bytes: int = 1024 * 2**20  # sandbox RLIMIT_AS
 
 
 @dataclass
