@@ -561,3 +561,15 @@ def test_sandbox_contains_calamine_abort_that_the_gate_rejects() -> None:
     with pytest.raises(SandboxError) as err:
         run_contained(_calamine_reads, data, timeout_s=30, memory_bytes=2**30)
     assert err.value.kind in ("memory", "crash")
+
+
+def test_one_member_name_rule_for_workbook_packages_and_zips_of_returns() -> None:
+    from pipeline.reader.scan_zip import bad_part_name, escapes_archive
+
+    for name in ("/etc/passwd", "\\評価.xml", "C:評価.xlsx", "健康課/../../評価.xlsx", "a\\..\\b.xlsx",
+                 "評価\x00.xlsx", "評価\x1f.xlsx"):
+        assert escapes_archive(name) and bad_part_name(name), name  # refused in every zip
+    for name in ("健康課/評価表.xlsx", "回答 (1).xlsx", "..評価.xlsx", "R6..最終/評価.xlsx"):
+        assert not escapes_archive(name) and not bad_part_name(name), name
+    for name in ("xl\\worksheets\\sheet1.xml", "./xl/workbook.xml", "xl/./styles.xml"):
+        assert bad_part_name(name) and not escapes_archive(name), name  # a package's parts only

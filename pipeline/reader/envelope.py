@@ -48,6 +48,7 @@ import olefile
 
 from pipeline.limits import Limits
 from pipeline.marks import PART_SEP
+from pipeline.reader.scan_zip import escapes_archive
 from pipeline.report import Issue, make_issue
 
 __all__ = [
@@ -887,7 +888,7 @@ def _zip_members(data: bytes, label: str, ctx: _Context, depth: int, prefix: str
             raise _ZipUnsafe(f"ファイルが {len(infos):,} 個入っています(上限 {ctx.limits.max_members:,} 個)")
         members = [(info, _zip_member_name(info)) for info in infos]
         for _, member in members:
-            if _unsafe_member_name(member):
+            if escapes_archive(member):
                 raise _ZipUnsafe(f"危険なファイル名「{member}」が入っています")
         encrypted: list[str] = []
         for info, member in members:
@@ -956,14 +957,6 @@ def _zip_member_name(info: zipfile.ZipInfo) -> str:
     if "\u3099" in name or "\u309a" in name:
         name = unicodedata.normalize("NFC", name)
     return name.replace("\\", "/")
-
-
-def _unsafe_member_name(name: str) -> bool:
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or name.startswith("//"):
-        return True
-    if any(part == ".." for part in name.split("/")):
-        return True
-    return any(ord(c) < 0x20 for c in name)
 
 
 # ---------------------------------------------------------------------------------------------

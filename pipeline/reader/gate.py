@@ -36,7 +36,7 @@ from pipeline.limits import Limits
 from pipeline.reader.scan_ods import OdsScanner
 from pipeline.reader.scan_xls import inspect_ole
 from pipeline.reader.scan_xlsx import SheetScanner
-from pipeline.reader.scan_zip import DtdScanner, FirstBytes, data_span, inflate
+from pipeline.reader.scan_zip import DtdScanner, FirstBytes, bad_part_name, data_span, inflate
 from pipeline.reader.scanning import (
     META_SHEET,
     ZIP_MAGIC,
@@ -364,13 +364,7 @@ class _Inspector:
         seen: set[str] = set()
         for info in infos:
             n = info.orig_filename
-            if (
-                n.startswith(("/", "\\"))
-                or re.match(r"^[A-Za-z]:", n)
-                or "\\" in n
-                or "\x00" in n
-                or any(part in ("..", ".") for part in n.split("/"))
-            ):
+            if bad_part_name(n):
                 raise Reject("file-bad-member-name", repr(n)[:80])
             # Two members with the same name: zipfile reads the last, other readers the first,
             # so the gate could be checking a different part than the parser gets.

@@ -16,6 +16,28 @@ from pipeline.reader.scanning import ZIP_MAGIC, Reject, fmt_bytes
 _CHUNK = 1 << 20
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def escapes_archive(name: str) -> bool:
+    """The member-name rule of every zip we open (a workbook package, a zip of returns, a zip in a
+    mail): refused when the name could point outside the archive or hide where it ends: absolute
+    (a leading / or \\, a drive letter), a ".." part (split at / and \\), or a control character
+    (NUL included)."""
+    return (
+        name.startswith(("/", "\\"))
+        or _DRIVE.match(name) is not None
+        or any(part == ".." for part in re.split(r"[/\\]", name))
+        or any(ord(c) < 0x20 for c in name)
+    )
+
+
+def bad_part_name(name: str) -> bool:
+    """A workbook package's part name, stricter (OPC): `escapes_archive`, a backslash (a reader
+    that turns it into / would find another part than ours) or a "." part."""
+    return escapes_archive(name) or "\\" in name or any(part == "." for part in name.split("/"))
+
+
 _LOCAL = struct.Struct("<4s5HL2L2H")  # local file header, 30 bytes
 
 
