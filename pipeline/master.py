@@ -116,6 +116,7 @@ def write_master(
     deadline: date | None = None,
     goal_sheets: str = "auto",
     failed_nights: Sequence[dict[str, Any]] = (),
+    rows_checked: bool = False,
 ) -> None:
     """Write the complete master workbook to exactly `path`. With `previous` (last year's
     evaluations, pipeline.history), a 前年度比較 sheet follows 集計. `goal_sheets` is the setting
@@ -126,9 +127,11 @@ def write_master(
     merges since the last successful one, pipeline.lastrun) are listed on 提出状況.
 
     Raises ValueError (before anything is written) when a text exceeds Excel's 32,767-character
-    cell limit or a row is not an assignment of the catalog.
+    cell limit or a row is not an assignment of the catalog (check_rows), unless `rows_checked` says
+    the caller has run check_rows on these rows already (the merge does, file by file).
     """
-    check_rows(catalog, result.rows)
+    if not rows_checked:
+        check_rows(catalog, result.rows)
     wb = new_workbook(path, catalog, "評価集約", "master", generated)
     st = Styles(wb)
     absent = absences(catalog, result)
@@ -149,16 +152,18 @@ def write_master(
 
 
 def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: str,
-                  previous: PastYear | None = None) -> None:
+                  previous: PastYear | None = None, rows_checked: bool = False) -> None:
     """Write the committee summary to exactly `path`: one A4 landscape sheet per 基本目標, and
     with `previous` (last year's evaluations) a last sheet 前年度比較: per goal, the A–D counts of
     both years and a clustered bar chart.
 
     Each sheet holds the A–D counts and shares per 施策の方向性 and per 施策, a stacked bar chart,
     and the C/D rows with their reasons. 未提出 is counted separately and is never part of a
-    share (shares are of the submitted rows).
+    share (shares are of the submitted rows). Raises ValueError as write_master does, with the same
+    `rows_checked`.
     """
-    check_rows(catalog, result.rows)
+    if not rows_checked:
+        check_rows(catalog, result.rows)
     wb = new_workbook(path, catalog, "評価集計", "summary", generated)
     st = Styles(wb)
     absent = absences(catalog, result)
@@ -192,8 +197,9 @@ def write_summary(path: Path, catalog: Catalog, result: Outcome, *, generated: s
 
 
 def check_rows(catalog: Catalog, rows: Iterable[Evaluation]) -> None:
-    """Reject, before writing, what would otherwise be silently wrong in the workbook. The runner
-    calls it file by file first, so a file whose rows cannot be written is set aside alone."""
+    """Reject, before writing, what would otherwise be silently wrong in the workbook. The merge
+    calls it once, file by file, so a file whose rows cannot be written is set aside alone, and
+    tells the writers so (`rows_checked`); other callers get it from the writers."""
     keys = catalog.assignment_keys  # built once: the runner checks file by file
     for r in rows:
         if (r.project, r.department) not in keys:

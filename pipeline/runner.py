@@ -354,7 +354,8 @@ def previous_run(outbox: Path, catalog: Catalog) -> dict[tuple[str, str], str] |
 
 def _preflight(catalog: Catalog, verdicts: list[FileVerdict]) -> list[FileVerdict]:
     """Each file's rows checked against what the master writer accepts, file by file: a file whose
-    rows could not be written is rejected with internal-error, and the merge chooses without it."""
+    rows could not be written is rejected with internal-error, and the merge chooses without it.
+    The only check of the night's rows: the writers are told they are checked (rows_checked)."""
     from pipeline import master
 
     out = []
@@ -498,7 +499,8 @@ def _merge_locked(
                     cache_tmp = atomic.temp_path_for(cache.path)
 
                 def summary_and_cache() -> None:
-                    master.write_summary(summary_tmp, catalog, outcome, generated=generated, previous=past)
+                    master.write_summary(summary_tmp, catalog, outcome, generated=generated, previous=past,
+                                         rows_checked=True)
                     if cache_tmp is not None:
                         with contextlib.suppress(OSError):  # the cache is an optimisation only
                             cache.write_to(cache_tmp)
@@ -526,7 +528,7 @@ def _merge_locked(
                                                     previous=past, today=today,
                                                     deadline=settings.deadline,
                                                     goal_sheets=settings.goal_sheets,
-                                                    failed_nights=failed_nights),
+                                                    failed_nights=failed_nights, rows_checked=True),
                 )
                 gc.collect()  # the closed workbook is a web of cycles: freed now, not when the run ends
                 len(issues)  # the copies are done (and their failures known) before anything is renamed

@@ -45,8 +45,8 @@ def codes(run, name: str) -> list[str]:
 def test_a_reason_over_excels_limit_in_utf16_units_is_a_row_error_and_the_night_goes_on(
     inbox: Path, outbox: Path
 ) -> None:
-    """Before: 17,000 × 𠮷 passed validation (code points) and the master writer raised: traceback,
-    nothing written. Now: text-too-long on the cell (34,000 units), the older row kept."""
+    """The hazard: 17,000 × 𠮷 passed validation (code points) and the master writer raised: traceback,
+    nothing written. What holds: text-too-long on the cell (34,000 units), the older row kept."""
     resend(inbox, {("8", "指導室"): {"result": YOSHI * 17_000}})
     run = run_merge(Settings(inbox=inbox, outbox=outbox))
     assert run.exit_code == 1
@@ -84,6 +84,24 @@ def test_a_bug_of_ours_while_checking_one_file_is_internal_error_on_that_file(
     monkeypatch.setattr(rows, "tables", real)
     again = run_merge(Settings(inbox=inbox, outbox=outbox))
     assert evaluations(again.master)[("8", "指導室")] == ("B", "指導室_再提出.xlsx")
+
+
+def test_the_nights_rows_are_checked_for_the_writer_once(
+    inbox: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check_rows runs once per file before the merge chooses; the writers do not check again."""
+    real = master.check_rows
+    checked: list[int] = []
+
+    def check_rows(catalog, rows):
+        rows = list(rows)
+        checked.append(len(rows))
+        real(catalog, rows)
+
+    monkeypatch.setattr(master, "check_rows", check_rows)
+    run = run_merge(Settings(inbox=inbox, outbox=outbox))
+    assert run.exit_code == 0 and len(evaluations(run.master)) == 69
+    assert checked == [len(f.rows) for f in run.files] and sum(checked) == 69
 
 
 def test_a_row_the_writer_would_refuse_sets_aside_its_file_only(
@@ -134,8 +152,8 @@ def test_a_feedback_copy_that_cannot_be_written_is_an_issue_on_its_file(
 
 
 def test_a_zip_member_with_a_long_japanese_name_gets_a_bounded_feedback_copy(inbox: Path, outbox: Path) -> None:
-    """Before: a ~250-byte member name (a mail subject pasted into a file name) made the feedback
-    copy fail with ENAMETOOLONG and the whole merge exit 3. Now: a bounded name, the night goes on."""
+    """The hazard: a ~250-byte member name (a mail subject pasted into a file name) made the feedback
+    copy fail with ENAMETOOLONG and the whole merge exit 3. What holds: a bounded name, the night goes on."""
     bad = resend(inbox, {("8", "指導室"): {"rating": "E"}}, name="x.xlsx")
     long_name = "【再提出】令和6年度地域福祉計画評価表の提出について(指導室)" * 3 + ".xlsx"
     assert len(long_name.encode("utf-8")) > 250

@@ -87,7 +87,7 @@ def test_unique_names_are_numbered_case_insensitively_and_stay_bounded() -> None
 
 
 def test_a_zip_member_with_a_250_byte_name_gets_a_feedback_copy(tmp_path, demo_returns) -> None:
-    # Before: the copy was named after the member (250 bytes), so its temporary (".~tmp-…-<pid>-
+    # The hazard: the copy was named after the member (250 bytes), so its temporary (".~tmp-…-<pid>-
     # <hex>.xlsx") exceeded the 255 bytes a file name may have: ENAMETOOLONG, and no copy.
     import io
     import zipfile

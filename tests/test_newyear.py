@@ -182,7 +182,7 @@ def test_templates_without_the_plan_say_how_to_create_it(schemas: Path, tmp_path
 
 
 def test_demo_under_r7_runs_the_published_r6_demo_in_its_own_folders(schemas: Path, tmp_path: Path):
-    """Before: a traceback. The demo is the published R6 table: whatever year the settings name, it
+    """The hazard: a traceback. The demo is the published R6 table: whatever year the settings name, it
     runs the shipped R6 plan, in its own folders, and touches neither the settings' inbox nor outbox."""
     settings_file(tmp_path, schemas, year="R7")
     assert invoke("plan", "new-year", "R7", cwd=tmp_path).exit_code == 0

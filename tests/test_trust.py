@@ -86,8 +86,8 @@ def test_health_key_is_the_health_offices_only_assignment() -> None:
 
 def test_last_years_copy_in_the_published_layout_is_rejected(inbox: Path, outbox: Path) -> None:
     """健康課 re-sends last year's sheet: header 事業実績・評価理由 (令和5年度), title 令和5年度, no
-    template metadata, saved after this year's return. Before: accepted as R6, its rows replaced
-    this year's. Now: year-mismatch, the file rejected, this year's answer kept."""
+    template metadata, saved after this year's return. The hazard: accepted as R6, its rows replaced
+    this year's. What holds: year-mismatch, the file rejected, this year's answer kept."""
     old = write_book(inbox / "健康課_評価表.xlsx", office_sheet(
         ["健康課"], year_label="令和5年度", answers={HEALTH_KEY: {"rating": "C", "result": "令和5年度は講座を2回開催した。"}}))
     set_saved(old, later(inbox / HEALTH, 24))
@@ -132,7 +132,7 @@ def test_the_year_is_read_from_the_header_the_title_or_the_file_name(
 
 def test_a_workbook_named_for_one_office_cannot_change_another_offices_rows(inbox: Path, outbox: Path) -> None:
     """地域福祉課's workbook also holds 健康課's and 指導室's rows, answered differently, saved last.
-    Before: it overwrote those offices' answers. Now: those rows are office-mismatch; its own rows
+    The hazard: it overwrote those offices' answers. What holds: those rows are office-mismatch; its own rows
     are read."""
     path = write_book(inbox / "地域福祉課_回答.xlsx", office_sheet(
         ["地域福祉課", "健康課", "指導室"],
@@ -172,7 +172,7 @@ def test_a_file_of_no_known_office_never_overrides_an_offices_own_return(inbox: 
 
 def test_the_published_misprint_in_a_departments_own_file(inbox: Path, outbox: Path) -> None:
     """自立生活支援課 copies its rows from the published table, which prints 自立相談支援課 (事業18),
-    and misspells its own name once (自立生括支援課). Before: department-unknown, rows lost. Now:
+    and misspells its own name once (自立生括支援課). The hazard: department-unknown, rows lost. Now:
     both are read as 自立生活支援課, each with a warning."""
     (inbox / SELF_RELIANCE).unlink()
     write_book(inbox / "自立生活支援課_回答.xlsx", office_sheet(
@@ -205,7 +205,7 @@ def test_a_misspelt_name_in_a_file_of_no_known_office_stays_an_error(tmp_path: P
 
 
 def test_a_copy_of_our_master_in_the_inbox_is_ignored(inbox: Path, outbox: Path) -> None:
-    """Before: a copy of the master became the newest file and overrode all 69 rows. Now: it is
+    """The hazard: a copy of the master became the newest file and overrode all 69 rows. What holds: it is
     recognised by its document property and ignored (own-output); so is the summary."""
     first = run_merge(settings(inbox, outbox))
     shutil.copy(first.master, inbox / "集約_コピー.xlsx")
@@ -248,8 +248,8 @@ def test_a_feedback_copy_corrected_and_sent_back_is_read(tmp_path: Path, demo_re
 
 
 def test_a_draft_saved_earlier_but_copied_in_later_loses(inbox: Path, outbox: Path) -> None:
-    """地域福祉課 corrects its return; staff then copy an early draft into the inbox. Before: the
-    draft won (newest file time). Now: the workbook's saved time decides, and order-conflict says so."""
+    """地域福祉課 corrects its return; staff then copy an early draft into the inbox. The hazard: the
+    draft won (newest file time). What holds: the workbook's saved time decides, and order-conflict says so."""
     base = (inbox / WELFARE).stat().st_mtime
     final = edit_return(inbox / WELFARE, inbox / "地域福祉課_最終版.xlsx", {("41", "地域福祉課"): {"rating": "C"}},
                         base + 60, saved=later(inbox / WELFARE, 2))
@@ -278,8 +278,8 @@ def outputs(outbox: Path) -> dict[str, bytes]:
 
 
 def test_an_emptied_inbox_keeps_every_previous_output(inbox: Path, outbox: Path, tmp_path: Path) -> None:
-    """Before: an emptied inbox (or a network folder that did not mount) rewrote the master with 0
-    of 69 rows, exit 0. Now: exit 3, every output as it was; --allow-drop does it anyway."""
+    """The hazard: an emptied inbox (or a network folder that did not mount) rewrote the master with 0
+    of 69 rows, exit 0. What holds: exit 3, every output as it was; --allow-drop does it anyway."""
     assert run_merge(settings(inbox, outbox)).report["rows"] == 69
     before = outputs(outbox)
     for p in inbox.iterdir():
@@ -352,8 +352,8 @@ def message_from(sender: str, attachment: bytes, name: str) -> bytes:
 
 
 def test_a_rejected_return_from_a_known_office_counts_as_received(tmp_path: Path, inbox: Path, outbox: Path) -> None:
-    """Before: a return rejected before its office was known showed that office as 未提出 with 0
-    files. Now: by its sender address or its name it counts as received, with the reason."""
+    """The hazard: a return rejected before its office was known showed that office as 未提出 with 0
+    files. What holds: by its sender address or its name it counts as received, with the reason."""
     schemas = tmp_path / "schemas"
     shutil.copytree(SCHEMAS_DIR, schemas, ignore=shutil.ignore_patterns("*.py", "__pycache__", ".compiled"))
     registry = yaml.safe_load((schemas / "departments.yaml").read_text(encoding="utf-8"))
@@ -388,7 +388,7 @@ def test_a_rejected_return_from_a_known_office_counts_as_received(tmp_path: Path
 
 
 def test_archive_and_hidden_folders_are_listed_but_not_read(inbox: Path, outbox: Path) -> None:
-    """Before: old/ and .trash/ were read and could override this year's answers. Now: hidden
+    """The hazard: old/ and .trash/ were read and could override this year's answers. What holds: hidden
     folders and the folders of [paths] exclude are listed with the reason and not read."""
     for folder in ("old", ".trash", "処理済み"):
         stale = edit_return(inbox / WELFARE, inbox / folder / WELFARE, {("41", "地域福祉課"): {"rating": "D"}},
@@ -464,7 +464,7 @@ def test_two_files_of_one_name_in_two_folders_are_told_apart(inbox: Path, outbox
 
 
 def test_the_demo_and_make_clean_leave_a_live_outbox_alone(tmp_path: Path, inbox: Path, monkeypatch) -> None:
-    """Before: `pipeline demo` replaced the live master and run report with demo data, and `make
+    """The hazard: `pipeline demo` replaced the live master and run report with demo data, and `make
     clean` deleted a real run's outputs. Now both leave a live inbox and outbox byte-identical."""
     live_out = tmp_path / "live_outbox"
     run_merge(settings(inbox, live_out))

@@ -104,8 +104,8 @@ def mail_without_attachment(sender: str, when: datetime) -> bytes:
 
 
 def test_a_valid_return_followed_by_a_damaged_copy(inbox: Path, outbox: Path, schemas: Path) -> None:
-    """Before: status said 受理 and 全ての担当課の評価がそろいました while remind drafted a 督促 to 健康課.
-    Now: 健康課 is 受理(後の提出にエラーあり) everywhere, its value stays, and nobody is reminded."""
+    """The hazard: status said 受理 and 全ての担当課の評価がそろいました while remind drafted a 督促 to 健康課.
+    What holds: 健康課 is 受理(後の提出にエラーあり) everywhere, its value stays, and nobody is reminded."""
     good = inbox / HEALTH
     damaged = inbox / "R6_地域福祉計画評価_健康課_再送.xlsx"
     damaged.write_bytes(good.read_bytes()[:2500])  # cut off in transit
@@ -136,8 +136,8 @@ def test_a_valid_return_followed_by_a_damaged_copy(inbox: Path, outbox: Path, sc
 
 
 def test_a_valid_return_followed_by_a_mail_without_attachment(inbox: Path, outbox: Path, schemas: Path) -> None:
-    """Before: the 「送付しました」 mail with nothing attached made remind nag 健康課 while status said
-    受理. Now: 受理(後の提出にエラーあり), no reminder; the mail is listed for staff."""
+    """The hazard: the 「送付しました」 mail with nothing attached made remind nag 健康課 while status said
+    受理. What holds: 受理(後の提出にエラーあり), no reminder; the mail is listed for staff."""
     after = datetime.fromtimestamp((inbox / HEALTH).stat().st_mtime, JST) + timedelta(hours=1)
     (inbox / "健康課から.eml").write_bytes(mail_without_attachment(HEALTH_SENDER, after))
     s, run = night(inbox, outbox, schemas)
@@ -193,8 +193,8 @@ def one_row_correction(original: Path, target: Path, key: tuple[str, str], ratin
 
 def test_a_one_row_correction_keeps_every_other_row_of_the_earlier_return(inbox: Path, outbox: Path,
                                                                           schemas: Path) -> None:
-    """Before: one row-missing error per other assignment saying 「この評価は未提出の扱いです」
-    (false), status 受理 while remind nagged. Now: information naming the earlier file, the file
+    """The hazard: one row-missing error per other assignment saying 「この評価は未提出の扱いです」
+    (false), status 受理 while remind nagged. What holds: information naming the earlier file, the file
     accepted, 受理, no reminder."""
     key = ("41", "地域福祉課")
     assert RESULTS[key]["rating"] != "C"
@@ -272,8 +272,8 @@ def dated(path: Path, saved: datetime, received: datetime) -> Path:
 
 
 def test_a_draft_saved_in_2099_does_not_beat_the_final(inbox: Path, outbox: Path) -> None:
-    """Before: a draft whose PC clock said 2099 beat every later correction, with only an
-    order-conflict warning. Now: its saved time is not believed (time-in-future), it is ordered by
+    """The hazard: a draft whose PC clock said 2099 beat every later correction, with only an
+    order-conflict warning. What holds: its saved time is not believed (time-in-future), it is ordered by
     when it arrived, and the final wins."""
     key = ("41", "地域福祉課")
     final = edit_return(inbox / WELFARE, inbox / "地域福祉課_最終版.xlsx", {key: {"rating": "C"}})
@@ -331,7 +331,7 @@ def test_an_email_dated_in_the_future_is_ordered_by_its_file_time(inbox: Path, o
 
 def test_identical_saved_times_are_a_tie_never_newer(inbox: Path, outbox: Path) -> None:
     """Two copies saved at the same second: before, the one chosen by file name was 「より新しい提出」.
-    Now: order-tie names both files and what broke the tie."""
+    What holds: order-tie names both files and what broke the tie."""
     key = ("41", "地域福祉課")
     same = RECEIVED - timedelta(hours=1)
     first = edit_return(inbox / WELFARE, inbox / "地域福祉課_A.xlsx", {key: {"rating": "C"}})
@@ -361,7 +361,7 @@ def test_identical_saved_times_are_a_tie_never_newer(inbox: Path, outbox: Path) 
 
 def test_continuation_text_in_a_row_of_its_own_is_one_hint(inbox: Path, outbox: Path) -> None:
     """An Enter pressed where Alt+Enter was meant: the rest of 事業実績・評価理由 in a row of its own.
-    Before: three required-missing. Now: one row-continuation naming the cell and the row above."""
+    The hazard: three required-missing. What holds: one row-continuation naming the cell and the row above."""
     sheets = office_sheet(["介護福祉課"])
     rows = sheets["評価表"]
     first = rows[3]
@@ -382,7 +382,7 @@ def test_continuation_text_in_a_row_of_its_own_is_one_hint(inbox: Path, outbox: 
 
 def test_a_renamed_section_is_told_the_alias_to_add(inbox: Path, outbox: Path, tmp_path: Path) -> None:
     """組織改正: 健康課 is now 保健センター and returns its own copy under the new name. Before:
-    department-unknown on every row and no word of the fix. Now: one hint with the YAML line; with
+    department-unknown on every row and no word of the fix. What holds: one hint with the YAML line; with
     that line added, the next night reads the return."""
     (inbox / HEALTH).unlink()
     write_book(inbox / "健康課" / "R6評価.xlsx", office_sheet(["健康課"], misspell={HEALTH_KEY: "保健センター"}))
@@ -405,7 +405,7 @@ def test_a_renamed_section_is_told_the_alias_to_add(inbox: Path, outbox: Path, t
 
 
 def test_a_date_header_that_cannot_be_parsed_is_quoted_once(inbox: Path, outbox: Path) -> None:
-    """`Date: 2025年5月20日 10:00`: before, 「Date ヘッダーがありません」 twice for one file. Now: one
+    """`Date: 2025年5月20日 10:00`: before, 「Date ヘッダーがありません」 twice for one file. What holds: one
     email-date-unparsed quoting it."""
     data = (inbox / HEALTH).read_bytes()
     (inbox / HEALTH).unlink()
@@ -456,8 +456,8 @@ def with_sheet_in_front(original: Path, target: Path, title: str, *, hidden: boo
 ])
 def test_a_template_return_is_read_from_its_answer_sheet(inbox: Path, outbox: Path, title: str, hidden: bool,
                                                          label_year: str | None, shown: str) -> None:
-    """Before: the first sheet's values went into the master and the real answers were duplicate-row,
-    提出状況 受理. Now: 記入シート is read wherever it stands; the other sheet is extra-sheet."""
+    """The hazard: the first sheet's values went into the master and the real answers were duplicate-row,
+    提出状況 受理. What holds: 記入シート is read wherever it stands; the other sheet is extra-sheet."""
     path = with_sheet_in_front(inbox / WELFARE, inbox / WELFARE, title, hidden=hidden, label_year=label_year)
     assert openpyxl.load_workbook(path).sheetnames[0] == title
     _, run = night(inbox, outbox)
@@ -518,8 +518,8 @@ def nfd(text: str) -> str:
 
 
 def test_an_nfd_named_correction_is_its_offices(inbox: Path, outbox: Path) -> None:
-    """A correction saved on a Mac: its name decomposed (ど as と + ◌゙). Before: office-unverified, and
-    the older copy's values stayed. Now: the name is read as 子ども家庭センター's; shown as found."""
+    """A correction saved on a Mac: its name decomposed (ど as と + ◌゙). The hazard: office-unverified, and
+    the older copy's values stayed. What holds: the name is read as 子ども家庭センター's; shown as found."""
     catalog = load_catalog("R6")
     [key, *_] = [a.key for a in catalog.assignments_for_office(CHILD)]
     rating = "C" if RESULTS[key]["rating"] != "C" else "B"
@@ -557,8 +557,8 @@ SAFETY = "R6_地域福祉計画評価_地域安全課.xlsx"
 
 
 def test_csv_pdf_and_photo_returns_count_as_received(inbox: Path, outbox: Path, schemas: Path) -> None:
-    """Before: a CSV, a PDF or a photo of the sheet named for an office was 対象外, the office 未提出
-    and the reminder said nothing was received. Now: received, エラーあり, file-not-workbook saying
+    """The hazard: a CSV, a PDF or a photo of the sheet named for an office was 対象外, the office 未提出
+    and the reminder said nothing was received. What holds: received, エラーあり, file-not-workbook saying
     what to send instead; a neutral name stays 対象外."""
     (inbox / HEALTH).unlink()
     (inbox / GUIDANCE).unlink()
@@ -603,8 +603,8 @@ def encrypted_zip(member: str, data: bytes) -> bytes:
 
 def test_an_encrypted_zip_with_a_neutral_name_is_its_members_office(inbox: Path, outbox: Path,
                                                                    schemas: Path) -> None:
-    """送付ファイル.zip (password set) holding R6_…_子ども家庭センター.xlsx. Before: 差出課不明, and
-    the office 未提出. Now: the member's name tells the office: エラーあり with zip-encrypted."""
+    """送付ファイル.zip (password set) holding R6_…_子ども家庭センター.xlsx. The hazard: 差出課不明, and
+    the office 未提出. What holds: the member's name tells the office: エラーあり with zip-encrypted."""
     original = inbox / f"R6_地域福祉計画評価_{CHILD}.xlsx"
     (inbox / "送付ファイル.zip").write_bytes(encrypted_zip(original.name, original.read_bytes()))
     original.unlink()
