@@ -172,7 +172,7 @@ def test_a_file_of_no_known_office_never_overrides_an_offices_own_return(inbox: 
 
 def test_the_published_misprint_in_a_departments_own_file(inbox: Path, outbox: Path) -> None:
     """自立生活支援課 copies its rows from the published table, which prints 自立相談支援課 (事業18),
-    and misspells its own name once (自立生括支援課). The hazard: department-unknown, rows lost. Now:
+    and misspells its own name once (自立生括支援課). The hazard: department-unknown, rows lost. What holds:
     both are read as 自立生活支援課, each with a warning."""
     (inbox / SELF_RELIANCE).unlink()
     write_book(inbox / "自立生活支援課_回答.xlsx", office_sheet(

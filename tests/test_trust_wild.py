@@ -381,7 +381,7 @@ def test_continuation_text_in_a_row_of_its_own_is_one_hint(inbox: Path, outbox: 
 
 
 def test_a_renamed_section_is_told_the_alias_to_add(inbox: Path, outbox: Path, tmp_path: Path) -> None:
-    """組織改正: 健康課 is now 保健センター and returns its own copy under the new name. Before:
+    """組織改正: 健康課 is now 保健センター and returns its own copy under the new name. The hazard:
     department-unknown on every row and no word of the fix. What holds: one hint with the YAML line; with
     that line added, the next night reads the return."""
     (inbox / HEALTH).unlink()
