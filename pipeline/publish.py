@@ -487,13 +487,10 @@ def _write_comparison(wb: Any, st: Any, catalog: Catalog, tally: Any, past: hist
         r, item = placed.row, placed.line.item
         if item is None or item[0] == "band":
             return
+        if kit.put_plain_line(ws, st, r, item):
+            return
         kind = item[0]
-        if kind in ("title", "section", "note", "empty"):
-            st.put(ws, r, 0, item[1], kind)
-        elif kind == "header":
-            for c, h in enumerate(item[1]):
-                st.put(ws, r, c, h, "header")
-        elif kind == "cmp":
+        if kind == "cmp":
             _compare_row(ws, st, r, *item[1:])
         elif kind == "chart":
             chart_row = r

@@ -25,6 +25,7 @@ from pipeline.sheets.kit import (
     Styles,
     chart_font,
     new_chart,
+    put_plain_line,
     rating_colours,
     row_height,
     rows_for_height,
@@ -192,13 +193,10 @@ class CountSheet:
             r, item = placed.row, placed.line.item
             if item is None or item[0] == "band":
                 return
+            if put_plain_line(ws, st, r, item):
+                return
             kind = item[0]
-            if kind in ("title", "section", "note", "empty"):
-                st.put(ws, r, 0, item[1], kind)
-            elif kind == "header":
-                for c, h in enumerate(item[1]):
-                    st.put(ws, r, c, h, "header")
-            elif kind == "count":
+            if kind == "count":
                 _count_row(ws, st, r, item[1], item[2], item[3], *(
                     ("total_text", "total_int", "total_percent") if item[4] else ("text", "int", "percent")),
                     missing=self.missing)

@@ -241,6 +241,20 @@ def write_layout(ws: Worksheet, layout: printing.Layout, write: Any) -> None:
         write(placed)
 
 
+def put_plain_line(ws: Worksheet, st: Styles, r: int, item: tuple[Any, ...]) -> bool:
+    """Write the line kinds every paginated count sheet shares (title, section, note, empty, header);
+    False for any other kind, which the sheet writes itself."""
+    kind = item[0]
+    if kind in ("title", "section", "note", "empty"):
+        st.put(ws, r, 0, item[1], kind)
+    elif kind == "header":
+        for c, h in enumerate(item[1]):
+            st.put(ws, r, c, h, "header")
+    else:
+        return False
+    return True
+
+
 def spacer() -> printing.Line:
     """A blank line of a planned layout."""
     return printing.Line(ROW_PT, None, spacer=True)
