@@ -627,7 +627,10 @@ HELD_MERGE = textwrap.dedent(
     def sweep(folder):
         if not getattr(sweep, "held", False):
             sweep.held = True
-            print("locked", flush=True)
+            # on the process's own stdout: the CLI captures what is printed through sys.stdout
+            # during a run (a library's chatter), and this line is for the test
+            sys.__stdout__.write("locked\\n")
+            sys.__stdout__.flush()
             sys.stdin.readline()
         return real(folder)
     atomic.sweep_temporaries = sweep
