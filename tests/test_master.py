@@ -770,3 +770,28 @@ def test_summary_c_and_d_rows(published: dict, summary) -> None:
                for r in range(head + 1, head + 1 + len(expected))]
         assert got == [[n, "D", dept, published[(str(n), dept)]["result"]] for n, dept in expected]
         assert ws.cell(row=head + 1 + len(expected), column=1).value is None
+
+
+def test_the_file_lists_status_column_shows_the_whole_status(inbox: Path, outbox: Path) -> None:
+    """提出状況's file list shares its columns with the office table above it: the 状態 column is
+    sized for the longest status it holds (新しい提出で置換, 対象外(ignored-…)), not for 受理件数."""
+    import os
+    import shutil
+
+    from pipeline.celltext import display_width
+    from pipeline.runner import run_merge
+    from pipeline.settings import Settings
+
+    original = inbox / "R6_地域福祉計画評価_健康課.xlsx"
+    again = inbox / "R6_地域福祉計画評価_健康課_再送.xlsx"
+    shutil.copy(original, again)  # the same return sent twice: the older copy is superseded
+    stat = original.stat()
+    os.utime(again, (stat.st_atime, stat.st_mtime + 60))
+    (inbox / "~$R6_地域福祉計画評価_健康課.xlsx").write_bytes(b"\x00" * 165)  # Excel's lock file: ignored
+    run = run_merge(Settings(inbox=inbox, outbox=outbox))
+    ws = openpyxl.load_workbook(run.master)["提出状況"]
+    labels = {r[2] for r in ws.iter_rows(min_col=1, max_col=3, values_only=True) if r[0] in (
+        original.name, again.name, "~$R6_地域福祉計画評価_健康課.xlsx")}
+    assert {"新しい提出で置換", "対象外(ignored-lock-file)"} <= labels, labels
+    width = ws.column_dimensions["C"].width
+    assert all(display_width(label) <= width for label in labels), (width, labels)

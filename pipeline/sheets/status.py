@@ -77,7 +77,9 @@ def write_status(wb: xlsxwriter.Workbook, st: Styles, result: Outcome, files: Se
     widths = [
         celltext.fit_width(14, [*(o.office for o in offices), *(f.name for f in files)], cap=40),
         celltext.fit_width(9, (_office_label(f) for f in files), cap=22),
-        9, 10, 21 if overdue else 11, 12,
+        # 受理件数 above, and the file's 状態 below: wide enough for 新しい提出で置換 and 対象外(ignored-…)
+        celltext.fit_width(9, (_file_status_label(f, result) for f in files), cap=30),
+        10, 21 if overdue else 11, 12,
         celltext.fit_width(30, (f.name for f in files), cap=60), DATETIME_WIDTH,
         celltext.fit_width(24, (s for o in offices for s in o.senders), cap=40),
         celltext.fit_width(30, (o.reason for o in offices), cap=60),
@@ -195,16 +197,22 @@ def _office_label(f: FileVerdict) -> str:
     return f.office or (NO_VALUE if f.status == "ignored" else UNATTRIBUTED)
 
 
+def _file_status_label(f: FileVerdict, result: Outcome) -> str:
+    """A file's 状態 in the file list: its status in staff's words, and for an ignored file why, by
+    its code (the message in 検証結果 says what to do)."""
+    status = result.statuses.get(f.name, f.status)
+    label = FILE_STATUS_LABELS.get(status, status)
+    if status == "ignored":
+        why = next((i.code for i in f.issues if i.code.startswith("ignored-") or i.code == "own-output"), "")
+        label = f"{label}({why})" if why else label
+    return label
+
+
 def _status_file_row(ws: Worksheet, st: Styles, r: int, f: FileVerdict, result: Outcome,
                      merge_counts: tuple[int, int]) -> None:
     st.put(ws, r, 0, bounded(f.name), "wrap")
     st.put(ws, r, 1, _office_label(f), "wrap")
-    status = result.statuses.get(f.name, f.status)
-    label = FILE_STATUS_LABELS.get(status, status)
-    if status == "ignored":  # why, by its code (the message in 検証結果 says what to do)
-        why = next((i.code for i in f.issues if i.code.startswith("ignored-") or i.code == "own-output"), "")
-        label = f"{label}({why})" if why else label
-    st.put(ws, r, 2, label, "center")
+    st.put(ws, r, 2, _file_status_label(f, result), "center")
     ws.write_number(r, 3, len(f.rows), st.fmt["int"])
     # Every issue of the file, as 検証結果 and the run report list them: the verdict's own and the
     # merge's notes on it (`merge_counts`: errors, warnings; the text checks' warnings among them).
