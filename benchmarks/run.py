@@ -47,7 +47,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / "work"
-GENERATOR_VERSION = "4"  # bump when the corpus or its manifest changes: cached corpora are keyed by it too
+GENERATOR_VERSION = "5"  # bump when the corpus or its manifest changes: cached corpora are keyed by it too
 # (3: the manifest counts the faulty rows; the same rng draws, so the same returns as 2)
 TEMPLATE_SHEET = "記入シート"  # = pipeline.templates.TEMPLATE_SHEET (checked at generation)
 META_SHEET = "_meta"
@@ -411,6 +411,7 @@ def write_return(
         "rows": str(len(values)),
         "header_row": str(templates.HEADER_ROW),
         "first_data_row": str(templates.FIRST_DATA_ROW),
+        "answer_sheet": templates.TEMPLATE_SHEET,
     }
     m = wb.add_worksheet(templates.META_SHEET)
     f_at = wb.add_format({"num_format": "@"})
