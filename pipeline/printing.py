@@ -34,7 +34,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,19 @@ def capacity_pt(page: Page, scale: int, *, fill: float = HEIGHT_FILL) -> float:
 def snap(height: float) -> float:
     """A row height rounded up to whole pixels, the heights Excel and LibreOffice really use."""
     return math.ceil(round(height / PIXEL_PT, 6)) * PIXEL_PT
+
+
+def fit_a4_landscape(ws: Any, margins: Mapping[str, float]) -> None:
+    """An openpyxl sheet (a template, a 差し戻し copy) printed on A4 landscape, one page wide and as
+    many pages tall as it needs, with `margins` in inches. Only sets the sheet's attributes: this
+    module imports no Excel library."""
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    for side, inches in margins.items():
+        setattr(ws.page_margins, side, inches)
 
 
 # Pagination -------------------------------------------------------------------------------------

@@ -574,13 +574,7 @@ def _fill_guide(catalog: Catalog, ws: Worksheet, office: str, deadline: date | N
             a.fill = fill
             ws.row_dimensions[row].height = row_height([(first, 26), (second, 90)])
     ws.protection.sheet = True
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    for side, inches in PAGE_MARGINS.items():
-        setattr(ws.page_margins, side, inches)
+    printing.fit_a4_landscape(ws, PAGE_MARGINS)
     _page_header(ws, f"{catalog.year_label} {catalog.title}", office)
 
 

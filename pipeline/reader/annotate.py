@@ -593,15 +593,9 @@ def _build_summary(
         ws.auto_filter.ref = f"A{header_row}:F{last}"
     _ud_fonts(ws)
     ws.print_title_rows = f"{header_row}:{header_row}"
-    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
     # Each printed page names the workbook it is about and its number; the header and footer
     # sit inside the margins.
-    for side, inches in _PAGE_MARGINS.items():
-        setattr(ws.page_margins, side, inches)
+    printing.fit_a4_landscape(ws, _PAGE_MARGINS)
     # Excel allows 255 characters for a whole header: a long file name is cut there.
     ws.oddHeader.left.text = celltext.bounded_text(f"差し戻し {name}", _HEADER_CHARS).replace("&", "&&")
     ws.oddHeader.right.text = "&A"
